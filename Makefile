@@ -1,0 +1,38 @@
+# Small build glue. The README's two commands are `go run ./server` and
+# `make test`; everything else here is for people changing the contracts.
+
+BUF := go tool -modfile=.ci/tools/go.mod buf
+
+.PHONY: run test generate lint breaking check-generated publish-api
+
+run:
+	go run ./server
+
+# The full suite: contracts, vet, and every Go test against the embedded
+# store and against real PostgreSQL and Redis started by .ci/with-services.
+test: check-generated lint breaking
+	go vet ./...
+	.ci/with-services go test -race -count=1 ./...
+
+generate:
+	.ci/protodeps
+	$(BUF) generate
+
+lint:
+	.ci/protodeps
+	$(BUF) lint
+
+# Published contracts must not break: compare with the image of the last
+# published API (refresh it with `make publish-api` when cutting a release).
+breaking:
+	.ci/protodeps
+	$(BUF) breaking api --against api/published.binpb
+
+publish-api:
+	.ci/protodeps
+	$(BUF) build api -o api/published.binpb
+
+# gen/ is committed; fail when it differs from what buf generate produces.
+check-generated: generate
+	@git add -N gen && git diff --exit-code --stat -- gen || \
+		(echo "gen/ is out of date: run 'make generate' and commit" >&2; exit 1)
