@@ -1,0 +1,146 @@
+// Package auth resolves the caller of every RPC from the
+// `authorization: Bearer <token>` metadata and enforces each method's
+// policy before the handler runs, so handlers only ever see callers that are
+// allowed to be there.
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/storage"
+)
+
+// Principal is an authenticated caller.
+type Principal struct {
+	UserID    string
+	SessionID string
+	Guest     bool
+	Admin     bool
+}
+
+// Policy says who may call a method.
+type Policy int
+
+const (
+	// Signed-in users, guests included. The default for unlisted methods.
+	User Policy = iota
+	// Anyone; a valid token is resolved when present, an invalid one ignored
+	// (a stale browser cookie must not break a public page).
+	Public
+	// Registered (non-guest) users.
+	Registered
+	// Admins.
+	Admin
+)
+
+// Authenticator turns an access token into a principal. It returns
+// storage.ErrNotFound for unknown, expired or revoked tokens.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Principal, error)
+}
+
+type principalKey struct{}
+
+// FromContext returns the caller, if the request carried a valid token.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// WithPrincipal is for tests and internal calls.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// BearerToken extracts the token of the authorization metadata.
+func BearerToken(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			return strings.TrimSpace(v[7:])
+		}
+	}
+	return ""
+}
+
+// Policies maps full method names to their policy.
+type Policies map[string]Policy
+
+// Interceptors enforces policies for unary and streaming RPCs.
+type Interceptors struct {
+	Auth     Authenticator
+	Policies Policies
+}
+
+func (i Interceptors) authorize(ctx context.Context, method string) (context.Context, error) {
+	policy := i.Policies[method]
+	token := BearerToken(ctx)
+	if token == "" {
+		if policy == Public {
+			return ctx, nil
+		}
+		return nil, apierr.Unauthenticated("missing bearer token: call /api/v1/auth/guest or log in")
+	}
+	p, err := i.Auth.Authenticate(ctx, token)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			return nil, apierr.FromStorage(ctx, err, "")
+		}
+		if policy == Public {
+			return ctx, nil
+		}
+		return nil, apierr.Unauthenticated("invalid, expired or revoked token")
+	}
+	switch {
+	case policy == Registered && p.Guest:
+		return nil, apierr.PermissionDenied("this needs a registered account; guests may register with /api/v1/auth/register")
+	case policy == Admin && !p.Admin:
+		return nil, apierr.PermissionDenied("admin only")
+	}
+	return WithPrincipal(ctx, p), nil
+}
+
+// Unary is the unary server interceptor.
+func (i Interceptors) Unary() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, err := i.authorize(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+// Stream is the streaming server interceptor.
+func (i Interceptors) Stream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, err := i.authorize(ss.Context(), info.FullMethod)
+		if err != nil {
+			return err
+		}
+		return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type wrappedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w *wrappedStream) Context() context.Context { return w.ctx }
+
+// Require returns the caller or UNAUTHENTICATED; for handlers of methods
+// whose policy is Public but that need a caller for some inputs.
+func Require(ctx context.Context) (Principal, error) {
+	p, ok := FromContext(ctx)
+	if !ok {
+		return Principal{}, apierr.Unauthenticated("missing bearer token")
+	}
+	return p, nil
+}

@@ -1,0 +1,125 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// NewRedis returns a Cache in Redis, shared by every replica. Keys are stored
+// as prefix+key (choose a prefix per cache, e.g. "slug:"); each key is one
+// Redis key, so Cluster is fine. A stored value is one marker byte ('v') and
+// the bytes; a Delete stores a tombstone ('t' and a random token) for
+// TombstoneTTL instead of removing the key (see the package comment).
+func NewRedis(c redis.UniversalClient, prefix string) Cache {
+	return &redisCache{c: c, prefix: prefix}
+}
+
+type redisCache struct {
+	c      redis.UniversalClient
+	prefix string
+}
+
+const (
+	markValue = 'v'
+	markTomb  = 't'
+)
+
+// fillScript is the guarded fill: SET only if the key still holds what the
+// reader saw on its miss ('' for absent, or that exact tombstone), and never
+// over a value (someone filled it meanwhile with data at least as new).
+var fillScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur then cur = '' end
+if string.sub(cur, 1, 1) == 'v' or cur ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+func (r *redisCache) get(ctx context.Context, key string) (val []byte, ok bool, token string, err error) {
+	s, err := r.c.Get(ctx, r.prefix+key).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, "", nil
+	}
+	if err != nil {
+		return nil, false, "", fmt.Errorf("cache: redis get: %w", err)
+	}
+	if len(s) > 0 && s[0] == markValue {
+		return []byte(s[1:]), true, "", nil
+	}
+	// A tombstone (or anything this package did not write): a miss whose
+	// fill must find exactly this content.
+	return nil, false, s, nil
+}
+
+func (r *redisCache) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	v, ok, _, err := r.get(ctx, key)
+	return v, ok, err
+}
+
+func (r *redisCache) getForFill(ctx context.Context, key string) ([]byte, bool, string, error) {
+	return r.get(ctx, key)
+}
+
+func encodeValue(val []byte) []byte {
+	b := make([]byte, 1+len(val))
+	b[0] = markValue
+	copy(b[1:], val)
+	return b
+}
+
+func (r *redisCache) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	if ttl <= 0 {
+		return ErrInvalidTTL
+	}
+	if err := r.c.Set(ctx, r.prefix+key, encodeValue(val), max(ttl, time.Millisecond)).Err(); err != nil {
+		return fmt.Errorf("cache: redis set: %w", err)
+	}
+	return nil
+}
+
+func (r *redisCache) fill(ctx context.Context, key, token string, val []byte, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, ErrInvalidTTL
+	}
+	ms := max(ttl.Milliseconds(), 1)
+	n, err := fillScript.Run(ctx, r.c, []string{r.prefix + key}, token, encodeValue(val), strconv.FormatInt(ms, 10)).Int()
+	if err != nil {
+		return false, fmt.Errorf("cache: redis fill: %w", err)
+	}
+	return n == 1, nil
+}
+
+func newTombstone() string {
+	return string(markTomb) + strconv.FormatUint(rand.Uint64(), 36)
+}
+
+func (r *redisCache) Delete(ctx context.Context, keys ...string) error {
+	switch len(keys) {
+	case 0:
+		return nil
+	case 1:
+		if err := r.c.Set(ctx, r.prefix+keys[0], newTombstone(), TombstoneTTL).Err(); err != nil {
+			return fmt.Errorf("cache: redis delete: %w", err)
+		}
+		return nil
+	}
+	// One pipeline; a Cluster client splits it per node.
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Set(ctx, r.prefix+k, newTombstone(), TombstoneTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache: redis delete: %w", err)
+	}
+	return nil
+}

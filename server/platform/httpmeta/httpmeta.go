@@ -1,0 +1,54 @@
+// Package httpmeta is the small contract between services and the gateway
+// for HTTP-only concerns: a service sets gRPC header metadata, the gateway
+// turns the allowlisted keys into an HTTP status and headers. Nothing else a
+// service puts in metadata reaches an HTTP client.
+package httpmeta
+
+import (
+	"context"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// Response metadata keys understood by the gateway.
+const (
+	// StatusCode overrides the HTTP status of a successful call (201, 302, 304...).
+	StatusCode = "x-http-code"
+)
+
+// Headers maps response metadata keys to the HTTP headers they become.
+var Headers = map[string]string{
+	"etag":          "ETag",
+	"cache-control": "Cache-Control",
+	"location":      "Location",
+	"x-region":      "X-Region",
+	"x-canvas-seq":  "X-Canvas-Seq",
+	"retry-after":   "Retry-After",
+}
+
+// Request metadata keys the gateway forwards from HTTP headers.
+var RequestHeaders = map[string]string{
+	"Idempotency-Key": "idempotency-key",
+	"If-None-Match":   "if-none-match",
+}
+
+// SetStatus asks the gateway to answer with code.
+func SetStatus(ctx context.Context, code int) error {
+	return grpc.SetHeader(ctx, metadata.Pairs(StatusCode, strconv.Itoa(code)))
+}
+
+// SetHeader asks the gateway to send an HTTP header (key must be in Headers).
+func SetHeader(ctx context.Context, key, value string) error {
+	return grpc.SetHeader(ctx, metadata.Pairs(key, value))
+}
+
+// Incoming returns the first value of a request metadata key.
+func Incoming(ctx context.Context, key string) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}

@@ -1,0 +1,71 @@
+package ratelimit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// failOpenTotal counts events admitted because the limiter failed. Defined
+// once per process (promauto at init), so building several limiters never
+// registers twice.
+var failOpenTotal = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "ratelimit_fail_open_total",
+	Help: "Events admitted without a decision because the rate limiter failed (e.g. Redis unreachable).",
+})
+
+// failOpenLogEvery bounds failure logging to one line per interval.
+const failOpenLogEvery = 10 * time.Second
+
+// FailOpen wraps inner so that it never returns an error: when inner fails
+// the event is admitted (Remaining -1), counted in ratelimit_fail_open_total
+// and logged at most once per 10s (with how many failures were not logged).
+// A failure caused by the caller's own context ending is admitted but neither
+// counted nor logged: the request is gone anyway. log nil means slog.Default().
+func FailOpen(inner Limiter, log *slog.Logger) Limiter {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &failOpen{inner: inner, log: log}
+}
+
+type failOpen struct {
+	inner Limiter
+	log   *slog.Logger
+
+	mu         sync.Mutex
+	lastLog    time.Time
+	suppressed int
+}
+
+func (f *failOpen) Allow(ctx context.Context, key string, l Limit) (Result, error) {
+	res, err := f.inner.Allow(ctx, key, l)
+	if err == nil {
+		return res, nil
+	}
+	if ctx.Err() == nil {
+		failOpenTotal.Inc()
+		f.logFailure(key, err)
+	}
+	return Result{Allowed: true, Remaining: -1}, nil
+}
+
+func (f *failOpen) logFailure(key string, err error) {
+	f.mu.Lock()
+	now := time.Now()
+	if !f.lastLog.IsZero() && now.Sub(f.lastLog) < failOpenLogEvery {
+		f.suppressed++
+		f.mu.Unlock()
+		return
+	}
+	n := f.suppressed
+	f.suppressed = 0
+	f.lastLog = now
+	f.mu.Unlock()
+	f.log.Warn("rate limiter failed; admitting requests (fail open)",
+		"err", err, "key", key, "suppressed_since_last_log", n)
+}
