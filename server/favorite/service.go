@@ -1,0 +1,183 @@
+// Package favorite implements favorite.v1.FavoriteService: a user's favorite
+// colour, saved idempotently and readable by others once shared.
+package favorite
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
+	"github.com/apiplatform/platform/server/favorite/color"
+	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/storage"
+)
+
+// Policies of this service's methods.
+var Policies = auth.Policies{
+	favoritev1.FavoriteService_SetFavorite_FullMethodName:     auth.User,
+	favoritev1.FavoriteService_GetFavorite_FullMethodName:     auth.User,
+	favoritev1.FavoriteService_GetUserFavorite_FullMethodName: auth.Public,
+}
+
+// IdempotencyKeyTTL is how long a save is remembered under its key.
+const IdempotencyKeyTTL = 24 * time.Hour
+
+// ShareChecker tells whether a user has shared their favorite.
+type ShareChecker interface {
+	HasActiveShare(ctx context.Context, ownerID string, now time.Time) (bool, error)
+}
+
+// Service implements FavoriteService.
+type Service struct {
+	favoritev1.UnimplementedFavoriteServiceServer
+	store  Store
+	shares ShareChecker
+	now    func() time.Time
+}
+
+// New builds the service.
+func New(store Store, shares ShareChecker) *Service {
+	return &Service{store: store, shares: shares, now: time.Now}
+}
+
+// SetFavorite implements FavoriteService.
+func (s *Service) SetFavorite(ctx context.Context, req *favoritev1.SetFavoriteRequest) (*favoritev1.SetFavoriteResponse, error) {
+	p, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := color.Parse(req.GetColor())
+	if err != nil {
+		return nil, apierr.InvalidArgument("color", err.Error())
+	}
+	key, err := IdempotencyKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := Favorite{UserID: p.UserID, Hex: c.Hex, Space: c.Space, Value: c.Value, UpdatedAt: s.now().UTC().Truncate(time.Microsecond)}
+	resp := &favoritev1.SetFavoriteResponse{Favorite: ToProto(f)}
+	var idem *storage.Idempotency
+	if key != "" {
+		// The request is identified by what the user typed: the same colour
+		// written differently is a different request.
+		h := sha256.Sum256([]byte(req.GetColor()))
+		b, err := proto.Marshal(resp)
+		if err != nil {
+			return nil, apierr.Internal(ctx, err)
+		}
+		idem = &storage.Idempotency{Scope: "favorite.set", Key: key, RequestHash: h[:], Response: b}
+	}
+	replayed, err := s.store.SaveFavorite(ctx, f, idem, IdempotencyKeyTTL)
+	if errors.Is(err, storage.ErrIdempotencyMismatch) {
+		return nil, apierr.InvalidArgument("Idempotency-Key", "was already used with a different request body")
+	}
+	if err != nil {
+		return nil, apierr.FromStorage(ctx, err, "")
+	}
+	if replayed != nil {
+		resp = &favoritev1.SetFavoriteResponse{}
+		if err := proto.Unmarshal(replayed, resp); err != nil {
+			return nil, apierr.Internal(ctx, err)
+		}
+	}
+	return resp, nil
+}
+
+// GetFavorite implements FavoriteService.
+func (s *Service) GetFavorite(ctx context.Context, _ *favoritev1.GetFavoriteRequest) (*favoritev1.GetFavoriteResponse, error) {
+	p, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.GetFavoriteProto(ctx, p.UserID)
+	if err != nil {
+		return nil, apierr.FromStorage(ctx, err, "no favorite colour saved yet")
+	}
+	return &favoritev1.GetFavoriteResponse{Favorite: f}, nil
+}
+
+// GetUserFavorite implements FavoriteService.
+func (s *Service) GetUserFavorite(ctx context.Context, req *favoritev1.GetUserFavoriteRequest) (*favoritev1.GetUserFavoriteResponse, error) {
+	if !ValidID(req.GetUserId()) {
+		return nil, apierr.InvalidArgument("user_id", "must be a user id (UUID)")
+	}
+	p, _ := auth.FromContext(ctx)
+	if p.UserID != req.GetUserId() && !p.Admin {
+		shared, err := s.shares.HasActiveShare(ctx, req.GetUserId(), s.now())
+		if err != nil {
+			return nil, apierr.FromStorage(ctx, err, "")
+		}
+		if !shared {
+			return nil, apierr.PermissionDenied("this user's favorite is private until they share it")
+		}
+	}
+	f, err := s.GetFavoriteProto(ctx, req.GetUserId())
+	if err != nil {
+		return nil, apierr.FromStorage(ctx, err, "this user has no favorite colour")
+	}
+	return &favoritev1.GetUserFavoriteResponse{Favorite: f}, nil
+}
+
+// GetFavoriteProto reads a favorite for other services (identity's GetMe).
+func (s *Service) GetFavoriteProto(ctx context.Context, userID string) (*favoritev1.Favorite, error) {
+	f, err := s.store.GetFavorite(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return ToProto(f), nil
+}
+
+// ToProto converts a stored favorite.
+func ToProto(f Favorite) *favoritev1.Favorite {
+	return &favoritev1.Favorite{UserId: f.UserID, Hex: f.Hex, Space: spaceProto[f.Space], Value: f.Value, UpdateTime: timestamppb.New(f.UpdatedAt)}
+}
+
+var spaceProto = map[color.Space]favoritev1.ColorSpace{
+	color.SpaceHex:  favoritev1.ColorSpace_COLOR_SPACE_HEX,
+	color.SpaceRGB:  favoritev1.ColorSpace_COLOR_SPACE_RGB,
+	color.SpaceHSL:  favoritev1.ColorSpace_COLOR_SPACE_HSL,
+	color.SpaceName: favoritev1.ColorSpace_COLOR_SPACE_NAME,
+}
+
+// IdempotencyKeyMetadata is the metadata key (the HTTP header
+// Idempotency-Key, forwarded by the gateway).
+const IdempotencyKeyMetadata = "idempotency-key"
+
+// IdempotencyKey returns the request's key ("" when none), refusing values
+// that are not 1 to 128 printable ASCII characters.
+func IdempotencyKey(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(IdempotencyKeyMetadata)
+	if len(vals) == 0 {
+		return "", nil
+	}
+	k := vals[0]
+	ok := len(vals) == 1 && len(k) >= 1 && len(k) <= 128
+	for i := 0; ok && i < len(k); i++ {
+		ok = k[i] > 0x20 && k[i] < 0x7f
+	}
+	if !ok {
+		return "", apierr.InvalidArgument("Idempotency-Key", "must be one value of 1 to 128 printable ASCII characters")
+	}
+	return k, nil
+}
+
+// ValidID reports whether s is a user id in the canonical form we issue.
+func ValidID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.String() == s
+}
+
+// CurrentHex returns a user's colour for live share links.
+func (s *Service) CurrentHex(ctx context.Context, userID string) (string, error) {
+	f, err := s.store.GetFavorite(ctx, userID)
+	return f.Hex, err
+}

@@ -1,0 +1,60 @@
+package identity
+
+import (
+	"context"
+	"time"
+)
+
+// Role of a user.
+type Role string
+
+const (
+	RoleUser  Role = "user"
+	RoleAdmin Role = "admin"
+)
+
+// User as stored. Username is kept in canonical (lower-case) form.
+type User struct {
+	ID           string
+	Username     string // empty for guests
+	Guest        bool
+	Role         Role
+	PasswordHash string // PHC-encoded argon2id; empty for guests
+	CreatedAt    time.Time
+}
+
+// Session is one login. Tokens are never stored, only their SHA-256.
+type Session struct {
+	ID               string
+	UserID           string
+	AccessHash       []byte
+	RefreshHash      []byte
+	AccessExpiresAt  time.Time
+	RefreshExpiresAt time.Time
+	CreatedAt        time.Time
+}
+
+// Store keeps users and sessions. Implementations return storage.ErrNotFound
+// and storage.ErrConflict (username taken, duplicate id).
+type Store interface {
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	GetUserByUsername(ctx context.Context, username string) (User, error)
+	// UpdateUser replaces username, guest, role and password hash of an
+	// existing user (ErrNotFound otherwise; ErrConflict if the username is
+	// taken by someone else).
+	UpdateUser(ctx context.Context, u User) error
+
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByAccessHash returns a live (not revoked) session and its user.
+	SessionByAccessHash(ctx context.Context, accessHash []byte) (Session, User, error)
+	// SessionByRefreshHash returns a live session.
+	SessionByRefreshHash(ctx context.Context, refreshHash []byte) (Session, error)
+	// RotateSession revokes oldID and creates next atomically; ErrNotFound
+	// when oldID is no longer live (so a refresh token works only once).
+	RotateSession(ctx context.Context, oldID string, next Session) error
+	// DeleteSession revokes one session (ErrNotFound if it is not live).
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions revokes every session of a user.
+	DeleteUserSessions(ctx context.Context, userID string) error
+}

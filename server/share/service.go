@@ -1,0 +1,340 @@
+// Package share implements share.v1.ShareService: links that show a user's
+// favorite colour to anyone holding them.
+package share
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
+	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/clientaddr"
+	"github.com/apiplatform/platform/server/platform/httpmeta"
+	"github.com/apiplatform/platform/server/platform/ratelimit"
+	"github.com/apiplatform/platform/server/storage"
+)
+
+// Policies of this service's methods.
+var Policies = auth.Policies{
+	sharev1.ShareService_CreateShare_FullMethodName:  auth.User,
+	sharev1.ShareService_GetShare_FullMethodName:     auth.Public,
+	sharev1.ShareService_ListShares_FullMethodName:   auth.User,
+	sharev1.ShareService_RevokeShare_FullMethodName:  auth.User,
+	sharev1.ShareService_GetSharePage_FullMethodName: auth.Public,
+}
+
+// FavoriteReader gives live shares the owner's current colour.
+type FavoriteReader interface {
+	CurrentHex(ctx context.Context, userID string) (string, error)
+}
+
+// Config of the service.
+type Config struct {
+	// PublicBaseURL prefixes share URLs, e.g. "https://colors.example".
+	PublicBaseURL string
+	// Share creation limits, per user and per client address.
+	UserLimit, AddrLimit ratelimit.Limit
+	// PageMaxAge is the public cache lifetime of share pages.
+	PageMaxAge time.Duration
+}
+
+// DefaultConfig is what the server runs with unless told otherwise.
+var DefaultConfig = Config{
+	UserLimit:  ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 5},
+	AddrLimit:  ratelimit.Limit{Rate: 30, Period: time.Minute, Burst: 20},
+	PageMaxAge: time.Minute,
+}
+
+// Service implements ShareService.
+type Service struct {
+	sharev1.UnimplementedShareServiceServer
+	store     Store
+	favorites FavoriteReader
+	limiter   ratelimit.Limiter
+	cfg       Config
+	now       func() time.Time
+}
+
+// New builds the service.
+func New(store Store, favorites FavoriteReader, limiter ratelimit.Limiter, cfg Config) *Service {
+	cfg.PublicBaseURL = strings.TrimRight(cfg.PublicBaseURL, "/")
+	return &Service{store: store, favorites: favorites, limiter: limiter, cfg: cfg, now: time.Now}
+}
+
+// HasActiveShare tells the favorite service whether owner has shared.
+func (s *Service) HasActiveShare(ctx context.Context, ownerID string, now time.Time) (bool, error) {
+	return s.store.HasActiveShare(ctx, ownerID, now)
+}
+
+const (
+	minExpiry = 60
+	maxExpiry = 365 * 24 * 3600
+)
+
+// CreateShare implements ShareService.
+func (s *Service) CreateShare(ctx context.Context, req *sharev1.CreateShareRequest) (*sharev1.CreateShareResponse, error) {
+	p, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if e := req.GetExpiresInSec(); e != 0 && (e < minExpiry || e > maxExpiry) {
+		return nil, apierr.InvalidArgument("expires_in_sec", fmt.Sprintf("must be 0 (never) or %d to %d seconds", minExpiry, maxExpiry))
+	}
+	if err := s.limit(ctx, "share:user:"+p.UserID, s.cfg.UserLimit); err != nil {
+		return nil, err
+	}
+	if err := s.limit(ctx, "share:addr:"+clientaddr.FromContext(ctx).String(), s.cfg.AddrLimit); err != nil {
+		return nil, err
+	}
+	hexColor, err := s.favorites.CurrentHex(ctx, p.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, apierr.FailedPrecondition("save a favorite colour before sharing it", "NO_FAVORITE")
+	}
+	if err != nil {
+		return nil, apierr.FromStorage(ctx, err, "")
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	sh := Share{OwnerID: p.UserID, Snapshot: req.GetSnapshot(), CreatedAt: now}
+	if sh.Snapshot {
+		sh.Hex = hexColor
+	}
+	if e := req.GetExpiresInSec(); e > 0 {
+		sh.ExpiresAt = now.Add(time.Duration(e) * time.Second)
+	}
+	// 64 random bits make a collision vanishingly rare; retrying covers it.
+	for attempt := 0; ; attempt++ {
+		if sh.Slug, err = newSlug(); err != nil {
+			return nil, apierr.Internal(ctx, err)
+		}
+		err = s.store.CreateShare(ctx, sh)
+		if !errors.Is(err, storage.ErrConflict) || attempt == 3 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, apierr.FromStorage(ctx, err, "")
+	}
+	_ = httpmeta.SetStatus(ctx, http.StatusCreated)
+	return &sharev1.CreateShareResponse{Share: s.toProto(sh, hexColor, true)}, nil
+}
+
+// resolve returns a live share and the colour it shows, counting a hit.
+func (s *Service) resolve(ctx context.Context, slug string) (Share, string, error) {
+	if !slugRE.MatchString(slug) {
+		return Share{}, "", apierr.InvalidArgument("slug", "must be 1 to 32 letters and digits")
+	}
+	sh, err := s.store.GetShare(ctx, slug)
+	if err != nil {
+		return Share{}, "", apierr.FromStorage(ctx, err, "share not found")
+	}
+	now := s.now()
+	if !sh.RevokedAt.IsZero() || (!sh.ExpiresAt.IsZero() && !now.Before(sh.ExpiresAt)) {
+		return Share{}, "", apierr.NotFound("share not found")
+	}
+	hexColor := sh.Hex
+	if !sh.Snapshot {
+		if hexColor, err = s.favorites.CurrentHex(ctx, sh.OwnerID); err != nil {
+			return Share{}, "", apierr.FromStorage(ctx, err, "share not found")
+		}
+	}
+	if err := s.store.AddHits(ctx, slug, 1); err != nil {
+		return Share{}, "", apierr.FromStorage(ctx, err, "share not found")
+	}
+	sh.Hits++
+	return sh, hexColor, nil
+}
+
+// GetShare implements ShareService.
+func (s *Service) GetShare(ctx context.Context, req *sharev1.GetShareRequest) (*sharev1.GetShareResponse, error) {
+	sh, hexColor, err := s.resolve(ctx, req.GetSlug())
+	if err != nil {
+		return nil, err
+	}
+	p, _ := auth.FromContext(ctx)
+	return &sharev1.GetShareResponse{Share: s.toProto(sh, hexColor, p.UserID == sh.OwnerID || p.Admin)}, nil
+}
+
+// ListShares implements ShareService.
+func (s *Service) ListShares(ctx context.Context, req *sharev1.ListSharesRequest) (*sharev1.ListSharesResponse, error) {
+	p, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	if size < 0 || size > 100 {
+		return nil, apierr.InvalidArgument("page_size", "must be 0 to 100")
+	}
+	if size == 0 {
+		size = 50
+	}
+	after, err := decodeCursor(req.GetPageToken())
+	if err != nil {
+		return nil, apierr.InvalidArgument("page_token", "is not a token this API returned")
+	}
+	// One extra row tells whether there is a next page.
+	rows, err := s.store.ListShares(ctx, p.UserID, after, size+1)
+	if err != nil {
+		return nil, apierr.FromStorage(ctx, err, "")
+	}
+	resp := &sharev1.ListSharesResponse{}
+	if len(rows) > size {
+		rows = rows[:size]
+		last := rows[size-1]
+		resp.NextPageToken = encodeCursor(Cursor{CreatedAt: last.CreatedAt, Slug: last.Slug})
+	}
+	for _, sh := range rows {
+		hexColor := sh.Hex
+		if !sh.Snapshot {
+			// A live share shows the owner's colour; the owner is the caller.
+			if hexColor, err = s.favorites.CurrentHex(ctx, p.UserID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return nil, apierr.FromStorage(ctx, err, "")
+			}
+		}
+		resp.Shares = append(resp.Shares, s.toProto(sh, hexColor, true))
+	}
+	return resp, nil
+}
+
+// RevokeShare implements ShareService.
+func (s *Service) RevokeShare(ctx context.Context, req *sharev1.RevokeShareRequest) (*sharev1.RevokeShareResponse, error) {
+	p, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !slugRE.MatchString(req.GetSlug()) {
+		return nil, apierr.InvalidArgument("slug", "must be 1 to 32 letters and digits")
+	}
+	sh, err := s.store.GetShare(ctx, req.GetSlug())
+	if err != nil {
+		return nil, apierr.FromStorage(ctx, err, "share not found")
+	}
+	if sh.OwnerID != p.UserID && !p.Admin {
+		return nil, apierr.PermissionDenied("only the share's owner may revoke it")
+	}
+	if err := s.store.RevokeShare(ctx, sh.Slug, s.now().UTC().Truncate(time.Microsecond)); err != nil {
+		return nil, apierr.FromStorage(ctx, err, "share not found")
+	}
+	return &sharev1.RevokeShareResponse{}, nil
+}
+
+//go:embed page.html
+var pageHTML string
+
+// html/template escapes the colour in every context it appears in (text,
+// attributes, CSS), so nothing stored can inject markup.
+var pageTemplate = template.Must(template.New("share").Parse(pageHTML))
+
+// GetSharePage implements ShareService.
+func (s *Service) GetSharePage(ctx context.Context, req *sharev1.GetSharePageRequest) (*httpbody.HttpBody, error) {
+	sh, hexColor, err := s.resolve(ctx, req.GetSlug())
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := pageTemplate.Execute(&buf, struct {
+		Hex      string
+		Snapshot bool
+	}{hexColor, sh.Snapshot}); err != nil {
+		return nil, apierr.Internal(ctx, err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	_ = httpmeta.SetHeader(ctx, "etag", etag)
+	_ = httpmeta.SetHeader(ctx, "cache-control", "public, max-age="+strconv.Itoa(int(s.cfg.PageMaxAge.Seconds())))
+	if etagMatches(httpmeta.Incoming(ctx, "if-none-match"), etag) {
+		_ = httpmeta.SetStatus(ctx, http.StatusNotModified)
+		return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8"}, nil
+	}
+	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: buf.Bytes()}, nil
+}
+
+// etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatches(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) toProto(sh Share, hexColor string, owner bool) *sharev1.Share {
+	out := &sharev1.Share{
+		Slug: sh.Slug, Url: s.cfg.PublicBaseURL + "/s/" + sh.Slug, Snapshot: sh.Snapshot, Hex: hexColor,
+		CreateTime: timestamppb.New(sh.CreatedAt),
+	}
+	if !sh.ExpiresAt.IsZero() {
+		out.ExpireTime = timestamppb.New(sh.ExpiresAt)
+	}
+	if owner {
+		out.OwnerUserId, out.Hits, out.Revoked = sh.OwnerID, sh.Hits, !sh.RevokedAt.IsZero()
+	}
+	return out
+}
+
+func (s *Service) limit(ctx context.Context, key string, l ratelimit.Limit) error {
+	res, err := s.limiter.Allow(ctx, key, l)
+	if err != nil || res.Allowed {
+		return nil // limiters fail open; see ratelimit.FailOpen
+	}
+	return apierr.ResourceExhausted("too many shares created; retry later", "RATE_LIMITED", res.RetryAfter)
+}
+
+var slugRE = regexp.MustCompile(`^[0-9A-Za-z]{1,32}$`)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// newSlug encodes 64 random bits in 11 base62 characters (62^11 > 2^64), far
+// above the 42 bits needed to make guessing impractical.
+func newSlug() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	n := binary.BigEndian.Uint64(b[:])
+	out := make([]byte, 11)
+	for i := range out {
+		out[10-i] = base62[n%62]
+		n /= 62
+	}
+	return string(out), nil
+}
+
+func encodeCursor(c Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + ":" + c.Slug))
+}
+
+func decodeCursor(tok string) (*Cursor, error) {
+	if tok == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return nil, err
+	}
+	ts, slug, ok := strings.Cut(string(b), ":")
+	us, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || err != nil || !slugRE.MatchString(slug) {
+		return nil, errors.New("bad cursor")
+	}
+	return &Cursor{CreatedAt: time.UnixMicro(us).UTC(), Slug: slug}, nil
+}
