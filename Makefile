@@ -34,5 +34,6 @@ publish-api:
 
 # gen/ is committed; fail when it differs from what buf generate produces.
 check-generated: generate
-	@git add -N gen && git diff --exit-code --stat -- gen || \
-		(echo "gen/ is out of date: run 'make generate' and commit" >&2; exit 1)
+	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
+		git status --short -- gen; \
+		echo "gen/ is out of date: run 'make generate' and commit it" >&2; exit 1; fi

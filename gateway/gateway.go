@@ -1,0 +1,227 @@
+// Package gateway is the HTTP edge: the grpc-gateway mux generated from our
+// contracts, plus the few HTTP-only concerns (cookies, status codes,
+// allowlisted headers, health).
+//
+// It always reaches the services through a real gRPC client connection, even
+// inside one process: grpc-gateway's in-process handlers would skip the
+// server's interceptors (auth, limits, metrics) and cannot serve streams.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
+	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
+	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
+	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
+	shortenerv1 "github.com/apiplatform/platform/gen/go/shortener/v1"
+	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
+	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/platform/clientaddr"
+	"github.com/apiplatform/platform/server/platform/httpmeta"
+)
+
+// Config of the gateway.
+type Config struct {
+	// GatewaySecret proves to the server that client addresses we forward
+	// are ours to vouch for.
+	GatewaySecret string
+	// TrustedProxies are the load balancers / CDNs allowed to tell us the
+	// client address in X-Forwarded-For. Empty: the peer address is the client.
+	TrustedProxies []netip.Prefix
+	// SecureCookies marks cookies Secure (set when served over HTTPS).
+	SecureCookies bool
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int64
+}
+
+// Cookie names.
+const (
+	SessionCookie = "session"
+	RefreshCookie = "refresh"
+)
+
+// handlers is every service's generated REST registration, over one conn.
+var handlers = []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+	identityv1.RegisterIdentityServiceHandler,
+	favoritev1.RegisterFavoriteServiceHandler,
+	sharev1.RegisterShareServiceHandler,
+	shortenerv1.RegisterShortenerServiceHandler,
+	votev1.RegisterVoteServiceHandler,
+	canvasv1.RegisterCanvasServiceHandler,
+}
+
+// New builds the HTTP handler in front of conn.
+func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, error) {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	json := &runtime.JSONPb{
+		// Zero values are part of the answer (e.g. "snapshot": false).
+		MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: json}),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithMetadata(cfg.requestMetadata),
+		runtime.WithForwardResponseOption(cfg.forwardResponse),
+		runtime.WithErrorHandler(errorHandler),
+	)
+	for _, register := range handlers {
+		if err := register(ctx, mux, conn); err != nil {
+			return nil, err
+		}
+	}
+	health := healthpb.NewHealthClient(conn)
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		res, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "not serving", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	root.Handle("/", mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBodyBytes)
+		root.ServeHTTP(w, r)
+	}), nil
+}
+
+// incomingHeader forwards only the headers services read; everything else a
+// client sends stays at the edge (Authorization is forwarded by grpc-gateway
+// itself).
+func incomingHeader(h string) (string, bool) {
+	k, ok := httpmeta.RequestHeaders[http.CanonicalHeaderKey(h)]
+	return k, ok
+}
+
+// outgoingHeader lets only allowlisted response metadata become headers: no
+// stray Grpc-Metadata-* reaches clients.
+func outgoingHeader(k string) (string, bool) {
+	h, ok := httpmeta.Headers[k]
+	return h, ok
+}
+
+// requestMetadata adds what the gateway vouches for: the client's address,
+// the secret proving it came from us, and the tokens of browser cookies.
+func (cfg Config) requestMetadata(_ context.Context, r *http.Request) metadata.MD {
+	md := metadata.Pairs(clientaddr.SecretKey, cfg.GatewaySecret)
+	if a := cfg.clientAddr(r); a.IsValid() {
+		md.Set(clientaddr.AddrKey, a.String())
+	}
+	if r.Header.Get("Authorization") == "" {
+		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+			md.Set("authorization", "Bearer "+c.Value)
+		}
+	}
+	if c, err := r.Cookie(RefreshCookie); err == nil && c.Value != "" {
+		md.Set("x-refresh-token", c.Value)
+	}
+	return md
+}
+
+// clientAddr is the peer, unless the peer is a trusted proxy: then the
+// right-most X-Forwarded-For entry not itself a trusted proxy. Entries left
+// of that are written by the client and prove nothing.
+func (cfg Config) clientAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addr := ap.Addr().Unmap()
+	if !cfg.trusted(addr) {
+		return addr
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		addr = hop.Unmap()
+		if !cfg.trusted(addr) {
+			break
+		}
+	}
+	return addr
+}
+
+func (cfg Config) trusted(a netip.Addr) bool {
+	for _, p := range cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+type sessionResponse interface{ GetSession() *identityv1.Session }
+
+// forwardResponse applies a service's chosen status code and keeps the
+// browser's session cookies in step with the identity RPCs.
+func (cfg Config) forwardResponse(ctx context.Context, w http.ResponseWriter, resp proto.Message) error {
+	switch m := resp.(type) {
+	case sessionResponse:
+		if s := m.GetSession(); s != nil {
+			cfg.setCookie(w, SessionCookie, s.GetAccessToken(), "/", s.GetAccessTokenExpireTime().AsTime())
+			cfg.setCookie(w, RefreshCookie, s.GetRefreshToken(), "/api/v1/auth/", s.GetRefreshTokenExpireTime().AsTime())
+		}
+	case *identityv1.LogoutResponse:
+		cfg.setCookie(w, SessionCookie, "", "/", time.Unix(0, 0))
+		cfg.setCookie(w, RefreshCookie, "", "/api/v1/auth/", time.Unix(0, 0))
+	}
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	if v := md.HeaderMD.Get(httpmeta.StatusCode); len(v) == 1 {
+		if code, err := strconv.Atoi(v[0]); err == nil && code >= 200 && code < 600 {
+			w.WriteHeader(code)
+		}
+	}
+	return nil
+}
+
+func (cfg Config) setCookie(w http.ResponseWriter, name, value, path string, expires time.Time) {
+	c := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true, Secure: cfg.SecureCookies, SameSite: http.SameSiteLaxMode}
+	if value == "" {
+		c.MaxAge = -1
+	} else {
+		c.Expires = expires
+	}
+	http.SetCookie(w, c)
+}
+
+// errorHandler adds Retry-After for statuses carrying RetryInfo, then
+// answers like grpc-gateway's default (status JSON with details).
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok {
+		if d, ok := apierr.RetryAfter(st); ok {
+			secs := int((d + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}

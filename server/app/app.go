@@ -1,0 +1,286 @@
+// Package app assembles the platform: storage, services, the gRPC server and
+// the REST gateway in front of it. main runs it; tests start it on loopback
+// ports and talk to it over real sockets.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/apiplatform/platform/gateway"
+	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
+	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
+	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
+	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
+	shortenerv1 "github.com/apiplatform/platform/gen/go/shortener/v1"
+	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
+	"github.com/apiplatform/platform/server/favorite"
+	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/ratelimit"
+	"github.com/apiplatform/platform/server/share"
+	"github.com/apiplatform/platform/server/storage/embedded"
+)
+
+// Config of one server process.
+type Config struct {
+	GRPCAddr string // e.g. "127.0.0.1:9090"; port 0 picks a free one
+	HTTPAddr string // e.g. "127.0.0.1:8080"; empty: no REST gateway
+	DataDir  string // embedded store directory
+	Region   string // the region this process serves from
+
+	// PublicBaseURL prefixes links handed to users; default http://<HTTPAddr>.
+	PublicBaseURL string
+	// AdminUser/AdminPassword, when set, ensure an admin account at start.
+	AdminUser, AdminPassword string
+	// GatewaySecret authenticates the gateway to the gRPC server; random
+	// when empty (fine when both run in this process).
+	GatewaySecret string
+	// TrustedProxies may set X-Forwarded-For.
+	TrustedProxies []netip.Prefix
+	SecureCookies  bool
+
+	Identity identity.Config
+	Share    share.Config
+
+	// ShutdownTimeout bounds a graceful stop before connections are cut.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = "127.0.0.1:9090"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.Region == "" {
+		c.Region = "local"
+	}
+	if c.Identity == (identity.Config{}) {
+		c.Identity = identity.DefaultConfig
+	}
+	if c.Share == (share.Config{}) {
+		c.Share = share.DefaultConfig
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is a running platform process.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	grpcLn   net.Listener
+	httpLn   net.Listener
+	grpc     *grpc.Server
+	http     *http.Server
+	health   *health.Server
+	conn     *grpc.ClientConn
+	closers  []func() error
+	stopOnce sync.Once
+}
+
+// New opens storage, builds every service and binds the listeners. Serve
+// starts answering.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
+	cfg.Defaults()
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if cfg.GatewaySecret == "" {
+		cfg.GatewaySecret = randomSecret()
+	}
+
+	store, err := embedded.Open(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store: %w", err)
+	}
+	s.closers = append(s.closers, store.Close)
+	limiter := ratelimit.FailOpen(ratelimit.NewMemory(100_000), s.log)
+
+	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr != "" {
+		if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, err
+		}
+		if cfg.PublicBaseURL == "" {
+			cfg.PublicBaseURL = "http://" + s.httpLn.Addr().String()
+		}
+	}
+
+	cfg.Share.PublicBaseURL = cfg.PublicBaseURL
+	favorites := favorite.New(store, store)
+	shares := share.New(store, favorites, limiter, cfg.Share)
+	identities := identity.New(store, favorites, limiter, cfg.Identity)
+	if cfg.AdminUser != "" {
+		if err := identities.EnsureAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {
+			return nil, fmt.Errorf("ensure admin %q: %w", cfg.AdminUser, err)
+		}
+	}
+
+	s.health = health.NewServer()
+	s.grpc = newGRPCServer(serverDeps{
+		log: s.log, region: cfg.Region, gatewaySecret: cfg.GatewaySecret, authn: identities,
+		policies: mergePolicies(identity.Policies, favorite.Policies, share.Policies, publicPolicies),
+	})
+	identityv1.RegisterIdentityServiceServer(s.grpc, identities)
+	favoritev1.RegisterFavoriteServiceServer(s.grpc, favorites)
+	sharev1.RegisterShareServiceServer(s.grpc, shares)
+	// Designed, not yet built: registered so clients get UNIMPLEMENTED.
+	shortenerv1.RegisterShortenerServiceServer(s.grpc, shortenerv1.UnimplementedShortenerServiceServer{})
+	votev1.RegisterVoteServiceServer(s.grpc, votev1.UnimplementedVoteServiceServer{})
+	canvasv1.RegisterCanvasServiceServer(s.grpc, canvasv1.UnimplementedCanvasServiceServer{})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	if s.httpLn != nil {
+		if s.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, s.conn.Close)
+		gw, err := gateway.New(ctx, s.conn, gateway.Config{
+			GatewaySecret: cfg.GatewaySecret, TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.http = NewHTTPServer(gw)
+	}
+	s.cfg = cfg
+	return s, nil
+}
+
+// NewHTTPServer configures net/http for long-lived streams: no write
+// timeout (it would cut result and pixel streams), but bounded header reads
+// and idle keep-alives.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+}
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
+
+// HTTPAddr is the bound HTTP address ("" without a gateway).
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// PublicBaseURL is the prefix of links handed out.
+func (s *Server) PublicBaseURL() string { return s.cfg.PublicBaseURL }
+
+// Serve answers until Shutdown; it returns the first serving error.
+func (s *Server) Serve() error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpc.Serve(s.grpcLn) }()
+	if s.http != nil {
+		go func() {
+			if err := s.http.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+				return
+			}
+			errc <- nil
+		}()
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "region", s.cfg.Region)
+	return <-errc
+}
+
+// Shutdown stops taking new work, lets in-flight calls finish until ctx or
+// the configured timeout ends, then cuts what is left and closes storage.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+		defer cancel()
+		s.health.Shutdown() // readiness fails first, so balancers drain us
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				s.grpc.Stop() // ends streams still open
+			}
+		}()
+		if s.http != nil {
+			if err := s.http.Shutdown(ctx); err != nil {
+				_ = s.http.Close()
+			}
+		}
+		wg.Wait()
+		s.close()
+	})
+	return nil
+}
+
+func (s *Server) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if err := s.closers[i](); err != nil {
+			s.log.Warn("close", "err", err)
+		}
+	}
+	s.closers = nil
+	if s.grpcLn != nil {
+		_ = s.grpcLn.Close()
+	}
+	if s.httpLn != nil {
+		_ = s.httpLn.Close()
+	}
+}
+
+func mergePolicies(sets ...auth.Policies) auth.Policies {
+	out := auth.Policies{}
+	for _, set := range sets {
+		for k, v := range set {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// publicPolicies open the platform's own introspection to everyone.
+var publicPolicies = auth.Policies{
+	healthpb.Health_Check_FullMethodName:                             auth.Public,
+	healthpb.Health_Watch_FullMethodName:                             auth.Public,
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      auth.Public,
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": auth.Public,
+}
+
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
