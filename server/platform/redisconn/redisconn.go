@@ -1,0 +1,48 @@
+// Package redisconn turns --redis-url into a go-redis UniversalClient, so one
+// flag reaches a single node, a Sentinel-managed primary or a Cluster:
+//
+//	redis://[user:pass@]host:6379/0                     single node
+//	redis://host:26379?master_name=mymaster&addr=h2:26379  Sentinel
+//	redis://host:7000?cluster=true&addr=h2:7000           Cluster
+//
+// rediss:// enables TLS. Other query parameters are go-redis's own
+// (dial_timeout, pool_size, ...).
+package redisconn
+
+import (
+	"fmt"
+	"net/url"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// New connects lazily (go-redis dials on first use).
+func New(rawURL string) (redis.UniversalClient, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	q := u.Query()
+	switch {
+	case q.Has("master_name"):
+		o, err := redis.ParseFailoverURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis sentinel url: %w", err)
+		}
+		return redis.NewFailoverClient(o), nil
+	case q.Get("cluster") == "true":
+		q.Del("cluster")
+		u.RawQuery = q.Encode()
+		o, err := redis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster url: %w", err)
+		}
+		return redis.NewClusterClient(o), nil
+	default:
+		o, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %w", err)
+		}
+		return redis.NewClient(o), nil
+	}
+}
