@@ -1,0 +1,241 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/storage"
+)
+
+// isUUID tells whether s can be a key of a UUID column. A malformed id can
+// name no row: lookups answer ErrNotFound instead of a type error.
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+func requireUUID(what, s string) error {
+	if !isUUID(s) {
+		return fmt.Errorf("sqlstore: %s %q is not a UUID", what, s)
+	}
+	return nil
+}
+
+// nullTime stores the zero time as NULL ("never", "not set").
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// timeOf reads a nullable timestamp back, UTC like everything the store
+// returns.
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+const userColumns = `u.id, COALESCE(u.username, ''), u.guest, u.role, COALESCE(u.password_hash, ''), u.created_at`
+
+func scanUser(row pgx.Row, extra ...any) (identity.User, error) {
+	var u identity.User
+	var role string
+	dest := append([]any{&u.ID, &u.Username, &u.Guest, &role, &u.PasswordHash, &u.CreatedAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return identity.User{}, err
+	}
+	u.Role = identity.Role(role)
+	u.CreatedAt = u.CreatedAt.UTC()
+	return u, nil
+}
+
+// CreateUser implements identity.Store.
+func (s *Store) CreateUser(ctx context.Context, u identity.User) error {
+	if err := requireUUID("user id", u.ID); err != nil {
+		return err
+	}
+	return mapErr(s.do(ctx, func() error {
+		_, err := s.pool.Exec(ctx, `
+			INSERT INTO users (id, username, guest, role, password_hash, created_at)
+			VALUES ($1, NULLIF($2, ''), $3, $4, NULLIF($5, ''), COALESCE($6, now()))`,
+			u.ID, u.Username, u.Guest, string(u.Role), u.PasswordHash, nullTime(u.CreatedAt))
+		return err
+	}))
+}
+
+// GetUser implements identity.Store.
+func (s *Store) GetUser(ctx context.Context, id string) (u identity.User, err error) {
+	if !isUUID(id) {
+		return u, storage.ErrNotFound
+	}
+	err = s.do(ctx, func() (err error) {
+		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = $1`, id))
+		return err
+	})
+	return u, mapErr(err)
+}
+
+// GetUserByUsername implements identity.Store.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (u identity.User, err error) {
+	if username == "" {
+		return u, storage.ErrNotFound
+	}
+	err = s.do(ctx, func() (err error) {
+		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username = $1`, username))
+		return err
+	})
+	return u, mapErr(err)
+}
+
+// UpdateUser implements identity.Store.
+func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
+	if !isUUID(u.ID) {
+		return storage.ErrNotFound
+	}
+	return mapErr(s.do(ctx, func() error {
+		tag, err := s.pool.Exec(ctx, `
+			UPDATE users SET username = NULLIF($2, ''), guest = $3, role = $4, password_hash = NULLIF($5, '')
+			WHERE id = $1`,
+			u.ID, u.Username, u.Guest, string(u.Role), u.PasswordHash)
+		if err == nil && tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
+		return err
+	}))
+}
+
+const sessionColumns = `s.id, s.user_id, s.access_hash, s.refresh_hash, s.access_expires_at, s.refresh_expires_at, s.created_at`
+
+func sessionDest(sess *identity.Session) []any {
+	return []any{&sess.ID, &sess.UserID, &sess.AccessHash, &sess.RefreshHash, &sess.AccessExpiresAt, &sess.RefreshExpiresAt, &sess.CreatedAt}
+}
+
+func utcSession(sess *identity.Session) {
+	sess.AccessExpiresAt = sess.AccessExpiresAt.UTC()
+	sess.RefreshExpiresAt = sess.RefreshExpiresAt.UTC()
+	sess.CreatedAt = sess.CreatedAt.UTC()
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func insertSession(ctx context.Context, q execer, sess identity.Session) error {
+	_, err := q.Exec(ctx, `
+		INSERT INTO sessions (id, user_id, access_hash, refresh_hash, access_expires_at, refresh_expires_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()))`,
+		sess.ID, sess.UserID, sess.AccessHash, sess.RefreshHash, sess.AccessExpiresAt, sess.RefreshExpiresAt, nullTime(sess.CreatedAt))
+	return err
+}
+
+func validSession(sess identity.Session) error {
+	if err := requireUUID("session id", sess.ID); err != nil {
+		return err
+	}
+	if err := requireUUID("user id", sess.UserID); err != nil {
+		return err
+	}
+	if len(sess.AccessHash) == 0 || len(sess.RefreshHash) == 0 {
+		return fmt.Errorf("sqlstore: session %s has an empty token hash", sess.ID)
+	}
+	return nil
+}
+
+// CreateSession implements identity.Store.
+func (s *Store) CreateSession(ctx context.Context, sess identity.Session) error {
+	if err := validSession(sess); err != nil {
+		return err
+	}
+	return mapErr(s.do(ctx, func() error { return insertSession(ctx, s.pool, sess) }))
+}
+
+// SessionByAccessHash implements identity.Store.
+func (s *Store) SessionByAccessHash(ctx context.Context, accessHash []byte) (sess identity.Session, u identity.User, err error) {
+	err = s.do(ctx, func() (err error) {
+		row := s.pool.QueryRow(ctx, `
+			SELECT `+userColumns+`, `+sessionColumns+`
+			FROM sessions s JOIN users u ON u.id = s.user_id
+			WHERE s.access_hash = $1 AND s.revoked_at IS NULL`, accessHash)
+		u, err = scanUser(row, sessionDest(&sess)...)
+		return err
+	})
+	if err != nil {
+		return identity.Session{}, identity.User{}, mapErr(err)
+	}
+	utcSession(&sess)
+	return sess, u, nil
+}
+
+// SessionByRefreshHash implements identity.Store.
+func (s *Store) SessionByRefreshHash(ctx context.Context, refreshHash []byte) (sess identity.Session, err error) {
+	err = s.do(ctx, func() error {
+		return s.pool.QueryRow(ctx, `
+			SELECT `+sessionColumns+` FROM sessions s
+			WHERE s.refresh_hash = $1 AND s.revoked_at IS NULL`, refreshHash).Scan(sessionDest(&sess)...)
+	})
+	if err != nil {
+		return identity.Session{}, mapErr(err)
+	}
+	utcSession(&sess)
+	return sess, nil
+}
+
+const revokeSession = `UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`
+
+// RotateSession implements identity.Store. The revocation is a
+// check-and-set on revoked_at: of concurrent rotations of one session, the
+// first to commit wins; the others conflict, re-run, find it revoked and
+// answer ErrNotFound.
+func (s *Store) RotateSession(ctx context.Context, oldID string, next identity.Session) error {
+	if !isUUID(oldID) {
+		return storage.ErrNotFound
+	}
+	if err := validSession(next); err != nil {
+		return err
+	}
+	return mapErr(s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, revokeSession, oldID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
+		return insertSession(ctx, tx, next)
+	}))
+}
+
+// DeleteSession implements identity.Store.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	if !isUUID(id) {
+		return storage.ErrNotFound
+	}
+	return mapErr(s.do(ctx, func() error {
+		tag, err := s.pool.Exec(ctx, revokeSession, id)
+		if err == nil && tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
+		return err
+	}))
+}
+
+// DeleteUserSessions implements identity.Store.
+func (s *Store) DeleteUserSessions(ctx context.Context, userID string) error {
+	if !isUUID(userID) {
+		return nil // no such user, so no session to revoke
+	}
+	return mapErr(s.do(ctx, func() error {
+		_, err := s.pool.Exec(ctx, `UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID)
+		return err
+	}))
+}
