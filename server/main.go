@@ -3,6 +3,7 @@
 //
 //	go run ./server                 # gRPC on :9090, REST on :8080, data in ./data
 //	go run ./server gateway --upstream host:9090   # REST gateway alone
+//	go run ./server migrate --database-url postgres://...   # schema only
 //
 // Every flag has an environment fallback (--grpc-addr / GRPC_ADDR, ...).
 package main
@@ -16,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/apiplatform/platform/gateway"
 	"github.com/apiplatform/platform/server/app"
+	"github.com/apiplatform/platform/server/storage/sqlstore"
 )
 
 func main() {
@@ -44,8 +47,10 @@ func main() {
 		err = serve(ctx, log, args)
 	case "gateway":
 		err = runGateway(ctx, log, args)
+	case "migrate":
+		err = migrate(ctx, log, args)
 	default:
-		err = fmt.Errorf("unknown command %q (want serve or gateway)", cmd)
+		err = fmt.Errorf("unknown command %q (want serve, gateway or migrate)", cmd)
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		log.Error("exit", "err", err)
@@ -71,6 +76,48 @@ func (f flags) boolean(p *bool, name, env string, usage string) {
 	f.BoolVar(p, name, def, usage+" (env "+env+")")
 }
 
+func (f flags) duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			def = d
+		}
+	}
+	f.DurationVar(p, name, def, usage+" (env "+env+")")
+}
+
+func (f flags) integer(p *int32, name, env string, def int32, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		if n, err := strconv.ParseInt(v, 10, 32); err == nil {
+			def = int32(n)
+		}
+	}
+	f.Func(name, fmt.Sprintf("%s (env %s) (default %d)", usage, env, def), func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 32)
+		*p = int32(n)
+		return err
+	})
+	*p = def
+}
+
+// database registers the SQL store's flags; finish fills cfg after Parse.
+func (f flags) database(cfg *sqlstore.Config, url, region *string) (finish func() error) {
+	var regions string
+	f.str(url, "database-url", "DATABASE_URL", "", "postgres:// or postgresql:// URL of CockroachDB or PostgreSQL (empty: embedded store)")
+	f.str(region, "region", "REGION", "local", "region this process serves from")
+	f.str(&regions, "regions", "DB_REGIONS", "", "CockroachDB database regions, primary first, comma-separated (multi-region DDL)")
+	f.integer(&cfg.MaxConns, "db-max-conns", "DB_MAX_CONNS", 0, "connection pool size (0: pgx's default)")
+	f.duration(&cfg.MaxConnLifetime, "db-max-conn-lifetime", "DB_MAX_CONN_LIFETIME", 30*time.Minute, "recycle database connections after this long")
+	f.duration(&cfg.StatementTimeout, "db-statement-timeout", "DB_STATEMENT_TIMEOUT", 5*time.Second, "server-side timeout of each statement")
+	return func() error {
+		for _, r := range strings.Split(regions, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				cfg.Regions = append(cfg.Regions, r)
+			}
+		}
+		return nil
+	}
+}
+
 func parsePrefixes(s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
@@ -94,7 +141,8 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&cfg.GRPCAddr, "grpc-addr", "GRPC_ADDR", "127.0.0.1:9090", "gRPC listen address")
 	fs.str(&cfg.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8080", "REST gateway listen address (empty: none)")
 	fs.str(&cfg.DataDir, "data-dir", "DATA_DIR", "./data", "embedded store directory")
-	fs.str(&cfg.Region, "region", "REGION", "local", "region this process serves from")
+	finishDB := fs.database(&cfg.Database, &cfg.DatabaseURL, &cfg.Region)
+	fs.str(&cfg.RedisURL, "redis-url", "REDIS_URL", "", "Redis for rate limits, caches and the bus: redis://host:6379/0, ?master_name= for Sentinel, ?cluster=true for Cluster (empty: in-process)")
 	fs.str(&cfg.PublicBaseURL, "public-url", "PUBLIC_URL", "", "base URL of links handed out (default http://<http-addr>)")
 	fs.str(&cfg.AdminUser, "admin-user", "ADMIN_USER", "", "ensure this admin account exists at start")
 	fs.str(&cfg.AdminPassword, "admin-password", "ADMIN_PASSWORD", "", "password of --admin-user")
@@ -102,6 +150,9 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
 	fs.boolean(&cfg.SecureCookies, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := finishDB(); err != nil {
 		return err
 	}
 	var err error
@@ -122,6 +173,28 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	log.Info("shutting down")
 	return srv.Shutdown(context.Background())
+}
+
+// migrate applies the schema and exits, for deployments that migrate in a
+// release step rather than at server start (both are safe to run at once).
+func migrate(ctx context.Context, log *slog.Logger, args []string) error {
+	var cfg sqlstore.Config
+	fs := flags{flag.NewFlagSet("migrate", flag.ContinueOnError)}
+	finish := fs.database(&cfg, &cfg.URL, &cfg.Region)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := finish(); err != nil {
+		return err
+	}
+	if cfg.URL == "" {
+		return errors.New("--database-url is required")
+	}
+	if err := sqlstore.Migrate(ctx, cfg); err != nil {
+		return err
+	}
+	log.Info("schema up to date")
+	return nil
 }
 
 // runGateway serves REST in front of remote gRPC servers (e.g. a load

@@ -32,17 +32,31 @@ import (
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/identity"
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/bus"
+	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
+	"github.com/apiplatform/platform/server/platform/redisconn"
 	"github.com/apiplatform/platform/server/share"
 	"github.com/apiplatform/platform/server/storage/embedded"
+	"github.com/apiplatform/platform/server/storage/sqlstore"
 )
 
 // Config of one server process.
 type Config struct {
 	GRPCAddr string // e.g. "127.0.0.1:9090"; port 0 picks a free one
 	HTTPAddr string // e.g. "127.0.0.1:8080"; empty: no REST gateway
-	DataDir  string // embedded store directory
+	DataDir  string // embedded store directory (when DatabaseURL is empty)
 	Region   string // the region this process serves from
+
+	// DatabaseURL (postgres:// or postgresql://, PostgreSQL or CockroachDB)
+	// selects the SQL store; empty means the embedded store in DataDir.
+	DatabaseURL string
+	// Database tunes the SQL store's pool and timeouts (URL and Region are
+	// filled from the fields above).
+	Database sqlstore.Config
+	// RedisURL selects Redis for rate limits, caches and the bus; empty
+	// means their in-process twins (one replica only).
+	RedisURL string
 
 	// PublicBaseURL prefixes links handed to users; default http://<HTTPAddr>.
 	PublicBaseURL string
@@ -100,6 +114,10 @@ type Server struct {
 	conn     *grpc.ClientConn
 	closers  []func() error
 	stopOnce sync.Once
+
+	// Bus carries live updates between replicas (Redis) or within this
+	// process (embedded default).
+	Bus bus.Bus
 }
 
 // New opens storage, builds every service and binds the listeners. Serve
@@ -116,12 +134,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		cfg.GatewaySecret = randomSecret()
 	}
 
-	store, err := embedded.Open(cfg.DataDir)
+	st, err := s.openStorage(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open embedded store: %w", err)
+		return nil, err
 	}
-	s.closers = append(s.closers, store.Close)
-	limiter := ratelimit.FailOpen(ratelimit.NewMemory(100_000), s.log)
+	limiter, cached, err := s.openRedis(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, err
@@ -136,9 +156,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	cfg.Share.PublicBaseURL = cfg.PublicBaseURL
-	favorites := favorite.New(store, store)
-	shares := share.New(store, favorites, limiter, cfg.Share)
-	identities := identity.New(store, favorites, limiter, cfg.Identity)
+	favorites := favorite.New(st.favorite, st.share, cached)
+	shares := share.New(st.share, favorites, limiter, cached, cfg.Share)
+	identities := identity.New(st.identity, favorites, limiter, cfg.Identity)
 	if cfg.AdminUser != "" {
 		if err := identities.EnsureAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {
 			return nil, fmt.Errorf("ensure admin %q: %w", cfg.AdminUser, err)
@@ -175,6 +195,56 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.cfg = cfg
 	return s, nil
+}
+
+type stores struct {
+	identity identity.Store
+	favorite favorite.Store
+	share    share.Store
+}
+
+// openStorage opens the SQL store when a database URL is set, else the
+// embedded one.
+func (s *Server) openStorage(ctx context.Context, cfg Config) (stores, error) {
+	if cfg.DatabaseURL == "" {
+		st, err := embedded.Open(cfg.DataDir)
+		if err != nil {
+			return stores{}, fmt.Errorf("open embedded store: %w", err)
+		}
+		s.closers = append(s.closers, st.Close)
+		return stores{st, st, st}, nil
+	}
+	dbCfg := cfg.Database
+	dbCfg.URL, dbCfg.Region = cfg.DatabaseURL, cfg.Region
+	st, err := sqlstore.Open(ctx, dbCfg)
+	if err != nil {
+		return stores{}, fmt.Errorf("open database: %w", err)
+	}
+	s.closers = append(s.closers, st.Close)
+	s.log.Info("database", "engine", st.Engine())
+	return stores{st, st, st}, nil
+}
+
+// openRedis returns the rate limiter, the cache and the bus: Redis-backed
+// (shared by every replica) when a Redis URL is set, else in-process. The
+// limiter fails open and the cache is bypassed when Redis is down, so a
+// Redis outage degrades service instead of failing requests.
+func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, error) {
+	if cfg.RedisURL == "" {
+		s.Bus = bus.NewMemory()
+		s.closers = append(s.closers, s.Bus.Close)
+		return ratelimit.FailOpen(ratelimit.NewMemory(100_000), s.log),
+			cache.Instrument("platform", cache.NewMemory(100_000), s.log), nil
+	}
+	rc, err := redisconn.New(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.closers = append(s.closers, rc.Close)
+	s.Bus = bus.NewRedis(rc, "bus:", s.log)
+	s.closers = append(s.closers, s.Bus.Close)
+	return ratelimit.FailOpen(ratelimit.NewRedis(rc), s.log),
+		cache.Instrument("platform", cache.NewRedis(rc, "cache:"), s.log), nil
 }
 
 // NewHTTPServer configures net/http for long-lived streams: no write

@@ -13,16 +13,18 @@ import (
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 )
 
-// clients runs a case once through the generated gRPC client and once
-// through plain HTTP against the gateway.
+// clients runs a case on every backend, once through the generated gRPC
+// client and once through plain HTTP against the gateway.
 func clients(t *testing.T, configure func(*app.Config), run func(t *testing.T, p *platform, c api)) {
-	t.Run("grpc", func(t *testing.T) {
-		p := start(t, configure)
-		run(t, p, grpcAPI{p})
-	})
-	t.Run("rest", func(t *testing.T) {
-		p := start(t, configure)
-		run(t, p, newREST(p))
+	forBackends(t, func(t *testing.T, b backend) {
+		t.Run("grpc", func(t *testing.T) {
+			p := start(t, b, configure)
+			run(t, p, grpcAPI{p})
+		})
+		t.Run("rest", func(t *testing.T) {
+			p := start(t, b, configure)
+			run(t, p, newREST(p))
+		})
 	})
 }
 
@@ -231,8 +233,8 @@ func TestShareRateLimit(t *testing.T) {
 		}
 	})
 
-	t.Run("rest-headers", func(t *testing.T) {
-		p := start(t, limited)
+	forBackends(t, func(t *testing.T, b backend) {
+		p := start(t, b, limited)
 		r := newREST(p)
 		_, tok := r.guest(t)
 		if _, err := r.setFavorite(t, tok, "red", ""); err != nil {
@@ -254,8 +256,10 @@ func TestShareRateLimit(t *testing.T) {
 }
 
 // Browsers carry the session in HttpOnly cookies the gateway sets.
-func TestCookieSession(t *testing.T) {
-	p := start(t, nil)
+func TestCookieSession(t *testing.T) { forBackends(t, testCookieSession) }
+
+func testCookieSession(t *testing.T, b backend) {
+	p := start(t, b, nil)
 	r := newBrowser(p)
 	res, body := r.do(t, "POST", "/api/v1/auth/guest", "", map[string]any{})
 	if res.StatusCode != 200 {
@@ -299,8 +303,10 @@ func TestCookieSession(t *testing.T) {
 	}
 }
 
-func TestSharePage(t *testing.T) {
-	p := start(t, nil)
+func TestSharePage(t *testing.T) { forBackends(t, testSharePage) }
+
+func testSharePage(t *testing.T, b backend) {
+	p := start(t, b, nil)
 	r := newREST(p)
 	_, tok := r.guest(t)
 	if _, err := r.setFavorite(t, tok, "#1e90ff", ""); err != nil {
@@ -345,7 +351,7 @@ func TestSharePage(t *testing.T) {
 
 // The services designed for later issues are registered and say so.
 func TestUnbuiltServicesAnswerUnimplemented(t *testing.T) {
-	p := start(t, nil)
+	p := start(t, embeddedBackend, nil)
 	r := newREST(p)
 	_, tok := r.guest(t)
 	for _, path := range []string{"/api/v1/canvas/info", "/api/v1/elections/x"} {

@@ -28,6 +28,10 @@ import (
 	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
 	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
 	"github.com/apiplatform/platform/server/app"
+	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/platform/ratelimit"
+	"github.com/apiplatform/platform/server/share"
+	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 // platform is one running server process, reached over real sockets.
@@ -37,17 +41,62 @@ type platform struct {
 	base string // http://host:port of the gateway
 }
 
-// start runs a server on loopback ports with a fresh embedded store;
-// configure may adjust the configuration first.
-func start(t *testing.T, configure func(*app.Config)) *platform {
-	t.Helper()
+// backend is a storage configuration the suites run against: the embedded
+// default, and (under .ci/with-services) PostgreSQL with Redis, the
+// production shape.
+type backend struct {
+	name  string
+	setup func(t *testing.T, cfg *app.Config)
+}
+
+var embeddedBackend = backend{name: "embedded", setup: func(t *testing.T, cfg *app.Config) {}}
+
+func backends() []backend {
+	bs := []backend{embeddedBackend}
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		bs = append(bs, backend{name: "postgres+redis", setup: func(t *testing.T, cfg *app.Config) {
+			cfg.DatabaseURL = sqltest.FreshDatabaseURL(t)
+			cfg.RedisURL = os.Getenv("TEST_REDIS_URL")
+		}})
+	}
+	return bs
+}
+
+// forBackends runs a test once per backend.
+func forBackends(t *testing.T, run func(t *testing.T, b backend)) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { run(t, b) })
+	}
+}
+
+// testConfig is a server on loopback ports. Limits keyed by client address
+// are raised: every test client is 127.0.0.1, and with Redis they would be
+// shared by every test of the run.
+func testConfig(t *testing.T) app.Config {
 	cfg := app.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), Region: "test-region",
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), // shown only for failing tests
+		Logger:   slog.New(slog.NewTextHandler(t.Output(), nil)), // shown only for failing tests
+		Identity: identity.DefaultConfig,
+		Share:    share.DefaultConfig,
 	}
+	roomy := ratelimit.Limit{Rate: 10_000, Period: time.Minute, Burst: 10_000}
+	cfg.Identity.GuestLimit, cfg.Share.AddrLimit = roomy, roomy
+	return cfg
+}
+
+// start runs a server on b; configure may adjust the configuration first.
+func start(t *testing.T, b backend, configure func(*app.Config)) *platform {
+	t.Helper()
+	cfg := testConfig(t)
+	b.setup(t, &cfg)
 	if configure != nil {
 		configure(&cfg)
 	}
+	return startConfig(t, cfg)
+}
+
+func startConfig(t *testing.T, cfg app.Config) *platform {
+	t.Helper()
 	srv, err := app.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -5,10 +5,12 @@ package favorite
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -17,6 +19,7 @@ import (
 	"github.com/apiplatform/platform/server/favorite/color"
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/storage"
 )
 
@@ -35,17 +38,42 @@ type ShareChecker interface {
 	HasActiveShare(ctx context.Context, ownerID string, now time.Time) (bool, error)
 }
 
+// cacheTTL bounds how long a favorite read may be served from the cache if
+// an invalidation is lost (writes invalidate at once otherwise).
+const cacheTTL = time.Minute
+
 // Service implements FavoriteService.
 type Service struct {
 	favoritev1.UnimplementedFavoriteServiceServer
 	store  Store
 	shares ShareChecker
+	cache  cache.Cache
+	loads  singleflight.Group
 	now    func() time.Time
 }
 
-// New builds the service.
-func New(store Store, shares ShareChecker) *Service {
-	return &Service{store: store, shares: shares, now: time.Now}
+// New builds the service. Reads go through c (cache-aside), which saves
+// invalidate after their transaction commits.
+func New(store Store, shares ShareChecker, c cache.Cache) *Service {
+	return &Service{store: store, shares: shares, cache: c, now: time.Now}
+}
+
+func cacheKey(userID string) string { return "fav:" + userID }
+
+// read is the cache-aside read of a favorite.
+func (s *Service) read(ctx context.Context, userID string) (Favorite, error) {
+	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, cacheKey(userID), cacheTTL, func(ctx context.Context) ([]byte, error) {
+		f, err := s.store.GetFavorite(ctx, userID)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(f)
+	})
+	if err != nil {
+		return Favorite{}, err
+	}
+	var f Favorite
+	return f, json.Unmarshal(raw, &f)
 }
 
 // SetFavorite implements FavoriteService.
@@ -82,6 +110,8 @@ func (s *Service) SetFavorite(ctx context.Context, req *favoritev1.SetFavoriteRe
 	if err != nil {
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
+	// Committed: only now may the cached copy go (see package cache).
+	_ = s.cache.Delete(ctx, cacheKey(p.UserID))
 	if replayed != nil {
 		resp = &favoritev1.SetFavoriteResponse{}
 		if err := proto.Unmarshal(replayed, resp); err != nil {
@@ -128,7 +158,7 @@ func (s *Service) GetUserFavorite(ctx context.Context, req *favoritev1.GetUserFa
 
 // GetFavoriteProto reads a favorite for other services (identity's GetMe).
 func (s *Service) GetFavoriteProto(ctx context.Context, userID string) (*favoritev1.Favorite, error) {
-	f, err := s.store.GetFavorite(ctx, userID)
+	f, err := s.read(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +208,6 @@ func ValidID(s string) bool {
 
 // CurrentHex returns a user's colour for live share links.
 func (s *Service) CurrentHex(ctx context.Context, userID string) (string, error) {
-	f, err := s.store.GetFavorite(ctx, userID)
+	f, err := s.read(ctx, userID)
 	return f.Hex, err
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -20,12 +21,14 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/httpmeta"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
@@ -69,14 +72,39 @@ type Service struct {
 	store     Store
 	favorites FavoriteReader
 	limiter   ratelimit.Limiter
+	cache     cache.Cache
+	loads     singleflight.Group
 	cfg       Config
 	now       func() time.Time
 }
 
-// New builds the service.
-func New(store Store, favorites FavoriteReader, limiter ratelimit.Limiter, cfg Config) *Service {
+// New builds the service. Share rows are read through c (slug -> share,
+// cache-aside), which revocations invalidate after they commit.
+func New(store Store, favorites FavoriteReader, limiter ratelimit.Limiter, c cache.Cache, cfg Config) *Service {
 	cfg.PublicBaseURL = strings.TrimRight(cfg.PublicBaseURL, "/")
-	return &Service{store: store, favorites: favorites, limiter: limiter, cfg: cfg, now: time.Now}
+	return &Service{store: store, favorites: favorites, limiter: limiter, cache: c, cfg: cfg, now: time.Now}
+}
+
+// cacheTTL bounds staleness if an invalidation is lost.
+const cacheTTL = time.Minute
+
+func cacheKey(slug string) string { return "share:" + slug }
+
+// read is the cache-aside read of a share row. Its hit counter is as of
+// the fill: callers that show hits read the store.
+func (s *Service) read(ctx context.Context, slug string) (Share, error) {
+	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, cacheKey(slug), cacheTTL, func(ctx context.Context) ([]byte, error) {
+		sh, err := s.store.GetShare(ctx, slug)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(sh)
+	})
+	if err != nil {
+		return Share{}, err
+	}
+	var sh Share
+	return sh, json.Unmarshal(raw, &sh)
 }
 
 // HasActiveShare tells the favorite service whether owner has shared.
@@ -141,7 +169,7 @@ func (s *Service) resolve(ctx context.Context, slug string) (Share, string, erro
 	if !slugRE.MatchString(slug) {
 		return Share{}, "", apierr.InvalidArgument("slug", "must be 1 to 32 letters and digits")
 	}
-	sh, err := s.store.GetShare(ctx, slug)
+	sh, err := s.read(ctx, slug)
 	if err != nil {
 		return Share{}, "", apierr.FromStorage(ctx, err, "share not found")
 	}
@@ -158,7 +186,6 @@ func (s *Service) resolve(ctx context.Context, slug string) (Share, string, erro
 	if err := s.store.AddHits(ctx, slug, 1); err != nil {
 		return Share{}, "", apierr.FromStorage(ctx, err, "share not found")
 	}
-	sh.Hits++
 	return sh, hexColor, nil
 }
 
@@ -169,7 +196,14 @@ func (s *Service) GetShare(ctx context.Context, req *sharev1.GetShareRequest) (*
 		return nil, err
 	}
 	p, _ := auth.FromContext(ctx)
-	return &sharev1.GetShareResponse{Share: s.toProto(sh, hexColor, p.UserID == sh.OwnerID || p.Admin)}, nil
+	owner := p.UserID == sh.OwnerID || p.Admin
+	if owner {
+		// The owner sees the live hit counter, not the cached one.
+		if sh, err = s.store.GetShare(ctx, sh.Slug); err != nil {
+			return nil, apierr.FromStorage(ctx, err, "share not found")
+		}
+	}
+	return &sharev1.GetShareResponse{Share: s.toProto(sh, hexColor, owner)}, nil
 }
 
 // ListShares implements ShareService.
@@ -232,6 +266,8 @@ func (s *Service) RevokeShare(ctx context.Context, req *sharev1.RevokeShareReque
 	if err := s.store.RevokeShare(ctx, sh.Slug, s.now().UTC().Truncate(time.Microsecond)); err != nil {
 		return nil, apierr.FromStorage(ctx, err, "share not found")
 	}
+	// Committed: now every replica must stop serving it.
+	_ = s.cache.Delete(ctx, cacheKey(sh.Slug))
 	return &sharev1.RevokeShareResponse{}, nil
 }
 

@@ -31,7 +31,7 @@ const (
 )
 
 // fillScript is the guarded fill: SET only if the key still holds what the
-// reader saw on its miss ('' for absent, or that exact tombstone), and never
+// reader saw on its miss (” for absent, or that exact tombstone), and never
 // over a value (someone filled it meanwhile with data at least as new).
 var fillScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
