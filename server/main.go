@@ -149,6 +149,9 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&cfg.GatewaySecret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with separately run gateways (random if empty)")
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
 	fs.boolean(&cfg.SecureCookies, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
+	shortenerFlags(fs, &cfg.Shortener)
+	voteFlags(fs, &cfg.Vote)
+	canvasFlags(fs, &cfg.Canvas)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

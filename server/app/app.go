@@ -23,12 +23,10 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/apiplatform/platform/gateway"
-	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
 	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
 	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
 	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
-	shortenerv1 "github.com/apiplatform/platform/gen/go/shortener/v1"
-	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
+	"github.com/apiplatform/platform/server/canvas"
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/identity"
 	"github.com/apiplatform/platform/server/platform/auth"
@@ -37,8 +35,10 @@ import (
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/redisconn"
 	"github.com/apiplatform/platform/server/share"
+	"github.com/apiplatform/platform/server/shortener"
 	"github.com/apiplatform/platform/server/storage/embedded"
 	"github.com/apiplatform/platform/server/storage/sqlstore"
+	"github.com/apiplatform/platform/server/vote"
 )
 
 // Config of one server process.
@@ -69,8 +69,11 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	SecureCookies  bool
 
-	Identity identity.Config
-	Share    share.Config
+	Identity  identity.Config
+	Share     share.Config
+	Shortener shortener.Config
+	Vote      vote.Config
+	Canvas    canvas.Config
 
 	// ShutdownTimeout bounds a graceful stop before connections are cut.
 	ShutdownTimeout time.Duration
@@ -165,18 +168,33 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 
+	d := deps{cfg: cfg, log: s.log, engine: st.engine, limiter: limiter, cache: cached, bus: s.Bus}
+	var modules []module
+	for _, build := range []func(context.Context, deps) (module, error){buildShortener, buildVote, buildCanvas} {
+		m, err := build(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		if m.close != nil {
+			s.closers = append(s.closers, m.close)
+		}
+		modules = append(modules, m)
+	}
+	policies := mergePolicies(identity.Policies, favorite.Policies, share.Policies, publicPolicies)
+	for _, m := range modules {
+		policies = mergePolicies(policies, m.policies)
+	}
+
 	s.health = health.NewServer()
 	s.grpc = newGRPCServer(serverDeps{
-		log: s.log, region: cfg.Region, gatewaySecret: cfg.GatewaySecret, authn: identities,
-		policies: mergePolicies(identity.Policies, favorite.Policies, share.Policies, publicPolicies),
+		log: s.log, region: cfg.Region, gatewaySecret: cfg.GatewaySecret, authn: identities, policies: policies,
 	})
 	identityv1.RegisterIdentityServiceServer(s.grpc, identities)
 	favoritev1.RegisterFavoriteServiceServer(s.grpc, favorites)
 	sharev1.RegisterShareServiceServer(s.grpc, shares)
-	// Designed, not yet built: registered so clients get UNIMPLEMENTED.
-	shortenerv1.RegisterShortenerServiceServer(s.grpc, shortenerv1.UnimplementedShortenerServiceServer{})
-	votev1.RegisterVoteServiceServer(s.grpc, votev1.UnimplementedVoteServiceServer{})
-	canvasv1.RegisterCanvasServiceServer(s.grpc, canvasv1.UnimplementedCanvasServiceServer{})
+	for _, m := range modules {
+		m.register(s.grpc)
+	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
@@ -201,6 +219,28 @@ type stores struct {
 	identity identity.Store
 	favorite favorite.Store
 	share    share.Store
+	// engine is the store value itself (*embedded.Store or
+	// *sqlstore.Store), which also implements the later services' stores.
+	engine any
+}
+
+// deps is what a service module may use to build itself.
+type deps struct {
+	cfg     Config
+	log     *slog.Logger
+	engine  any // *embedded.Store or *sqlstore.Store
+	limiter ratelimit.Limiter
+	cache   cache.Cache
+	bus     bus.Bus
+}
+
+// module is one service built by its build function (in <service>.go):
+// what it registers, who may call its methods, and what to close at
+// shutdown (after the servers stopped).
+type module struct {
+	register func(*grpc.Server)
+	policies auth.Policies
+	close    func() error
 }
 
 // openStorage opens the SQL store when a database URL is set, else the
@@ -212,7 +252,7 @@ func (s *Server) openStorage(ctx context.Context, cfg Config) (stores, error) {
 			return stores{}, fmt.Errorf("open embedded store: %w", err)
 		}
 		s.closers = append(s.closers, st.Close)
-		return stores{st, st, st}, nil
+		return stores{st, st, st, st}, nil
 	}
 	dbCfg := cfg.Database
 	dbCfg.URL, dbCfg.Region = cfg.DatabaseURL, cfg.Region
@@ -222,7 +262,7 @@ func (s *Server) openStorage(ctx context.Context, cfg Config) (stores, error) {
 	}
 	s.closers = append(s.closers, st.Close)
 	s.log.Info("database", "engine", st.Engine())
-	return stores{st, st, st}, nil
+	return stores{st, st, st, st}, nil
 }
 
 // openRedis returns the rate limiter, the cache and the bus: Redis-backed

@@ -35,7 +35,9 @@ var (
 	bIdempotency   = []byte("idempotency") // user \x00 scope \x00 key -> idemRecord
 	bShares        = []byte("shares")      // slug -> Share
 	bSharesByOwner = []byte("shares_by_owner")
-	allBuckets     = [][]byte{bUsers, bUsernames, bSessions, bAccess, bRefresh, bFavorites, bIdempotency, bShares, bSharesByOwner}
+	// allBuckets are created at Open; files for other services append
+	// theirs in init.
+	allBuckets = [][]byte{bUsers, bUsernames, bSessions, bAccess, bRefresh, bFavorites, bIdempotency, bShares, bSharesByOwner}
 )
 
 // Store implements identity.Store, favorite.Store and share.Store.

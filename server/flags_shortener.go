@@ -1,0 +1,6 @@
+package main
+
+import "github.com/apiplatform/platform/server/shortener"
+
+// shortenerFlags registers the shortener service's flags.
+func shortenerFlags(fs flags, cfg *shortener.Config) {}

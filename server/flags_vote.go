@@ -1,0 +1,6 @@
+package main
+
+import "github.com/apiplatform/platform/server/vote"
+
+// voteFlags registers the vote service's flags.
+func voteFlags(fs flags, cfg *vote.Config) {}
