@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -141,7 +142,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	limiter, cached, err := s.openRedis(cfg)
+	limiter, cached, rc, err := s.openRedis(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +169,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 
-	d := deps{cfg: cfg, log: s.log, engine: st.engine, limiter: limiter, cache: cached, bus: s.Bus}
+	d := deps{cfg: cfg, log: s.log, engine: st.engine, limiter: limiter, cache: cached, bus: s.Bus, redis: rc}
 	var modules []module
 	for _, build := range []func(context.Context, deps) (module, error){buildShortener, buildVote, buildCanvas} {
 		m, err := build(ctx, d)
@@ -232,6 +233,9 @@ type deps struct {
 	limiter ratelimit.Limiter
 	cache   cache.Cache
 	bus     bus.Bus
+	// redis is the raw client for service-specific Redis state (nil on the
+	// embedded default: use an in-process twin then).
+	redis redis.UniversalClient
 }
 
 // module is one service built by its build function (in <service>.go):
@@ -269,22 +273,22 @@ func (s *Server) openStorage(ctx context.Context, cfg Config) (stores, error) {
 // (shared by every replica) when a Redis URL is set, else in-process. The
 // limiter fails open and the cache is bypassed when Redis is down, so a
 // Redis outage degrades service instead of failing requests.
-func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, error) {
+func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, redis.UniversalClient, error) {
 	if cfg.RedisURL == "" {
 		s.Bus = bus.NewMemory()
 		s.closers = append(s.closers, s.Bus.Close)
 		return ratelimit.FailOpen(ratelimit.NewMemory(100_000), s.log),
-			cache.Instrument("platform", cache.NewMemory(100_000), s.log), nil
+			cache.Instrument("platform", cache.NewMemory(100_000), s.log), nil, nil
 	}
 	rc, err := redisconn.New(cfg.RedisURL)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	s.closers = append(s.closers, rc.Close)
 	s.Bus = bus.NewRedis(rc, "bus:", s.log)
 	s.closers = append(s.closers, s.Bus.Close)
 	return ratelimit.FailOpen(ratelimit.NewRedis(rc), s.log),
-		cache.Instrument("platform", cache.NewRedis(rc, "cache:"), s.log), nil
+		cache.Instrument("platform", cache.NewRedis(rc, "cache:"), s.log), rc, nil
 }
 
 // NewHTTPServer configures net/http for long-lived streams: no write
