@@ -90,10 +90,25 @@ const cacheTTL = time.Minute
 
 func cacheKey(slug string) string { return "share:" + slug }
 
-// read is the cache-aside read of a share row. Its hit counter is as of
-// the fill: callers that show hits read the store.
+// read is the cache-aside read of a share row for the JSON API: fresh
+// reads, invalidated by revocation. Its hit counter is as of the fill:
+// callers that show hits read the store.
 func (s *Service) read(ctx context.Context, slug string) (Share, error) {
-	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, cacheKey(slug), cacheTTL, func(ctx context.Context) ([]byte, error) {
+	return s.readKey(ctx, cacheKey(slug), cacheTTL, slug)
+}
+
+// readForPage reads for the public share page, which is served with a
+// public max-age and so may be that stale in any CDN anyway: it has its own
+// cache entry, filled by a stale-tolerant read (a follower read on
+// CockroachDB, local to the serving region), for at most PageMaxAge.
+func (s *Service) readForPage(ctx context.Context, slug string) (Share, error) {
+	return s.readKey(storage.WithStaleReads(ctx), pageCacheKey(slug), s.cfg.PageMaxAge, slug)
+}
+
+func pageCacheKey(slug string) string { return "sharepage:" + slug }
+
+func (s *Service) readKey(ctx context.Context, key string, ttl time.Duration, slug string) (Share, error) {
+	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, key, max(ttl, time.Second), func(ctx context.Context) ([]byte, error) {
 		sh, err := s.store.GetShare(ctx, slug)
 		if err != nil {
 			return nil, err
@@ -165,11 +180,11 @@ func (s *Service) CreateShare(ctx context.Context, req *sharev1.CreateShareReque
 }
 
 // resolve returns a live share and the colour it shows, counting a hit.
-func (s *Service) resolve(ctx context.Context, slug string) (Share, string, error) {
+func (s *Service) resolve(ctx context.Context, slug string, read func(context.Context, string) (Share, error)) (Share, string, error) {
 	if !slugRE.MatchString(slug) {
 		return Share{}, "", apierr.InvalidArgument("slug", "must be 1 to 32 letters and digits")
 	}
-	sh, err := s.read(ctx, slug)
+	sh, err := read(ctx, slug)
 	if err != nil {
 		return Share{}, "", apierr.FromStorage(ctx, err, "share not found")
 	}
@@ -191,7 +206,7 @@ func (s *Service) resolve(ctx context.Context, slug string) (Share, string, erro
 
 // GetShare implements ShareService.
 func (s *Service) GetShare(ctx context.Context, req *sharev1.GetShareRequest) (*sharev1.GetShareResponse, error) {
-	sh, hexColor, err := s.resolve(ctx, req.GetSlug())
+	sh, hexColor, err := s.resolve(ctx, req.GetSlug(), s.read)
 	if err != nil {
 		return nil, err
 	}
@@ -266,8 +281,9 @@ func (s *Service) RevokeShare(ctx context.Context, req *sharev1.RevokeShareReque
 	if err := s.store.RevokeShare(ctx, sh.Slug, s.now().UTC().Truncate(time.Microsecond)); err != nil {
 		return nil, apierr.FromStorage(ctx, err, "share not found")
 	}
-	// Committed: now every replica must stop serving it.
-	_ = s.cache.Delete(ctx, cacheKey(sh.Slug))
+	// Committed: now every replica must stop serving it (the page within
+	// its max-age, like any CDN copy).
+	_ = s.cache.Delete(ctx, cacheKey(sh.Slug), pageCacheKey(sh.Slug))
 	return &sharev1.RevokeShareResponse{}, nil
 }
 
@@ -280,7 +296,7 @@ var pageTemplate = template.Must(template.New("share").Parse(pageHTML))
 
 // GetSharePage implements ShareService.
 func (s *Service) GetSharePage(ctx context.Context, req *sharev1.GetSharePageRequest) (*httpbody.HttpBody, error) {
-	sh, hexColor, err := s.resolve(ctx, req.GetSlug())
+	sh, hexColor, err := s.resolve(ctx, req.GetSlug(), s.readForPage)
 	if err != nil {
 		return nil, err
 	}

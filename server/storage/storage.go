@@ -4,7 +4,10 @@
 // subpackages (embedded, sqlstore).
 package storage
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 var (
 	// ErrNotFound: the row asked for does not exist.
@@ -28,4 +31,20 @@ type Idempotency struct {
 	RequestHash []byte
 	// Response is what the first call answered, replayed to retries.
 	Response []byte
+}
+
+type staleKey struct{}
+
+// WithStaleReads marks reads made with ctx as tolerant of a few seconds of
+// staleness. On CockroachDB they may then be served by the nearest replica
+// (follower reads: no cross-region round trip); on engines without follower
+// reads the mark changes nothing.
+func WithStaleReads(ctx context.Context) context.Context {
+	return context.WithValue(ctx, staleKey{}, true)
+}
+
+// StaleReadsOK reports whether ctx was marked by WithStaleReads.
+func StaleReadsOK(ctx context.Context) bool {
+	ok, _ := ctx.Value(staleKey{}).(bool)
+	return ok
 }

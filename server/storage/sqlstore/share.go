@@ -40,7 +40,7 @@ func (s *Store) CreateShare(ctx context.Context, sh share.Share) error {
 // GetShare implements share.Store.
 func (s *Store) GetShare(ctx context.Context, slug string) (sh share.Share, err error) {
 	err = s.do(ctx, func() (err error) {
-		sh, err = scanShare(s.pool.QueryRow(ctx, `SELECT `+shareColumns+` FROM shares WHERE slug = $1`, slug))
+		sh, err = scanShare(s.pool.QueryRow(ctx, `SELECT `+shareColumns+` FROM shares`+s.asOf(ctx)+` WHERE slug = $1`, slug))
 		return err
 	})
 	return sh, mapErr(err)
