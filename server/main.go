@@ -22,11 +22,14 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/apiplatform/platform/gateway"
 	"github.com/apiplatform/platform/server/app"
+	"github.com/apiplatform/platform/server/platform/telemetry"
 	"github.com/apiplatform/platform/server/storage/sqlstore"
 )
 
@@ -140,6 +143,9 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flags{flag.NewFlagSet("serve", flag.ContinueOnError)}
 	fs.str(&cfg.GRPCAddr, "grpc-addr", "GRPC_ADDR", "127.0.0.1:9090", "gRPC listen address")
 	fs.str(&cfg.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8080", "REST gateway listen address (empty: none)")
+	fs.str(&cfg.MetricsAddr, "metrics-addr", "METRICS_ADDR", "127.0.0.1:9464", "Prometheus /metrics listen address (empty: none)")
+	var otlp string
+	fs.str(&otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/gRPC collector URL for traces, e.g. http://otel-collector:4317 (empty: no tracing)")
 	fs.str(&cfg.DataDir, "data-dir", "DATA_DIR", "./data", "embedded store directory")
 	finishDB := fs.database(&cfg.Database, &cfg.DatabaseURL, &cfg.Region)
 	fs.str(&cfg.RedisURL, "redis-url", "REDIS_URL", "", "Redis for rate limits, caches and the bus: redis://host:6379/0, ?master_name= for Sentinel, ?cluster=true for Cluster (empty: in-process)")
@@ -163,6 +169,15 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	cfg.Logger = log
+	stopTracing, err := telemetry.StartTracing(ctx, otlp, "platform-server", cfg.Region)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
 	srv, err := app.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -211,9 +226,17 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&secret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with the servers (required)")
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
 	fs.boolean(&secure, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
+	var otlp, region string
+	fs.str(&otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/gRPC collector URL for traces (empty: no tracing)")
+	fs.str(&region, "region", "REGION", "local", "region this gateway serves from (trace attribute)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	stopTracing, err := telemetry.StartTracing(ctx, otlp, "platform-gateway", region)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
 	if secret == "" {
 		return errors.New("--gateway-secret is required: the servers must be able to trust the client addresses this gateway forwards")
 	}
@@ -221,7 +244,8 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(upstream, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(upstream, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
 	if err != nil {
 		return err
 	}
@@ -230,7 +254,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := app.NewHTTPServer(h)
+	srv := app.NewHTTPServer(otelhttp.NewHandler(h, "gateway"))
 	srv.Addr = httpAddr
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()

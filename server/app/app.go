@@ -16,7 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -35,6 +38,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/redisconn"
+	"github.com/apiplatform/platform/server/platform/telemetry"
 	"github.com/apiplatform/platform/server/share"
 	"github.com/apiplatform/platform/server/shortener"
 	"github.com/apiplatform/platform/server/storage/embedded"
@@ -46,8 +50,11 @@ import (
 type Config struct {
 	GRPCAddr string // e.g. "127.0.0.1:9090"; port 0 picks a free one
 	HTTPAddr string // e.g. "127.0.0.1:8080"; empty: no REST gateway
-	DataDir  string // embedded store directory (when DatabaseURL is empty)
-	Region   string // the region this process serves from
+	// MetricsAddr serves Prometheus /metrics, apart from the public
+	// gateway; empty: not served.
+	MetricsAddr string
+	DataDir     string // embedded store directory (when DatabaseURL is empty)
+	Region      string // the region this process serves from
 
 	// DatabaseURL (postgres:// or postgresql://, PostgreSQL or CockroachDB)
 	// selects the SQL store; empty means the embedded store in DataDir.
@@ -108,16 +115,18 @@ func (c *Config) Defaults() {
 
 // Server is a running platform process.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	grpcLn   net.Listener
-	httpLn   net.Listener
-	grpc     *grpc.Server
-	http     *http.Server
-	health   *health.Server
-	conn     *grpc.ClientConn
-	closers  []func() error
-	stopOnce sync.Once
+	cfg       Config
+	log       *slog.Logger
+	grpcLn    net.Listener
+	httpLn    net.Listener
+	metricsLn net.Listener
+	grpc      *grpc.Server
+	http      *http.Server
+	metrics   *http.Server
+	health    *health.Server
+	conn      *grpc.ClientConn
+	closers   []func() error
+	stopOnce  sync.Once
 
 	// Bus carries live updates between replicas (Redis) or within this
 	// process (embedded default).
@@ -157,6 +166,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if cfg.PublicBaseURL == "" {
 			cfg.PublicBaseURL = "http://" + s.httpLn.Addr().String()
 		}
+	}
+	if cfg.MetricsAddr != "" {
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", telemetry.MetricsHandler())
+		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 
 	cfg.Share.PublicBaseURL = cfg.PublicBaseURL
@@ -198,9 +215,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	telemetry.RPCMetrics.InitializeMetrics(s.grpc)
 
 	if s.httpLn != nil {
-		if s.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		if s.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler())); err != nil {
 			return nil, err
 		}
 		s.closers = append(s.closers, s.conn.Close)
@@ -210,7 +229,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s.http = NewHTTPServer(gw)
+		s.http = NewHTTPServer(otelhttp.NewHandler(gw, "gateway"))
 	}
 	s.cfg = cfg
 	return s, nil
@@ -284,6 +303,9 @@ func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, redis.Un
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := redisotel.InstrumentTracing(rc); err != nil {
+		return nil, nil, nil, err
+	}
 	s.closers = append(s.closers, rc.Close)
 	s.Bus = bus.NewRedis(rc, "bus:", s.log)
 	s.closers = append(s.closers, s.Bus.Close)
@@ -309,13 +331,28 @@ func (s *Server) HTTPAddr() string {
 	return s.httpLn.Addr().String()
 }
 
+// MetricsAddr is the bound metrics address ("" when not served).
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
+}
+
 // PublicBaseURL is the prefix of links handed out.
 func (s *Server) PublicBaseURL() string { return s.cfg.PublicBaseURL }
 
 // Serve answers until Shutdown; it returns the first serving error.
 func (s *Server) Serve() error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.grpc.Serve(s.grpcLn) }()
+	if s.metrics != nil {
+		go func() {
+			if err := s.metrics.Serve(s.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
 	if s.http != nil {
 		go func() {
 			if err := s.http.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
@@ -355,6 +392,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 		wg.Wait()
+		if s.metrics != nil {
+			_ = s.metrics.Close()
+		}
 		s.close()
 	})
 	return nil
@@ -372,6 +412,9 @@ func (s *Server) close() {
 	}
 	if s.httpLn != nil {
 		_ = s.httpLn.Close()
+	}
+	if s.metricsLn != nil {
+		_ = s.metricsLn.Close()
 	}
 }
 

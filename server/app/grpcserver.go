@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -13,6 +14,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
+	"github.com/apiplatform/platform/server/platform/telemetry"
 )
 
 type serverDeps struct {
@@ -28,7 +30,11 @@ type serverDeps struct {
 //  1. recovery turns a handler panic into INTERNAL instead of a dead process;
 //  2. sanitize keeps non-status error text from reaching clients;
 //  3. region stamps the serving region on every response;
-//  4. client address, then auth, which may rate limit by that address.
+//  4. client address, then auth, which may rate limit by that address;
+//
+// metrics come first of all so that they see every outcome, including
+// panics turned into INTERNAL and calls refused by auth. Tracing is a stats
+// handler (it continues the gateway's trace from the request metadata).
 func newGRPCServer(d serverDeps) *grpc.Server {
 	recover := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		d.log.ErrorContext(ctx, "panic in handler", "panic", p)
@@ -37,7 +43,9 @@ func newGRPCServer(d serverDeps) *grpc.Server {
 	addr := clientaddr.Interceptors{GatewaySecret: d.gatewaySecret}
 	authz := auth.Interceptors{Auth: d.authn, Policies: d.policies}
 	return grpc.NewServer(
+		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(
+			telemetry.RPCMetrics.UnaryServerInterceptor(),
 			recovery.UnaryServerInterceptor(recover),
 			sanitizeUnary,
 			regionUnary(d.region),
@@ -45,6 +53,7 @@ func newGRPCServer(d serverDeps) *grpc.Server {
 			authz.Unary(),
 		),
 		grpc.ChainStreamInterceptor(
+			telemetry.RPCMetrics.StreamServerInterceptor(),
 			recovery.StreamServerInterceptor(recover),
 			sanitizeStream,
 			regionStream(d.region),

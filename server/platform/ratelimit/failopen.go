@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,24 @@ var failOpenTotal = promauto.NewCounter(prometheus.CounterOpts{
 	Name: "ratelimit_fail_open_total",
 	Help: "Events admitted without a decision because the rate limiter failed (e.g. Redis unreachable).",
 })
+
+// rejectionsTotal counts refused events by reason (see Reason).
+var rejectionsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "ratelimit_rejections_total",
+	Help: "Events refused by a rate limit, by reason (the limiter key without its subject, e.g. share:user).",
+}, []string{"reason"})
+
+// Reason is a limiter key without its subject: keys are written
+// "<what>:<per>:<subject>" ("share:user:<id>", "vote:addr:<ip>"), and the
+// subject (an id or address, possibly holding colons itself) must not become
+// a label value.
+func Reason(key string) string {
+	parts := strings.SplitN(key, ":", 3)
+	if len(parts) < 3 {
+		return "other"
+	}
+	return parts[0] + ":" + parts[1]
+}
 
 // failOpenLogEvery bounds failure logging to one line per interval.
 const failOpenLogEvery = 10 * time.Second
@@ -45,6 +64,9 @@ type failOpen struct {
 func (f *failOpen) Allow(ctx context.Context, key string, l Limit) (Result, error) {
 	res, err := f.inner.Allow(ctx, key, l)
 	if err == nil {
+		if !res.Allowed {
+			rejectionsTotal.WithLabelValues(Reason(key)).Inc()
+		}
 		return res, nil
 	}
 	if ctx.Err() == nil {

@@ -132,3 +132,17 @@ func TestFailOpenCanceledContextNotCounted(t *testing.T) {
 		t.Error("failure on a canceled context was counted")
 	}
 }
+
+func TestReasonDropsTheSubject(t *testing.T) {
+	for key, want := range map[string]string{
+		"share:user:0b7c6c4e-9e51-4c0e-a4a5-1b1f7d7f2a10": "share:user",
+		"guest:addr:2001:db8::1":                          "guest:addr",
+		"vote:addr:":                                      "vote:addr",
+		"nocolon":                                         "other",
+		"only:one":                                        "other",
+	} {
+		if got := Reason(key); got != want {
+			t.Errorf("Reason(%q) = %q, want %q", key, got, want)
+		}
+	}
+}

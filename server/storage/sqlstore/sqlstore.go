@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -103,6 +104,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// (PostgreSQL defaults to READ COMMITTED; a CockroachDB cluster may have
 	// been told to).
 	params["default_transaction_isolation"] = "serializable"
+	// Spans for every query, under the request's trace when tracing is on.
+	poolCfg.ConnConfig.Tracer = otelpgx.NewTracer()
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, mapErr(fmt.Errorf("sqlstore: %w", err))
