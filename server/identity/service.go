@@ -102,12 +102,9 @@ func (s *Service) CreateGuest(ctx context.Context, _ *identityv1.CreateGuestRequ
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
-	sess, tokens, err := s.newSession(ctx, u.ID)
+	tokens, err := s.startSession(ctx, u.ID)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return nil, apierr.FromStorage(ctx, err, "")
 	}
 	return &identityv1.CreateGuestResponse{User: userProto(u), Session: tokens}, nil
 }
@@ -157,12 +154,9 @@ func (s *Service) Register(ctx context.Context, req *identityv1.RegisterRequest)
 			return nil, apierr.FromStorage(ctx, err, "")
 		}
 	}
-	sess, tokens, err := s.newSession(ctx, u.ID)
+	tokens, err := s.startSession(ctx, u.ID)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return nil, apierr.FromStorage(ctx, err, "")
 	}
 	return &identityv1.RegisterResponse{User: userProto(u), Session: tokens}, nil
 }
@@ -197,12 +191,9 @@ func (s *Service) Login(ctx context.Context, req *identityv1.LoginRequest) (*ide
 	if err != nil || !ok || u.PasswordHash == "" {
 		return nil, apierr.Unauthenticated("invalid username or password")
 	}
-	sess, tokens, err := s.newSession(ctx, u.ID)
+	tokens, err := s.startSession(ctx, u.ID)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return nil, apierr.FromStorage(ctx, err, "")
 	}
 	return &identityv1.LoginResponse{User: userProto(u), Session: tokens}, nil
 }
@@ -306,6 +297,18 @@ func (s *Service) limit(ctx context.Context, key string, l ratelimit.Limit) erro
 		return nil // limiters fail open; see ratelimit.FailOpen
 	}
 	return apierr.ResourceExhausted("too many attempts; retry later", "RATE_LIMITED", res.RetryAfter)
+}
+
+// startSession creates and stores a new session for userID.
+func (s *Service) startSession(ctx context.Context, userID string) (*identityv1.Session, error) {
+	sess, tokens, err := s.newSession(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return nil, apierr.FromStorage(ctx, err, "")
+	}
+	return tokens, nil
 }
 
 func (s *Service) newSession(ctx context.Context, userID string) (Session, *identityv1.Session, error) {

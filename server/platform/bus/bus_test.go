@@ -2,16 +2,15 @@ package bus
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/apiplatform/platform/server/platform/redistest"
 )
 
 var ctx = context.Background()
@@ -153,22 +152,6 @@ func waitReady(t *testing.T, a, b Bus, topic string) {
 	t.Fatal("redis subscription not ready")
 }
 
-func redisClient(t *testing.T) redis.UniversalClient {
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		t.Skip("TEST_REDIS_URL not set (run through .ci/with-services)")
-	}
-	o, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(o)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
+func redisClient(t *testing.T) redis.UniversalClient { return redistest.Client(t) }
 
-func uniquePrefix() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return "bus-test-" + hex.EncodeToString(b) + ":"
-}
+func uniquePrefix() string { return redistest.Prefix("bus") }

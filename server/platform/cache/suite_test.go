@@ -6,14 +6,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"golang.org/x/sync/singleflight"
+
+	"github.com/apiplatform/platform/server/platform/redistest"
 )
 
 // runSuite is the conformance suite every Cache engine (and Instrument around
@@ -241,25 +243,7 @@ func uniquePrefix(t *testing.T) string {
 }
 
 // testRedis connects to TEST_REDIS_URL or skips the test.
-func testRedis(t *testing.T) redis.UniversalClient {
-	t.Helper()
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		t.Skip("TEST_REDIS_URL not set (e.g. redis://127.0.0.1:6379/0); skipping Redis engine")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL: %v", err)
-	}
-	c := redis.NewClient(opt)
-	t.Cleanup(func() { _ = c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatalf("TEST_REDIS_URL=%s: %v", url, err)
-	}
-	return c
-}
+func testRedis(t *testing.T) redis.UniversalClient { return redistest.Client(t) }
 
 // deadRedis is a client for a port nothing listens on: every call fails fast.
 func deadRedis(t *testing.T) redis.UniversalClient {
