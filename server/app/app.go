@@ -179,6 +179,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg.Share.PublicBaseURL = cfg.PublicBaseURL
 	favorites := favorite.New(st.favorite, st.share, cached)
 	shares := share.New(st.share, favorites, limiter, cached, cfg.Share)
+	s.closers = append(s.closers, shares.Close)
 	identities := identity.New(st.identity, favorites, limiter, cfg.Identity)
 	if cfg.AdminUser != "" {
 		if err := identities.EnsureAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {

@@ -46,15 +46,15 @@ type platform struct {
 // production shape.
 type backend struct {
 	name  string
-	setup func(t *testing.T, cfg *app.Config)
+	setup func(t testing.TB, cfg *app.Config)
 }
 
-var embeddedBackend = backend{name: "embedded", setup: func(t *testing.T, cfg *app.Config) {}}
+var embeddedBackend = backend{name: "embedded", setup: func(t testing.TB, cfg *app.Config) {}}
 
 func backends() []backend {
 	bs := []backend{embeddedBackend}
 	if os.Getenv("TEST_DATABASE_URL") != "" {
-		bs = append(bs, backend{name: "postgres+redis", setup: func(t *testing.T, cfg *app.Config) {
+		bs = append(bs, backend{name: "postgres+redis", setup: func(t testing.TB, cfg *app.Config) {
 			cfg.DatabaseURL = sqltest.FreshDatabaseURL(t)
 			cfg.RedisURL = os.Getenv("TEST_REDIS_URL")
 		}})
@@ -72,7 +72,7 @@ func forBackends(t *testing.T, run func(t *testing.T, b backend)) {
 // testConfig is a server on loopback ports. Limits keyed by client address
 // are raised: every test client is 127.0.0.1, and with Redis they would be
 // shared by every test of the run.
-func testConfig(t *testing.T) app.Config {
+func testConfig(t testing.TB) app.Config {
 	cfg := app.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), Region: "test-region",
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), nil)), // shown only for failing tests
@@ -85,7 +85,7 @@ func testConfig(t *testing.T) app.Config {
 }
 
 // start runs a server on b; configure may adjust the configuration first.
-func start(t *testing.T, b backend, configure func(*app.Config)) *platform {
+func start(t testing.TB, b backend, configure func(*app.Config)) *platform {
 	t.Helper()
 	cfg := testConfig(t)
 	b.setup(t, &cfg)
@@ -95,7 +95,7 @@ func start(t *testing.T, b backend, configure func(*app.Config)) *platform {
 	return startConfig(t, cfg)
 }
 
-func startConfig(t *testing.T, cfg app.Config) *platform {
+func startConfig(t testing.TB, cfg app.Config) *platform {
 	t.Helper()
 	srv, err := app.New(context.Background(), cfg)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -57,13 +58,17 @@ type Config struct {
 	UserLimit, AddrLimit ratelimit.Limit
 	// PageMaxAge is the public cache lifetime of share pages.
 	PageMaxAge time.Duration
+	// HitsFlushInterval is how often counted hits are stored (at most this
+	// much of them is lost if the process is killed).
+	HitsFlushInterval time.Duration
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
 var DefaultConfig = Config{
-	UserLimit:  ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 5},
-	AddrLimit:  ratelimit.Limit{Rate: 30, Period: time.Minute, Burst: 20},
-	PageMaxAge: time.Minute,
+	UserLimit:         ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 5},
+	AddrLimit:         ratelimit.Limit{Rate: 30, Period: time.Minute, Burst: 20},
+	PageMaxAge:        time.Minute,
+	HitsFlushInterval: time.Second,
 }
 
 // Service implements ShareService.
@@ -75,6 +80,7 @@ type Service struct {
 	cache     cache.Cache
 	loads     singleflight.Group
 	cfg       Config
+	hits      *hitCounter
 	now       func() time.Time
 }
 
@@ -82,7 +88,19 @@ type Service struct {
 // cache-aside), which revocations invalidate after they commit.
 func New(store Store, favorites FavoriteReader, limiter ratelimit.Limiter, c cache.Cache, cfg Config) *Service {
 	cfg.PublicBaseURL = strings.TrimRight(cfg.PublicBaseURL, "/")
-	return &Service{store: store, favorites: favorites, limiter: limiter, cache: c, cfg: cfg, now: time.Now}
+	if cfg.HitsFlushInterval <= 0 {
+		cfg.HitsFlushInterval = DefaultConfig.HitsFlushInterval
+	}
+	return &Service{
+		store: store, favorites: favorites, limiter: limiter, cache: c, cfg: cfg, now: time.Now,
+		hits: newHitCounter(store, cfg.HitsFlushInterval, slog.Default()),
+	}
+}
+
+// Close stores the hits counted but not yet flushed.
+func (s *Service) Close() error {
+	s.hits.close()
+	return nil
 }
 
 // cacheTTL bounds staleness if an invalidation is lost.
@@ -198,9 +216,7 @@ func (s *Service) resolve(ctx context.Context, slug string, read func(context.Co
 			return Share{}, "", apierr.FromStorage(ctx, err, "share not found")
 		}
 	}
-	if err := s.store.AddHits(ctx, slug, 1); err != nil {
-		return Share{}, "", apierr.FromStorage(ctx, err, "share not found")
-	}
+	s.hits.add(slug)
 	return sh, hexColor, nil
 }
 
@@ -213,10 +229,13 @@ func (s *Service) GetShare(ctx context.Context, req *sharev1.GetShareRequest) (*
 	p, _ := auth.FromContext(ctx)
 	owner := p.UserID == sh.OwnerID || p.Admin
 	if owner {
-		// The owner sees the live hit counter, not the cached one.
+		// The owner sees the stored counter (not the cached row's) plus
+		// what this replica has not flushed yet; other replicas' hits show
+		// within a flush interval.
 		if sh, err = s.store.GetShare(ctx, sh.Slug); err != nil {
 			return nil, apierr.FromStorage(ctx, err, "share not found")
 		}
+		sh.Hits += s.hits.unflushed(sh.Slug)
 	}
 	return &sharev1.GetShareResponse{Share: s.toProto(sh, hexColor, owner)}, nil
 }
