@@ -148,6 +148,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/gRPC collector URL for traces, e.g. http://otel-collector:4317 (empty: no tracing)")
 	fs.str(&cfg.DataDir, "data-dir", "DATA_DIR", "./data", "embedded store directory")
 	finishDB := fs.database(&cfg.Database, &cfg.DatabaseURL, &cfg.Region)
+	fs.duration(&cfg.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", 15*time.Second, "deadline of unary calls that bring none")
 	fs.str(&cfg.RedisURL, "redis-url", "REDIS_URL", "", "Redis for rate limits, caches and the bus: redis://host:6379/0, ?master_name= for Sentinel, ?cluster=true for Cluster (empty: in-process)")
 	fs.str(&cfg.PublicBaseURL, "public-url", "PUBLIC_URL", "", "base URL of links handed out (default http://<http-addr>)")
 	fs.str(&cfg.AdminUser, "admin-user", "ADMIN_USER", "", "ensure this admin account exists at start")

@@ -83,6 +83,9 @@ type Config struct {
 	Vote      vote.Config
 	Canvas    canvas.Config
 
+	// RequestTimeout bounds unary calls without a client deadline (streams
+	// are long-lived by design and are not bounded).
+	RequestTimeout time.Duration
 	// ShutdownTimeout bounds a graceful stop before connections are cut.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
@@ -104,6 +107,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Share == (share.Config{}) {
 		c.Share = share.DefaultConfig
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 15 * time.Second
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
@@ -207,6 +213,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.health = health.NewServer()
 	s.grpc = newGRPCServer(serverDeps{
 		log: s.log, region: cfg.Region, gatewaySecret: cfg.GatewaySecret, authn: identities, policies: policies,
+		requestTimeout: cfg.RequestTimeout,
 	})
 	identityv1.RegisterIdentityServiceServer(s.grpc, identities)
 	favoritev1.RegisterFavoriteServiceServer(s.grpc, favorites)

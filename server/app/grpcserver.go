@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -23,6 +24,9 @@ type serverDeps struct {
 	gatewaySecret string
 	authn         auth.Authenticator
 	policies      auth.Policies
+	// requestTimeout bounds unary calls that carry no earlier deadline, so
+	// a stuck dependency cannot pile up requests without end.
+	requestTimeout time.Duration
 }
 
 // newGRPCServer builds the gRPC server with its whole interceptor chain in
@@ -46,6 +50,7 @@ func newGRPCServer(d serverDeps) *grpc.Server {
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(
 			telemetry.RPCMetrics.UnaryServerInterceptor(),
+			deadlineUnary(d.requestTimeout),
 			recovery.UnaryServerInterceptor(recover),
 			sanitizeUnary,
 			regionUnary(d.region),
@@ -61,6 +66,17 @@ func newGRPCServer(d serverDeps) *grpc.Server {
 			authz.Stream(),
 		),
 	)
+}
+
+func deadlineUnary(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if _, ok := ctx.Deadline(); !ok && d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		return h(ctx, req)
+	}
 }
 
 func sanitize(ctx context.Context, err error) error {
