@@ -8,16 +8,22 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -47,6 +53,10 @@ type Config struct {
 	SecureCookies bool
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// CountryHeader is the CDN header carrying the client's country (default
+	// CF-IPCountry). It is forwarded only from trusted proxies: anyone else
+	// could write it.
+	CountryHeader string
 }
 
 // Cookie names.
@@ -56,11 +66,16 @@ const (
 )
 
 // handlers is every service's generated REST registration, over one conn.
+// grpc-gateway tries patterns registered LATER first, so the shortener,
+// whose `/{code}` catches every one-segment path, is registered first: any
+// one-segment route of another service (`/canvas.png`) wins over it.
+// `/healthz` never reaches grpc-gateway (the root mux serves it), and
+// longer paths (`/s/{slug}`, `/api/...`) cannot match `/{code}`.
 var handlers = []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+	shortenerv1.RegisterShortenerServiceHandler,
 	identityv1.RegisterIdentityServiceHandler,
 	favoritev1.RegisterFavoriteServiceHandler,
 	sharev1.RegisterShareServiceHandler,
-	shortenerv1.RegisterShortenerServiceHandler,
 	votev1.RegisterVoteServiceHandler,
 	canvasv1.RegisterCanvasServiceHandler,
 }
@@ -70,6 +85,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	if cfg.CountryHeader == "" {
+		cfg.CountryHeader = "CF-IPCountry"
+	}
 	json := &runtime.JSONPb{
 		// Zero values are part of the answer (e.g. "snapshot": false).
 		MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
@@ -77,6 +95,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 	}
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: json}),
+		// HTML forms (the password form of protected short links) post
+		// url-encoded bodies; answers stay JSON or the service's HttpBody.
+		runtime.WithMarshalerOption(formMIME, &runtime.HTTPBodyMarshaler{Marshaler: formMarshaler{json}}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
@@ -102,7 +123,16 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	root.Handle("/", mux)
+	root.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// grpc-gateway routes no HEAD: answer it as the GET (net/http sends
+		// no body for HEAD), so that link checkers and `curl -I` see
+		// redirects and pages.
+		if r.Method == http.MethodHead {
+			r = r.Clone(r.Context())
+			r.Method = http.MethodGet
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBodyBytes)
 		root.ServeHTTP(w, r)
@@ -125,11 +155,20 @@ func outgoingHeader(k string) (string, bool) {
 }
 
 // requestMetadata adds what the gateway vouches for: the client's address,
-// the secret proving it came from us, and the tokens of browser cookies.
+// the secret proving it came from us, and the tokens of browser cookies;
+// and what the shortener's analytics read: the HTTP User-Agent (even when
+// empty: the call's own user-agent is the gateway's), the Referer, and the
+// CDN's country header when the peer is a trusted proxy.
 func (cfg Config) requestMetadata(_ context.Context, r *http.Request) metadata.MD {
-	md := metadata.Pairs(clientaddr.SecretKey, cfg.GatewaySecret)
+	md := metadata.Pairs(clientaddr.SecretKey, cfg.GatewaySecret, httpmeta.UserAgentKey, r.UserAgent())
 	if a := cfg.clientAddr(r); a.IsValid() {
 		md.Set(clientaddr.AddrKey, a.String())
+	}
+	if ref := r.Referer(); ref != "" {
+		md.Set(httpmeta.RefererKey, ref)
+	}
+	if c := r.Header.Get(cfg.CountryHeader); c != "" && cfg.peerTrusted(r) {
+		md.Set(httpmeta.CountryKey, c)
 	}
 	if r.Header.Get("Authorization") == "" {
 		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
@@ -166,6 +205,12 @@ func (cfg Config) clientAddr(r *http.Request) netip.Addr {
 		}
 	}
 	return addr
+}
+
+// peerTrusted reports whether the connection comes from a trusted proxy.
+func (cfg Config) peerTrusted(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && cfg.trusted(ap.Addr().Unmap())
 }
 
 func (cfg Config) trusted(a netip.Addr) bool {
@@ -214,14 +259,71 @@ func (cfg Config) setCookie(w http.ResponseWriter, name, value, path string, exp
 	http.SetCookie(w, c)
 }
 
-// errorHandler adds Retry-After for statuses carrying RetryInfo, then
-// answers like grpc-gateway's default (status JSON with details).
+// errorHandler adds Retry-After for statuses carrying RetryInfo and turns
+// NOT_FOUND with reason GONE into 410, then answers like grpc-gateway's
+// default (status JSON with details).
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok {
 		if d, ok := apierr.RetryAfter(st); ok {
 			secs := int((d + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 		}
+		if st.Code() == codes.NotFound && hasReason(st, httpmeta.ReasonGone) {
+			w = statusWriter{ResponseWriter: w, code: http.StatusGone}
+		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+func hasReason(st *status.Status, reason string) bool {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetReason() == reason && ei.GetDomain() == apierr.Domain {
+			return true
+		}
+	}
+	return false
+}
+
+// statusWriter answers with code whatever status the handler writes.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w statusWriter) WriteHeader(int) { w.ResponseWriter.WriteHeader(w.code) }
+
+func (w statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+const formMIME = "application/x-www-form-urlencoded"
+
+// formMarshaler decodes url-encoded form bodies into FollowShortUrl
+// requests (the password form of protected links). Anything else declared
+// as a form is decoded as JSON, as it always was: clients such as `curl -d`
+// label JSON that way. Answers are marshalled as JSON.
+type formMarshaler struct{ *runtime.JSONPb }
+
+func (f formMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		req, ok := v.(*shortenerv1.FollowShortUrlRequest)
+		if !ok || bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
+			if len(bytes.TrimSpace(b)) == 0 {
+				return io.EOF
+			}
+			return f.JSONPb.Unmarshal(b, v)
+		}
+		vals, err := url.ParseQuery(string(b))
+		if err != nil {
+			return errors.New("malformed form body")
+		}
+		req.Password = vals.Get("password")
+		return nil
+	})
+}
+
+func (f formMarshaler) Unmarshal(data []byte, v any) error {
+	return f.NewDecoder(bytes.NewReader(data)).Decode(v)
 }

@@ -227,6 +227,8 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&secret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with the servers (required)")
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
 	fs.boolean(&secure, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
+	var country string
+	fs.str(&country, "country-header", "COUNTRY_HEADER", "CF-IPCountry", "CDN header with the client's country, believed from trusted proxies only")
 	var otlp, region string
 	fs.str(&otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/gRPC collector URL for traces (empty: no tracing)")
 	fs.str(&region, "region", "REGION", "local", "region this gateway serves from (trace attribute)")
@@ -251,7 +253,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	h, err := gateway.New(ctx, conn, gateway.Config{GatewaySecret: secret, TrustedProxies: trusted, SecureCookies: secure})
+	h, err := gateway.New(ctx, conn, gateway.Config{GatewaySecret: secret, TrustedProxies: trusted, SecureCookies: secure, CountryHeader: country})
 	if err != nil {
 		return err
 	}

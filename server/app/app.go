@@ -233,6 +233,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.closers = append(s.closers, s.conn.Close)
 		gw, err := gateway.New(ctx, s.conn, gateway.Config{
 			GatewaySecret: cfg.GatewaySecret, TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
+			CountryHeader: cfg.Shortener.CountryHeader,
 		})
 		if err != nil {
 			return nil, err

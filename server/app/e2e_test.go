@@ -348,17 +348,3 @@ func testSharePage(t *testing.T, b backend) {
 		t.Fatalf("healthz: %d", res.StatusCode)
 	}
 }
-
-// The services designed for later issues are registered and say so.
-func TestUnbuiltServicesAnswerUnimplemented(t *testing.T) {
-	p := start(t, embeddedBackend, nil)
-	r := newREST(p)
-	_, tok := r.guest(t)
-	for _, path := range []string{"/api/v1/canvas/info", "/api/v1/elections/x"} {
-		res, body := r.do(t, "GET", path, tok, nil)
-		if res.StatusCode != http.StatusNotImplemented {
-			t.Fatalf("GET %s: %d %s, want 501", path, res.StatusCode, body)
-		}
-		noLeak(t, string(body))
-	}
-}

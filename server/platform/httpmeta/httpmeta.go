@@ -34,6 +34,25 @@ var RequestHeaders = map[string]string{
 	"If-None-Match":   "if-none-match",
 }
 
+// Request metadata the gateway sets itself on every call (not from a
+// same-named client header, which it never forwards):
+const (
+	// UserAgentKey is the HTTP client's User-Agent, empty when it sent none
+	// (the call's own user-agent metadata names the gateway's gRPC client).
+	UserAgentKey = "x-http-user-agent"
+	// RefererKey is the HTTP Referer, when sent.
+	RefererKey = "x-http-referer"
+	// CountryKey is the client's country as told by the CDN's country
+	// header, set only when the request came from a trusted proxy; servers
+	// believe it only alongside the gateway secret.
+	CountryKey = "x-client-country"
+)
+
+// ReasonGone, as the ErrorInfo reason of a NOT_FOUND status, makes the
+// gateway answer 410 Gone instead of 404: the resource existed and was
+// deleted or expired.
+const ReasonGone = "GONE"
+
 // SetStatus asks the gateway to answer with code.
 func SetStatus(ctx context.Context, code int) error {
 	return grpc.SetHeader(ctx, metadata.Pairs(StatusCode, strconv.Itoa(code)))

@@ -1,4 +1,5 @@
--- URL shortener codes (<= 7 base62 characters, generated or a custom alias).
+-- URL shortener codes: 7 base62 characters when generated, 3 to 32 letters,
+-- digits, '-' and '_' when a custom alias.
 -- The redirect path reads only this row. click_count and last_access_at are
 -- written by the batched analytics flusher, never on the redirect itself.
 -- Deleted codes stay as tombstones (deleted_at) so a code is never reissued
@@ -16,6 +17,6 @@ CREATE TABLE IF NOT EXISTS short_links (
     last_access_at TIMESTAMPTZ NULL,
     deleted_at     TIMESTAMPTZ NULL,
     CONSTRAINT short_links_pkey PRIMARY KEY (code),
-    CONSTRAINT short_links_code_check CHECK (code ~ '^[0-9A-Za-z_-]{1,7}$'),
+    CONSTRAINT short_links_code_check CHECK (code ~ '^[0-9A-Za-z_-]{1,32}$'),
     CONSTRAINT short_links_redirect_kind_check CHECK (redirect_kind IN (301, 302))
 )

@@ -12,5 +12,9 @@ CREATE TABLE IF NOT EXISTS click_events (
     code       TEXT        NOT NULL,
     country    TEXT        NOT NULL DEFAULT '',
     bot        BOOL        NOT NULL DEFAULT false,
+    -- 'human', 'bot' or 'preview' (link-preview crawler); bot = agent <> 'human'.
+    agent      TEXT        NOT NULL DEFAULT 'human',
+    -- Host of the Referer, '' when none.
+    referrer   TEXT        NOT NULL DEFAULT '',
     CONSTRAINT click_events_pkey PRIMARY KEY (region, clicked_at, id)
 )
