@@ -123,6 +123,10 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	// The web client (files embedded in the binary) under /app/; the bare
+	// root sends browsers there.
+	root.Handle(WebPrefix, WebHandler())
+	root.Handle("GET /{$}", http.RedirectHandler(WebPrefix, http.StatusFound))
 	root.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// grpc-gateway routes no HEAD: answer it as the GET (net/http sends
 		// no body for HEAD), so that link checkers and `curl -I` see

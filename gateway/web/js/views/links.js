@@ -1,0 +1,274 @@
+// URL shortener: shorten (alias, expiry, password, redirect kind), the
+// caller's links with click counts, and per-link stats (#/links/{code}):
+// clicks per day as a chart, clicks by country, and the QR code the API
+// renders.
+
+import { ApiError, Code, del, get, post, qs } from '../api.js';
+import { dayChart } from '../chart.js';
+import { copyField, fmtNumber, fmtRelative, fmtTime, h, id, liveRegion, replace, safeHref, say } from '../dom.js';
+
+const EXPIRIES = [['0', 'Never'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '1 week'], ['2592000', '30 days']];
+
+const qrURL = (code, size = 256) => `/api/v1/urls/${encodeURIComponent(code)}/qr.png?size=${size}`;
+
+export function render(root, args) {
+  if (args[0]) return renderStats(root, args[0]);
+  return renderList(root);
+}
+
+function field(label, input, { hint, errId } = {}) {
+  const hintId = hint ? id('hint') : null;
+  input.setAttribute('aria-describedby', [hintId, errId].filter(Boolean).join(' '));
+  return h('div', { class: 'field' },
+    h('label', { for: input.id }, label),
+    hint ? h('p', { class: 'hint', id: hintId }, hint) : null,
+    input,
+    h('p', { class: 'field-error', id: errId, 'aria-live': 'polite' }));
+}
+
+function renderList(root) {
+  const ctl = { alive: true };
+  const status = liveRegion({ id: 'link-status' });
+  const result = h('div', { id: 'link-result' });
+  const list = h('div', { id: 'link-list' });
+  const inputs = {
+    longUrl: h('input', { id: id('long'), name: 'longUrl', type: 'url', class: 'input', required: true, placeholder: 'https://example.com/a/very/long/path', autocomplete: 'url', maxlength: 2048 }),
+    alias: h('input', { id: id('alias'), name: 'alias', class: 'input mono', placeholder: 'optional', autocomplete: 'off', spellcheck: 'false', maxlength: 32 }),
+    expiresInSec: h('select', { id: id('exp'), name: 'expiresInSec', class: 'input' }, EXPIRIES.map(([v, l]) => h('option', { value: v }, l))),
+    password: h('input', { id: id('pw'), name: 'password', type: 'password', class: 'input', autocomplete: 'new-password', placeholder: 'optional', maxlength: 128 }),
+    redirectKind: h('select', { id: id('kind'), name: 'redirectKind', class: 'input' },
+      h('option', { value: 'REDIRECT_KIND_FOUND' }, '302 Temporary'),
+      h('option', { value: 'REDIRECT_KIND_MOVED_PERMANENTLY' }, '301 Permanent')),
+  };
+  const errIds = Object.fromEntries(Object.keys(inputs).map((k) => [k, id(`err-${k}`)]));
+  const submit = h('button', { type: 'submit', class: 'btn primary', id: 'shorten' }, 'Shorten');
+
+  function clearErrors() {
+    for (const [k, el] of Object.entries(inputs)) {
+      el.removeAttribute('aria-invalid');
+      document.getElementById(errIds[k]).textContent = '';
+    }
+  }
+  function fieldError(k, msg) {
+    inputs[k].setAttribute('aria-invalid', 'true');
+    document.getElementById(errIds[k]).textContent = msg;
+  }
+
+  const form = h('form', {
+    class: 'stack', novalidate: true, onsubmit: async (e) => {
+      e.preventDefault();
+      clearErrors();
+      const body = {
+        longUrl: inputs.longUrl.value.trim(),
+        alias: inputs.alias.value.trim(),
+        expiresInSec: inputs.expiresInSec.value,
+        password: inputs.password.value,
+        redirectKind: inputs.redirectKind.value,
+      };
+      if (!body.longUrl) { fieldError('longUrl', 'Enter the address to shorten.'); inputs.longUrl.focus(); return; }
+      submit.disabled = true;
+      say(status, 'Shortening…', 'busy');
+      try {
+        const su = await post('/api/v1/shorten', body);
+        say(status, `Created ${su.shortUrl}`, 'ok');
+        inputs.longUrl.value = ''; inputs.alias.value = ''; inputs.password.value = '';
+        showResult(su);
+        load();
+      } catch (err) {
+        if (!(err instanceof ApiError)) { say(status, `Network error: ${err.message}`, 'error'); return; }
+        let first = null;
+        for (const k of Object.keys(inputs)) {
+          const msg = err.field(k);
+          if (msg) { fieldError(k, msg); first = first || k; }
+        }
+        if (err.code === Code.ALREADY_EXISTS) { fieldError('alias', 'This alias is taken. Try another.'); first = 'alias'; }
+        if (first) { inputs[first].focus(); say(status, 'Please fix the highlighted field.', 'error'); } else say(status, err.friendly, 'error');
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  field('Long URL', inputs.longUrl, { errId: errIds.longUrl }),
+  h('details', { class: 'more' },
+    h('summary', null, 'Options: alias, expiry, password, redirect'),
+    h('div', { class: 'grid two tight' },
+      field('Custom alias', inputs.alias, { hint: '3–32 letters, digits, - or _', errId: errIds.alias }),
+      field('Expires', inputs.expiresInSec, { errId: errIds.expiresInSec }),
+      field('Password', inputs.password, { hint: 'Asked before redirecting', errId: errIds.password }),
+      field('Redirect', inputs.redirectKind, { hint: '301 may be cached: repeat clicks go uncounted', errId: errIds.redirectKind }))),
+  h('div', { class: 'row' }, submit, status));
+
+  function showResult(su) {
+    replace(result, h('div', { class: 'card accent created' },
+      h('div', { class: 'qr-wrap' }, h('img', { class: 'qr', src: qrURL(su.code), alt: `QR code for ${su.shortUrl}`, width: 160, height: 160 })),
+      h('div', { class: 'grow stack' },
+        h('h2', null, 'Short link ready'),
+        copyField('Short URL', su.shortUrl),
+        h('p', { class: 'row' },
+          h('a', { class: 'btn ghost', href: `#/links/${encodeURIComponent(su.code)}` }, 'View stats'),
+          h('a', { class: 'btn ghost', href: safeHref(su.shortUrl), target: '_blank', rel: 'noopener', id: 'open-short' }, 'Open ↗')))));
+  }
+
+  // Deleting asks twice, inline: the first press arms the button for a
+  // few seconds (no blocking confirm() dialog).
+  async function remove(su, btn) {
+    if (btn.dataset.armed !== 'true') {
+      btn.dataset.armed = 'true';
+      btn.textContent = 'Confirm delete';
+      say(status, `Press again to delete ${su.code}: it will stop redirecting.`);
+      setTimeout(() => { if (btn.isConnected) { btn.dataset.armed = ''; btn.textContent = 'Delete'; } }, 4000);
+      return;
+    }
+    btn.disabled = true;
+    try {
+      await del(`/api/v1/urls/${encodeURIComponent(su.code)}`);
+      say(status, `Deleted ${su.code}.`, 'ok');
+      load();
+    } catch (err) {
+      btn.disabled = false;
+      say(status, err instanceof ApiError ? err.friendly : err.message, 'error');
+    }
+  }
+
+  async function load() {
+    let res;
+    try {
+      res = await get('/api/v1/urls?pageSize=50');
+    } catch (err) {
+      replace(list, h('p', { class: 'muted' }, err instanceof ApiError ? err.friendly : err.message));
+      return;
+    }
+    if (!ctl.alive) return;
+    const urls = res.shortUrls || [];
+    if (!urls.length) { replace(list, h('p', { class: 'empty' }, 'No short links yet.')); return; }
+    replace(list, h('ul', { class: 'rows' }, urls.map((su) => {
+      const btn = h('button', { type: 'button', class: 'btn small danger', 'aria-label': `Delete ${su.code}` }, 'Delete');
+      btn.addEventListener('click', () => remove(su, btn));
+      const expired = su.expireTime && Date.parse(su.expireTime) <= Date.now();
+      return h('li', { class: 'row-item', dataset: { code: su.code } },
+        h('div', { class: 'grow' },
+          h('a', { class: 'mono strong', href: safeHref(su.shortUrl), target: '_blank', rel: 'noopener' }, su.shortUrl.replace(/^https?:\/\//, '')),
+          su.passwordProtected ? h('span', { class: 'badge', title: 'Password protected' }, '🔒') : null,
+          su.redirectKind === 'REDIRECT_KIND_MOVED_PERMANENTLY' ? h('span', { class: 'badge' }, '301') : null,
+          expired ? h('span', { class: 'badge expired' }, 'expired') : null,
+          h('p', { class: 'muted small ellipsis', title: su.longUrl }, '→ ', su.longUrl),
+          h('p', { class: 'muted small' }, `created ${fmtTime(su.createTime)}`,
+            su.lastAccessTime ? ` · last click ${fmtRelative(su.lastAccessTime)}` : '',
+            su.expireTime && !expired ? ` · expires ${fmtRelative(su.expireTime)}` : '')),
+        h('span', { class: 'stat clicks' }, h('strong', null, fmtNumber(su.clickCount)), ' clicks'),
+        h('a', { class: 'btn small', href: `#/links/${encodeURIComponent(su.code)}`, 'aria-label': `Stats for ${su.code}` }, 'Stats'),
+        btn);
+    })));
+  }
+
+  root.append(
+    h('header', { class: 'view-head' },
+      h('h1', null, 'Short links'),
+      h('p', { class: 'lead' }, 'Shorten a link, share it anywhere, and see who clicks.')),
+    h('div', { class: 'grid two' }, h('div', { class: 'card' }, form), result),
+    h('div', { class: 'card' }, h('h2', null, 'Your links'), list));
+  load();
+  return () => { ctl.alive = false; };
+}
+
+function isoDay(d) { return d.toISOString().slice(0, 10); }
+
+const regionNames = (() => {
+  try { return new Intl.DisplayNames(undefined, { type: 'region' }); } catch { return null; }
+})();
+function countryName(cc) {
+  if (!cc || cc === 'ZZ') return 'Unknown';
+  try { return (regionNames && regionNames.of(cc)) || cc; } catch { return cc; }
+}
+
+function renderStats(root, code) {
+  const ctl = { alive: true, timer: 0, built: false };
+  const details = h('div', { class: 'card', id: 'link-details' }, h('p', { class: 'muted' }, 'Loading…'));
+  const chartBox = h('div', { class: 'chart-box', id: 'stats-chart' });
+  const totals = h('div', { class: 'totals', id: 'stats-totals', 'aria-live': 'polite' });
+  const countries = h('div', { id: 'stats-countries' });
+  const status = liveRegion();
+  const rangeId = id('range');
+  const range = h('select', { id: rangeId, class: 'input' },
+    h('option', { value: '7' }, 'Last 7 days'), h('option', { value: '30', selected: true }, 'Last 30 days'), h('option', { value: '90' }, 'Last 90 days'));
+  const refresh = h('button', { type: 'button', class: 'btn', id: 'refresh-stats' }, 'Refresh');
+
+  async function loadDetails() {
+    try {
+      const su = await get(`/api/v1/urls/${encodeURIComponent(code)}`);
+      if (!ctl.alive) return;
+      if (ctl.built) { // refresh the numbers only; keep the QR and any selection
+        details.querySelector('#click-count').textContent = fmtNumber(su.clickCount);
+        details.querySelector('#last-click').textContent = su.lastAccessTime ? fmtRelative(su.lastAccessTime) : 'never';
+        return;
+      }
+      ctl.built = true;
+      replace(details,
+        h('div', { class: 'created' },
+          h('div', { class: 'qr-wrap' }, h('img', { class: 'qr', src: qrURL(code, 320), alt: `QR code for ${su.shortUrl}`, width: 160, height: 160, id: 'stats-qr' })),
+          h('div', { class: 'grow stack' },
+            copyField('Short URL', su.shortUrl),
+            h('p', { class: 'muted ellipsis', title: su.longUrl }, '→ ', h('a', { href: safeHref(su.longUrl), target: '_blank', rel: 'noopener noreferrer' }, su.longUrl)),
+            h('dl', { class: 'facts' },
+              h('div', null, h('dt', null, 'Clicks'), h('dd', { id: 'click-count' }, fmtNumber(su.clickCount))),
+              h('div', null, h('dt', null, 'Last click'), h('dd', { id: 'last-click' }, su.lastAccessTime ? fmtRelative(su.lastAccessTime) : 'never')),
+              h('div', null, h('dt', null, 'Created'), h('dd', null, fmtTime(su.createTime))),
+              h('div', null, h('dt', null, 'Expires'), h('dd', null, su.expireTime ? fmtTime(su.expireTime) : 'never'))))));
+    } catch (err) {
+      replace(details, h('p', { class: 'error' }, err instanceof ApiError && err.code === Code.NOT_FOUND ? 'No such link (or not yours).' : (err.friendly || err.message)));
+    }
+  }
+
+  async function loadStats() {
+    const days = Number(range.value);
+    const to = new Date();
+    const from = new Date(to.getTime() - (days - 1) * 86400000);
+    try {
+      const st = await get(`/api/v1/stats/${encodeURIComponent(code)}${qs({ from: isoDay(from), to: isoDay(to) })}`);
+      if (!ctl.alive) return;
+      const human = Number(st.totalHumanClicks || 0);
+      const bot = Number(st.totalBotClicks || 0);
+      replace(totals,
+        h('div', { class: 'total' }, h('strong', { id: 'total-human' }, fmtNumber(human)), h('span', null, 'clicks by people')),
+        h('div', { class: 'total' }, h('strong', { id: 'total-bot' }, fmtNumber(bot)), h('span', null, 'by bots and previews')));
+      replace(chartBox, dayChart(st.days || [], { width: chartBox.clientWidth || 640 }),
+        h('p', { class: 'legend' }, h('span', { class: 'key human' }), 'people ', h('span', { class: 'key bot' }), 'bots'));
+      const cs = st.countries || [];
+      const max = Math.max(1, ...cs.map((c) => Number(c.humanClicks || 0) + Number(c.botClicks || 0)));
+      replace(countries, cs.length
+        ? h('ul', { class: 'bars' }, cs.map((c) => {
+          const n = Number(c.humanClicks || 0) + Number(c.botClicks || 0);
+          const fill = h('span', { class: 'fill' });
+          fill.style.width = `${(100 * n) / max}%`;
+          return h('li', { dataset: { country: c.country } },
+            h('span', { class: 'label' }, countryName(c.country)),
+            h('span', { class: 'track', 'aria-hidden': 'true' }, fill),
+            h('span', { class: 'num' }, fmtNumber(n)));
+        }))
+        : h('p', { class: 'empty' }, 'No clicks in this range.'));
+      say(status, `Updated ${new Date().toLocaleTimeString()}`);
+    } catch (err) {
+      say(status, err instanceof ApiError ? err.friendly : err.message, 'error');
+    }
+  }
+
+  const reload = () => { loadDetails(); loadStats(); };
+  range.addEventListener('change', loadStats);
+  refresh.addEventListener('click', reload);
+
+  root.append(
+    h('header', { class: 'view-head' },
+      h('p', null, h('a', { href: '#/links', class: 'back' }, '← All links')),
+      h('h1', null, 'Stats for ', h('span', { class: 'mono' }, code)),
+      h('p', { class: 'lead' }, 'Clicks are collected in the background and appear within seconds.')),
+    details,
+    h('div', { class: 'card' },
+      h('div', { class: 'row spread' }, h('h2', null, 'Clicks per day'),
+        h('div', { class: 'row' }, h('label', { for: rangeId, class: 'offscreen' }, 'Range'), range, refresh)),
+      totals, chartBox, status),
+    h('div', { class: 'card' }, h('h2', null, 'By country'), countries));
+  reload();
+  // Analytics arrive asynchronously: keep the numbers fresh while open.
+  ctl.timer = setInterval(() => { if (!document.hidden) reload(); }, 5000);
+  return () => { ctl.alive = false; clearInterval(ctl.timer); };
+}

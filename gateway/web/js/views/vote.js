@@ -1,0 +1,316 @@
+// Live voting. #/vote lists recent elections (and lets admins create one);
+// #/vote/{id} shows an election: one vote per registered user, and results
+// whose bars move live from the results stream.
+
+import { ApiError, Code, get, liveStream, post, qs } from '../api.js';
+import { copyField, fmtNumber, fmtTime, h, id, liveBadge, liveRegion, newKey, replace, say } from '../dom.js';
+import { isAdmin, isGuest, onSession, user } from '../session.js';
+
+const STATE = {
+  ELECTION_STATE_DRAFT: ['Draft', 'draft'],
+  ELECTION_STATE_OPEN: ['Open', 'open'],
+  ELECTION_STATE_CLOSED: ['Closed', 'closed'],
+};
+
+const RECENT_KEY = 'platform.recentElections';
+
+function recent() {
+  try { return JSON.parse(localStorage.getItem(RECENT_KEY) || '[]').filter((e) => e && e.id); } catch { return []; }
+}
+function remember(e) {
+  const list = [{ id: e.electionId, title: e.title }, ...recent().filter((x) => x.id !== e.electionId)].slice(0, 12);
+  try { localStorage.setItem(RECENT_KEY, JSON.stringify(list)); } catch { /* storage full or disabled */ }
+}
+
+export function render(root, args) {
+  if (args[0]) return renderElection(root, args[0]);
+  return renderIndex(root);
+}
+
+function electionLink(eid) {
+  return `${location.origin}${location.pathname}#/vote/${encodeURIComponent(eid)}`;
+}
+
+// Candidate ids: 1-64 letters, digits, '-' and '_', unique; derived from names.
+function candidateIds(names) {
+  const seen = new Set();
+  return names.map((name, i) => {
+    let base = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 56);
+    if (!base) base = `c${i + 1}`;
+    let cid = base;
+    for (let n = 2; seen.has(cid); n++) cid = `${base}-${n}`;
+    seen.add(cid);
+    return { candidateId: cid, name };
+  });
+}
+
+function renderIndex(root) {
+  const status = liveRegion({ id: 'election-status' });
+  const goId = id('go');
+  const go = h('input', { id: goId, class: 'input mono', placeholder: 'Election id or link', autocomplete: 'off' });
+  const open = h('form', {
+    class: 'row', onsubmit: (e) => {
+      e.preventDefault();
+      const v = go.value.trim();
+      const m = v.match(/#\/vote\/([^/?#\s]+)/);
+      const eid = m ? decodeURIComponent(m[1]) : v;
+      if (eid) location.hash = `#/vote/${encodeURIComponent(eid)}`;
+    },
+  }, h('label', { for: goId, class: 'offscreen' }, 'Election id or link'), go, h('button', { class: 'btn', type: 'submit' }, 'Go'));
+
+  const adminBox = h('div');
+  const titleId = id('title');
+  const candId = id('cands');
+  const errTitle = id('err-title');
+  const errCands = id('err-cands');
+  const title = h('input', { id: titleId, name: 'title', class: 'input', maxlength: 200, required: true, 'aria-describedby': errTitle, placeholder: 'Best pizza topping' });
+  const cands = h('textarea', { id: candId, name: 'candidates', class: 'input', rows: 4, required: true, 'aria-describedby': `${candId}-hint ${errCands}`, placeholder: 'Margherita\nPepperoni\nFunghi' });
+  const openNow = h('input', { type: 'checkbox', id: id('opennow'), checked: true });
+  const create = h('button', { type: 'submit', class: 'btn primary', id: 'create-election' }, 'Create election');
+
+  const createForm = h('form', {
+    class: 'stack', novalidate: true, onsubmit: async (e) => {
+      e.preventDefault();
+      for (const [el, eid] of [[title, errTitle], [cands, errCands]]) { el.removeAttribute('aria-invalid'); document.getElementById(eid).textContent = ''; }
+      const names = cands.value.split('\n').map((x) => x.trim()).filter(Boolean);
+      create.disabled = true;
+      say(status, 'Creating…', 'busy');
+      try {
+        let el = await post('/api/v1/elections', { title: title.value.trim(), candidates: candidateIds(names) });
+        if (openNow.checked) el = await post(`/api/v1/elections/${encodeURIComponent(el.electionId)}:open`, {});
+        remember(el);
+        say(status, 'Election created.', 'ok');
+        location.hash = `#/vote/${encodeURIComponent(el.electionId)}`;
+      } catch (err) {
+        if (!(err instanceof ApiError)) { say(status, err.message, 'error'); return; }
+        const t = err.field('title');
+        const c = err.field('candidates') || err.violations.filter((v) => v.field.startsWith('candidates')).map((v) => `${v.field}: ${v.description}`).join('; ');
+        if (t) { title.setAttribute('aria-invalid', 'true'); document.getElementById(errTitle).textContent = t; }
+        if (c) { cands.setAttribute('aria-invalid', 'true'); document.getElementById(errCands).textContent = c; }
+        say(status, t || c ? 'Please fix the highlighted fields.' : err.friendly, 'error');
+      } finally {
+        create.disabled = false;
+      }
+    },
+  },
+  h('div', { class: 'field' }, h('label', { for: titleId }, 'Title'), title, h('p', { class: 'field-error', id: errTitle, 'aria-live': 'polite' })),
+  h('div', { class: 'field' }, h('label', { for: candId }, 'Candidates'), h('p', { class: 'hint', id: `${candId}-hint` }, 'One per line, 2 to 100.'), cands,
+    h('p', { class: 'field-error', id: errCands, 'aria-live': 'polite' })),
+  h('div', { class: 'check' }, openNow, h('label', { for: openNow.id }, 'Open for voting right away')),
+  h('div', { class: 'row' }, create, status));
+
+  const off = onSession(() => {
+    replace(adminBox, isAdmin()
+      ? h('div', { class: 'card' }, h('h2', null, 'New election'), createForm)
+      : null);
+  });
+
+  const list = recent();
+  root.append(
+    h('header', { class: 'view-head' },
+      h('h1', null, 'Live voting'),
+      h('p', { class: 'lead' }, 'One vote per person, results live as they come in.')),
+    h('div', { class: 'grid two' },
+      h('div', { class: 'stack' },
+        h('div', { class: 'card' }, h('h2', null, 'Open an election'), open),
+        h('div', { class: 'card' }, h('h2', null, 'Recent'),
+          list.length
+            ? h('ul', { class: 'rows' }, list.map((e) => h('li', { class: 'row-item' }, h('a', { href: `#/vote/${encodeURIComponent(e.id)}` }, e.title || e.id))))
+            : h('p', { class: 'empty' }, 'Elections you open appear here.'))),
+      adminBox));
+  return off;
+}
+
+function renderElection(root, eid) {
+  const ctl = { alive: true, stream: null, tally: null, version: 0, election: null, voted: false };
+  const head = h('header', { class: 'view-head' }, h('p', null, h('a', { href: '#/vote', class: 'back' }, '← Elections')), h('h1', null, 'Election'));
+  const ballot = h('div', { class: 'card', id: 'ballot' });
+  const results = h('div', { class: 'card', id: 'results' });
+  const adminBox = h('div', { id: 'election-admin' });
+  const voteStatus = h('p', { class: 'status', id: 'vote-status', role: 'status', 'aria-live': 'polite' });
+  const live = h('span', { class: 'live', id: 'live-state', dataset: { state: 'connecting' } }, 'connecting…');
+  const bars = new Map(); // candidateId -> {fill, num, pct}
+  const totalEl = h('strong', { id: 'total-votes' }, '0');
+  const totalWord = h('span', null, ' votes in total');
+
+  root.append(head, h('div', { class: 'grid two' }, ballot, h('div', { class: 'stack' }, results, adminBox)));
+
+  function candidateName(cid) {
+    const c = ctl.election && ctl.election.candidates.find((x) => x.candidateId === cid);
+    return c ? c.name : cid;
+  }
+
+  function drawResults() {
+    const el = ctl.election;
+    replace(results,
+      h('div', { class: 'row spread' }, h('h2', null, 'Results'), live),
+      h('ul', { class: 'bars big', id: 'result-bars' }, el.candidates.map((c) => {
+        const fill = h('span', { class: 'fill' });
+        const num = h('span', { class: 'num' }, '0');
+        const li = h('li', { dataset: { candidate: c.candidateId } },
+          h('span', { class: 'label' }, c.name),
+          h('span', { class: 'track', 'aria-hidden': 'true' }, fill),
+          num);
+        bars.set(c.candidateId, { fill, num, li });
+        return li;
+      })),
+      h('p', { class: 'muted' }, totalEl, totalWord));
+    if (ctl.tally) applyTally(ctl.tally);
+  }
+
+  function applyTally(t) {
+    const v = Number(t.version || 0);
+    if (ctl.tally && v < ctl.version) return; // keep the highest version seen
+    ctl.tally = t;
+    ctl.version = v;
+    const total = Number(t.totalVotes || 0);
+    const max = Math.max(1, ...(t.counts || []).map((c) => Number(c.votes || 0)));
+    for (const c of t.counts || []) {
+      const b = bars.get(c.candidateId);
+      if (!b) continue;
+      const n = Number(c.votes || 0);
+      b.fill.style.width = `${(100 * n) / max}%`;
+      const pct = total ? Math.round((100 * n) / total) : 0;
+      b.num.textContent = `${fmtNumber(n)} · ${pct}%`;
+      b.li.dataset.votes = String(n);
+      b.li.setAttribute('aria-label', `${candidateName(c.candidateId)}: ${n} votes, ${pct}%`);
+    }
+    totalEl.textContent = fmtNumber(total);
+    totalWord.textContent = total === 1 ? ' vote in total' : ' votes in total';
+  }
+
+  const setLive = liveBadge(live, 'not live');
+
+  function markVoted(text, chosen) {
+    ctl.voted = true;
+    for (const b of ballot.querySelectorAll('button.vote')) {
+      b.disabled = true;
+      b.setAttribute('aria-disabled', 'true');
+      if (chosen && b.dataset.candidate === chosen) {
+        b.classList.add('chosen');
+        b.querySelector('.action').textContent = '✓ Voted';
+      }
+    }
+    ballot.classList.add('voted');
+    say(voteStatus, text, 'ok');
+  }
+
+  async function cast(cid, btn) {
+    if (ctl.voted) { say(voteStatus, 'You already voted in this election.', 'error'); return; }
+    for (const b of ballot.querySelectorAll('button.vote')) b.disabled = true;
+    btn.querySelector('.action').textContent = 'Voting…';
+    say(voteStatus, 'Sending your vote…', 'busy');
+    const key = newKey();
+    // Retry on network failure with the same key: the server counts it once.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await post('/api/v1/votes', { electionId: eid, candidateId: cid }, { headers: { 'Idempotency-Key': key } });
+        markVoted(`Your vote for ${candidateName(cid)} is counted.`, cid);
+        return;
+      } catch (err) {
+        if (!(err instanceof ApiError) && attempt < 2) { await new Promise((r) => setTimeout(r, 500 * (attempt + 1))); continue; }
+        btn.querySelector('.action').textContent = 'Vote';
+        if (err instanceof ApiError && err.code === Code.ALREADY_EXISTS) {
+          markVoted('You already voted in this election: one vote per person.', err.metadata.candidate_id || err.metadata.candidateId);
+          voteStatus.dataset.kind = 'error';
+          return;
+        }
+        for (const b of ballot.querySelectorAll('button.vote')) b.disabled = ctl.voted || !canVote();
+        let msg = err instanceof ApiError ? err.friendly : `Network error: ${err.message}`;
+        if (err instanceof ApiError && err.code === Code.FAILED_PRECONDITION) msg = 'Voting is not open right now.';
+        if (err instanceof ApiError && (err.code === Code.PERMISSION_DENIED || err.code === Code.UNAUTHENTICATED)) msg = 'Only registered users can vote. Sign in or register first.';
+        say(voteStatus, msg, 'error');
+        return;
+      }
+    }
+  }
+
+  const canVote = () => ctl.election && ctl.election.state === 'ELECTION_STATE_OPEN' && !isGuest();
+
+  function drawBallot() {
+    const el = ctl.election;
+    const [label, cls] = STATE[el.state] || ['Unknown', 'draft'];
+    replace(head,
+      h('p', null, h('a', { href: '#/vote', class: 'back' }, '← Elections')),
+      h('h1', null, el.title),
+      h('p', { class: 'row' }, h('span', { class: `badge state ${cls}`, id: 'election-state' }, label),
+        el.endTime ? h('span', { class: 'muted' }, `until ${fmtTime(el.endTime)}`) : null));
+    let note = null;
+    if (el.state !== 'ELECTION_STATE_OPEN') note = h('p', { class: 'notice' }, el.state === 'ELECTION_STATE_CLOSED' ? 'This election is closed.' : 'This election has not opened yet.');
+    else if (isGuest()) note = h('p', { class: 'notice', id: 'guest-note' }, 'Only registered users can vote. ', h('a', { href: '#/account' }, 'Register or sign in'), ' — it takes a few seconds.');
+    replace(ballot,
+      h('h2', null, 'Your vote'),
+      note,
+      h('div', { class: 'choices', role: 'group', 'aria-label': 'Candidates' }, el.candidates.map((c) => {
+        const b = h('button', { type: 'button', class: 'vote', dataset: { candidate: c.candidateId }, disabled: !canVote() },
+          h('span', { class: 'name' }, c.name), h('span', { class: 'action' }, 'Vote'));
+        b.addEventListener('click', () => cast(c.candidateId, b));
+        return b;
+      })),
+      voteStatus);
+    if (ctl.voted) markVoted(voteStatus.textContent || 'You voted in this election.');
+  }
+
+  function drawAdmin() {
+    if (!isAdmin()) { replace(adminBox); return; }
+    const el = ctl.election;
+    const status = liveRegion();
+    const act = (verb) => async () => {
+      try {
+        ctl.election = await post(`/api/v1/elections/${encodeURIComponent(eid)}:${verb}`, {});
+        drawBallot();
+        drawAdmin();
+      } catch (err) {
+        say(status, err instanceof ApiError ? err.friendly : err.message, 'error');
+      }
+    };
+    replace(adminBox, h('div', { class: 'card' },
+      h('h2', null, 'Manage'),
+      copyField('Link for voters', electionLink(eid)),
+      h('div', { class: 'row' },
+        el.state !== 'ELECTION_STATE_OPEN' ? h('button', { type: 'button', class: 'btn primary', id: 'open-election', onclick: act('open') }, 'Open voting') : null,
+        el.state === 'ELECTION_STATE_OPEN' ? h('button', { type: 'button', class: 'btn danger', id: 'close-election', onclick: act('close') }, 'Close voting') : null,
+        status)));
+  }
+
+  async function checkVoted() {
+    const u = user();
+    if (!u || u.guest) return;
+    try {
+      const st = await get(`/api/v1/votes/status/${encodeURIComponent(u.id)}${qs({ electionId: eid })}`);
+      if (ctl.alive && st.voted) markVoted(`You voted${st.acceptedAt ? ` on ${fmtTime(st.acceptedAt)}` : ''}.`);
+    } catch { /* the ballot stays usable; the server refuses a second vote anyway */ }
+  }
+
+  async function load() {
+    try {
+      ctl.election = await get(`/api/v1/elections/${encodeURIComponent(eid)}`);
+    } catch (err) {
+      replace(ballot, h('p', { class: 'error', role: 'alert' }, err instanceof ApiError && err.code === Code.NOT_FOUND ? 'No such election.' : (err.friendly || err.message)));
+      return;
+    }
+    if (!ctl.alive) return;
+    remember(ctl.election);
+    drawBallot();
+    drawResults();
+    drawAdmin();
+    get(`/api/v1/results/live/${encodeURIComponent(eid)}`).then((t) => { if (ctl.alive) applyTally(t); }).catch(() => {});
+    ctl.stream = liveStream(
+      () => `/api/v1/results/stream/${encodeURIComponent(eid)}${qs({ sinceVersion: ctl.version || '' })}`,
+      (m) => { if (m.tally) applyTally(m.tally); },
+      { onState: setLive, fatal: (e) => e instanceof ApiError && [Code.NOT_FOUND, Code.INVALID_ARGUMENT, Code.PERMISSION_DENIED].includes(e.code) },
+    );
+    await checkVoted();
+  }
+
+  const off = onSession(() => {
+    if (!ctl.election) return;
+    ctl.voted = false;
+    drawBallot();
+    drawAdmin();
+    checkVoted();
+  });
+  load();
+  return () => { ctl.alive = false; off(); if (ctl.stream) ctl.stream.stop(); };
+}

@@ -1,0 +1,539 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowser drives the web client in a real (headless) Chromium against a
+// real server: every flow a person would use, checked through the page
+// itself. Screenshots of each view go to $SCREENSHOT_DIR.
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser tests are not short")
+	}
+	forBackends(t, func(t *testing.T, b backend) {
+		ws := startWeb(t, b, nil)
+		t.Run("client", func(t *testing.T) { browserClientShell(t, ws) })
+		t.Run("session and favorite colour", func(t *testing.T) { browserFavoriteColour(t, ws) })
+		t.Run("share", func(t *testing.T) { browserShare(t, ws) })
+		t.Run("shortener", func(t *testing.T) { browserShortener(t, ws) })
+		t.Run("vote", func(t *testing.T) { browserVote(t, ws) })
+		t.Run("canvas", func(t *testing.T) { browserCanvas(t, ws) })
+	})
+}
+
+// suffix makes names unique within a run (the PostgreSQL backend's
+// database and every user live as long as the test).
+var browserSeq atomic.Int64
+
+func browserSuffix() string {
+	return strconv.FormatInt(time.Now().UnixNano()%1e6, 36) + strconv.FormatInt(browserSeq.Add(1), 10)
+}
+
+// browserNeedService skips a flow whose service still answers 501 UNIMPLEMENTED,
+// so the test starts running by itself once the service lands.
+func browserNeedService(t *testing.T, ws *webStack, method, path, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, ws.base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode == http.StatusNotImplemented {
+		t.Skipf("%s %s answers 501: service not built yet", method, path)
+	}
+}
+
+// The client is served with its security headers, and the gateway root
+// sends people to it.
+func browserClientShell(t *testing.T, ws *webStack) {
+	res, err := http.Get(ws.base + "/app/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	csp := res.Header.Get("Content-Security-Policy")
+	if res.StatusCode != 200 || !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+		strings.Contains(csp, "unsafe-inline") || res.Header.Get("ETag") == "" || !strings.Contains(string(body), `src="js/main.js"`) {
+		t.Fatalf("GET /app/: %d CSP %q ETag %q", res.StatusCode, csp, res.Header.Get("ETag"))
+	}
+	req, _ := http.NewRequest("GET", ws.base+"/app/", nil)
+	req.Header.Set("If-None-Match", res.Header.Get("ETag"))
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusNotModified {
+		t.Fatalf("revalidation: %v %v", res, err)
+	}
+	if res, err := http.Get(ws.base + "/app/nope.js"); err != nil || res.StatusCode != 404 {
+		t.Fatalf("unknown file: %v %v", res, err)
+	}
+	if res, err := http.Get(ws.base + "/app"); err != nil || res.Request.URL.Path != "/app/" {
+		t.Fatalf("/app does not lead to /app/: %v %v", res, err)
+	}
+	js, err := http.Get(ws.base + "/app/js/main.js") // Go asks for gzip and unpacks it
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = js.Body.Close()
+	if js.StatusCode != 200 || !js.Uncompressed || !strings.HasPrefix(js.Header.Get("Content-Type"), "text/javascript") {
+		t.Fatalf("main.js: %d gzip %v type %q", js.StatusCode, js.Uncompressed, js.Header.Get("Content-Type"))
+	}
+	if res, err := http.Post(ws.base+"/app/", "text/plain", strings.NewReader("x")); err != nil || res.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST /app/: %v %v", res, err)
+	}
+
+	// The page loads with no CSP violation or script error (the tab's
+	// cleanup checks), starts a guest session, and lands on a view.
+	g := ws.user(t, "shell")
+	g.do(chromedp.Navigate(ws.base + "/"))
+	g.waitJS(`document.body.dataset.ready === 'true' && location.pathname === '/app/'`, "redirect to the client")
+	g.waitJS(`document.querySelector('#account-chip').textContent.includes('Guest')`, "guest session")
+	if got := g.str(`document.cookie`); strings.Contains(got, "session") {
+		t.Fatalf("session cookie readable by scripts: %q", got)
+	}
+	// Keyboard users get a skip link first.
+	g.press("\t")
+	if got := g.str(`document.activeElement.className`); got != "skip" {
+		t.Fatalf("first Tab focuses %q, want the skip link", got)
+	}
+}
+
+func browserFavoriteColour(t *testing.T, ws *webStack) {
+	g := ws.user(t, "colour")
+	g.open("#/color")
+	g.waitVisible("input[name=color]")
+	g.shot("color-empty")
+
+	// Bad input: the API's field violation is shown under the field.
+	g.fill("input[name=color]", "not-a-colour")
+	g.click("#save-color")
+	g.waitJS(`document.querySelector('input[name=color]').getAttribute('aria-invalid') === 'true'`, "field marked invalid")
+	msg := g.str(`document.querySelector('.field-error').textContent`)
+	errID := g.str(`document.querySelector('.field-error').id`)
+	if msg == "" || strings.Contains(msg, "Enter a colour") || !strings.Contains(g.str(`document.querySelector('input[name=color]').getAttribute('aria-describedby')`), errID) {
+		t.Fatalf("inline error %q (id %s) not from the API or not tied to the field", msg, errID)
+	}
+	g.shot("color-invalid")
+
+	// Keyboard alone: type a CSS name and press Enter.
+	g.fill("input[name=color]", "rebeccapurple")
+	g.press("\r")
+	g.waitJS(`document.querySelector('#saved-hex').textContent === '#663399'`, "rebeccapurple saved")
+	if g.str(`document.querySelector('input[name=color]').getAttribute('aria-invalid')`) != "null" {
+		t.Fatal("field still marked invalid after a good save")
+	}
+
+	// The native picker fills the text field; save with the button.
+	g.eval(`(() => { const p = document.querySelector('input[type=color]'); p.value = '#1e90ff'; p.dispatchEvent(new Event('input', {bubbles: true})); })()`)
+	if v := g.str(`document.querySelector('input[name=color]').value`); v != "#1E90FF" {
+		t.Fatalf("picker put %q in the text field", v)
+	}
+	g.click("#save-color")
+	g.waitJS(`document.querySelector('#saved-hex').textContent === '#1E90FF' && document.querySelector('#color-status').textContent.includes('Saved')`, "picked colour saved")
+
+	// Reload: still there, from the server.
+	g.reload()
+	g.waitJS(`document.querySelector('#saved-hex').textContent === '#1E90FF'`, "saved colour after reload")
+	g.waitJS(`getComputedStyle(document.querySelector('.swatch-xl')).backgroundColor === 'rgb(30, 144, 255)'`, "swatch painted")
+	if v := g.str(`document.querySelector('input[name=color]').value`); v != "#1E90FF" {
+		t.Fatalf("text field after reload = %q", v)
+	}
+	g.shot("color")
+	g.dark(true)
+	g.shot("color-dark")
+	g.dark(false)
+
+	// Phone-sized screen: nothing wider than the screen, controls reachable.
+	g.viewport(390, 844, true)
+	g.reload()
+	g.waitJS(`document.querySelector('#saved-hex').textContent === '#1E90FF'`, "colour on a phone")
+	if w := g.str(`document.documentElement.scrollWidth + ' ' + innerWidth`); func() bool { var a, b int; fmt.Sscan(w, &a, &b); return a > b }() {
+		t.Fatalf("page wider than the phone screen: scrollWidth, innerWidth = %s", w)
+	}
+	if g.str(`(() => { const r = document.querySelector('#save-color').getBoundingClientRect(); return r.right <= innerWidth && r.width >= 44 && r.height >= 40; })()`) != "true" {
+		t.Fatal("save button off screen or too small to tap on a phone")
+	}
+	g.shot("color-phone")
+	g.viewport(1280, 900, false)
+
+	// Register: the guest becomes an account and keeps the colour.
+	name := "alice_" + browserSuffix()
+	g.route("#/account", "#register")
+	g.shot("account-guest")
+	g.fill("form:has(#register) input[name=username]", name)
+	g.fill("form:has(#register) input[name=password]", "correct-horse-1")
+	g.click("#register")
+	g.waitJS(fmt.Sprintf(`document.querySelector('#account-chip').textContent.includes(%q)`, name), "signed in after register")
+	g.shot("account")
+	g.route("#/color", "#saved-hex")
+	g.waitJS(`document.querySelector('#saved-hex').textContent === '#1E90FF'`, "colour kept by the new account")
+
+	// Sign out: a fresh guest with nothing saved.
+	g.route("#/account", "#logout")
+	g.click("#logout")
+	g.waitJS(`document.querySelector('#account-chip').textContent.includes('Guest')`, "guest after sign out")
+	g.route("#/color", "#saved-hex")
+	g.waitJS(`document.querySelector('.view-color').dataset.loaded === 'true'`, "colour view asked the server")
+	if v := g.text("#saved-hex"); v != "—" {
+		t.Fatalf("a fresh guest sees colour %q", v)
+	}
+
+	// Sign in again (wrong password first): the colour is back.
+	g.route("#/account", "#login")
+	g.fill("form:has(#login) input[name=username]", name)
+	g.fill("form:has(#login) input[name=password]", "wrong-password")
+	g.click("#login")
+	g.waitJS(`document.querySelector('form:has(#login) .status').textContent.includes('Wrong username or password')`, "login refused")
+	g.fill("form:has(#login) input[name=password]", "correct-horse-1")
+	g.click("#login")
+	g.waitJS(fmt.Sprintf(`document.querySelector('#account-chip').textContent.includes(%q)`, name), "signed in")
+	g.route("#/color", "#saved-hex")
+	g.waitJS(`document.querySelector('#saved-hex').textContent === '#1E90FF'`, "colour after sign in")
+
+	// The access token's cookie expires first: the next call renews the
+	// session from the refresh cookie, invisibly, as the same user.
+	g.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, network.DeleteCookies, network.DeleteCookiesParams{Name: "session", URL: ws.base + "/"})
+		return err
+	}))
+	g.fill("input[name=color]", "tomato")
+	g.click("#save-color")
+	g.waitJS(`document.querySelector('#saved-hex').textContent === '#FF6347'`, "saved after the session cookie expired")
+	g.reload()
+	g.waitJS(fmt.Sprintf(`document.querySelector('#account-chip').textContent.includes(%q) && document.querySelector('#saved-hex').textContent === '#FF6347'`, name), "still the same user")
+}
+
+func browserShare(t *testing.T, ws *webStack) {
+	owner := ws.user(t, "share-owner")
+	owner.open("#/color")
+	owner.fill("input[name=color]", "#1E90FF")
+	owner.click("#save-color")
+	owner.waitJS(`document.querySelector('#saved-hex').textContent === '#1E90FF'`, "colour saved")
+
+	owner.route("#/share", "#create-share")
+	owner.eval(`(() => { const s = document.querySelector('select[name=expiry]'); s.value = '86400'; s.dispatchEvent(new Event('change')); })()`)
+	owner.click("#create-share")
+	owner.waitJS(`(document.querySelector('#share-result input') || {}).value`, "share link shown")
+	link := owner.str(`document.querySelector('#share-result input').value`)
+	if !strings.HasPrefix(link, ws.base+"/s/") {
+		t.Fatalf("share link %q not on %s", link, ws.base)
+	}
+	slug := strings.TrimPrefix(link, ws.base+"/s/")
+	owner.click("#share-result button")
+	owner.waitJS(`document.querySelector('#share-result .status').textContent === 'Copied'`, "copied")
+	owner.waitJS(fmt.Sprintf(`document.querySelector('#share-list li[data-slug=%q]')`, slug), "link listed")
+	if !strings.Contains(owner.text(fmt.Sprintf(`#share-list li[data-slug=%q]`, slug)), "expires") {
+		t.Fatalf("listed link lacks its expiry: %q", owner.text("#share-list"))
+	}
+	owner.shot("share")
+
+	// Someone else, in a separate browser context, opens the link.
+	viewer := ws.user(t, "share-viewer")
+	viewer.do(chromedp.Navigate(link))
+	viewer.waitJS(`getComputedStyle(document.body).backgroundColor === 'rgb(30, 144, 255)' && document.querySelector('code').textContent === '#1E90FF'`, "shared colour shown")
+	viewer.shot("share-page")
+
+	// Revoke: the owner's list says so and the link stops working.
+	owner.click(fmt.Sprintf(`#share-list li[data-slug=%q] button`, slug))
+	owner.waitJS(fmt.Sprintf(`document.querySelector('#share-list li[data-slug=%q]').classList.contains('revoked')`, slug), "revoked in list")
+	late := ws.user(t, "share-late")
+	ctx, cancel := context.WithTimeout(late.ctx, 15*time.Second)
+	defer cancel()
+	res, err := chromedp.Run(ctx, chromedp.NavigateResponse(link))
+	if err != nil || res.Status != http.StatusNotFound {
+		t.Fatalf("revoked link answered %v, %v; want 404", res, err)
+	}
+}
+
+func browserShortener(t *testing.T, ws *webStack) {
+	browserNeedService(t, ws, "GET", "/api/v1/stats/x", "")
+	var landed atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/landing" {
+			http.NotFound(w, r) // the browser's favicon request
+			return
+		}
+		landed.Add(1)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><title>Landing</title><h1>You made it</h1>`)
+	}))
+	t.Cleanup(target.Close)
+	// By name: the shortener refuses targets on its own host (127.0.0.1).
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(target.URL, "http://"))
+	long := "http://localhost:" + port + "/landing?from=browser"
+
+	a := ws.user(t, "linker")
+	a.open("#/links")
+	alias := "go-" + browserSuffix()
+	a.fill("input[name=longUrl]", long)
+	a.click("details.more summary")
+	a.fill("input[name=alias]", alias)
+	a.click("#shorten")
+	a.waitJS(`(document.querySelector('#link-result input') || {}).value`, "short link shown")
+	short := a.str(`document.querySelector('#link-result input').value`)
+	if short != ws.base+"/"+alias {
+		t.Fatalf("short URL %q, want %s/%s", short, ws.base, alias)
+	}
+	a.waitJS(`document.querySelector('#link-result img.qr').complete && document.querySelector('#link-result img.qr').naturalWidth >= 64`, "QR code image loaded")
+	a.waitJS(fmt.Sprintf(`document.querySelector('#link-list li[data-code=%q] .clicks')`, alias), "link listed with clicks")
+	a.shot("links")
+
+	// The alias is taken now, and "app" is reserved: both shown at the field.
+	a.fill("input[name=longUrl]", long)
+	a.fill("input[name=alias]", alias)
+	a.click("#shorten")
+	a.waitJS(`document.querySelector('input[name=alias]').getAttribute('aria-invalid') === 'true' && document.querySelector('input[name=alias] ~ .field-error').textContent.includes('taken')`, "alias taken")
+	a.fill("input[name=alias]", "app")
+	a.click("#shorten")
+	a.waitJS(`document.querySelector('input[name=alias] ~ .field-error').textContent.includes('reserved')`, "reserved alias refused at the field")
+	a.shot("links-errors")
+
+	// A person follows the short link and lands on the target; so does a
+	// headless browser, which the stats count apart as a bot.
+	person := ws.user(t, "clicker")
+	person.humanUA()
+	person.do(chromedp.Navigate(short))
+	person.waitJS(`document.title === 'Landing' && location.pathname === '/landing'`, "redirected to the target")
+	bot := ws.user(t, "headless-clicker")
+	bot.do(chromedp.Navigate(short))
+	bot.waitJS(`document.title === 'Landing'`, "bot redirected to the target")
+	if landed.Load() != 2 {
+		t.Fatalf("target reached %d times", landed.Load())
+	}
+
+	// The stats view counts both (analytics arrive asynchronously).
+	a.route("#/links/"+alias, "#refresh-stats")
+	deadline := time.Now().Add(20 * time.Second)
+	for a.text("#total-human") != "1" || a.text("#total-bot") != "1" {
+		if time.Now().After(deadline) {
+			a.shot("FAILED-stats")
+			t.Fatalf("stats count %q human and %q bot clicks, want 1 and 1", a.text("#total-human"), a.text("#total-bot"))
+		}
+		time.Sleep(300 * time.Millisecond)
+		a.click("#refresh-stats")
+	}
+	today := time.Now().UTC().Format("2006-01-02")
+	a.waitJS(fmt.Sprintf(`document.querySelector('#stats-chart g.bar[data-date=%q]').dataset.clicks === '2' && document.querySelector('#stats-chart rect.human') && document.querySelector('#stats-chart rect.bot')`, today), "today's bar drawn")
+	a.waitJS(`document.querySelectorAll('#stats-countries li').length === 1`, "country listed")
+	a.waitJS(`document.querySelector('#stats-qr').naturalWidth >= 64`, "stats QR code")
+	a.waitJS(`document.querySelector('#click-count').textContent !== '0'`, "click count in details")
+	a.shot("stats")
+
+	// Delete asks twice; then the link is gone from the list and answers 410.
+	a.route("#/links", "#link-list li")
+	del := fmt.Sprintf(`#link-list li[data-code=%q] button`, alias)
+	a.click(del)
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q).textContent === 'Confirm delete'`, del), "delete armed")
+	a.click(del)
+	a.waitJS(fmt.Sprintf(`!document.querySelector('#link-list li[data-code=%q]')`, alias), "link deleted")
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if res, err := noRedirect.Get(short); err != nil || res.StatusCode != http.StatusGone {
+		t.Fatalf("deleted link answered %v, %v; want 410", res, err)
+	}
+}
+
+func browserVote(t *testing.T, ws *webStack) {
+	browserNeedService(t, ws, "GET", "/api/v1/elections/00000000-0000-4000-8000-000000000000", "")
+
+	admin := ws.user(t, "vote-admin")
+	admin.open("#/account")
+	admin.fill("form:has(#login) input[name=username]", "admin")
+	admin.fill("form:has(#login) input[name=password]", "admin-password-1")
+	admin.click("#login")
+	admin.waitJS(`document.querySelector('#account-chip .badge')`, "admin signed in")
+	admin.route("#/vote", "#create-election")
+	title := "Best colour " + browserSuffix()
+	admin.fill("input[name=title]", title)
+	admin.fill("textarea[name=candidates]", "Red\nGreen\nBlue")
+	admin.shot("vote-create")
+	admin.click("#create-election")
+	admin.waitJS(`location.hash.startsWith('#/vote/') && document.querySelector('#election-state').textContent === 'Open'`, "election created and open")
+	electionID := strings.TrimPrefix(admin.str(`location.hash`), "#/vote/")
+	admin.waitJS(`document.querySelector('#live-state').dataset.state === 'live'`, "results stream live")
+
+	// A guest may look but not vote.
+	guest := ws.user(t, "vote-guest")
+	guest.open("#/vote/" + electionID)
+	guest.waitJS(`document.querySelector('#guest-note') && document.querySelectorAll('button.vote:disabled').length === 3`, "guest cannot vote")
+
+	voter := ws.user(t, "voter")
+	voter.open("#/account")
+	voter.fill("form:has(#register) input[name=username]", "voter_"+browserSuffix())
+	voter.fill("form:has(#register) input[name=password]", "correct-horse-2")
+	voter.click("#register")
+	voter.waitJS(`!document.querySelector('#account-chip').textContent.includes('Guest')`, "voter registered")
+	voter.route("#/vote/"+electionID, "button.vote")
+	voter.waitJS(`document.querySelectorAll('button.vote:not(:disabled)').length === 3`, "ballot open")
+	// The same person in a second tab, opened before voting.
+	second := voter.another("voter-second-tab")
+	second.open("#/vote/" + electionID)
+	second.waitJS(`document.querySelectorAll('button.vote:not(:disabled)').length === 3`, "second tab ballot open")
+
+	voter.click(`button.vote[data-candidate="green"]`)
+	voter.waitJS(`document.querySelector('button.vote.chosen[data-candidate="green"]') && document.querySelector('button.vote.chosen').textContent.includes('Voted') && document.querySelectorAll('button.vote:disabled').length === 3`, "vote shown as done")
+
+	// The admin's bars move live, from the stream (no reload).
+	admin.waitJS(`document.querySelector('#result-bars li[data-candidate="green"]').dataset.votes === '1' && document.querySelector('#total-votes').textContent === '1'`, "live results on the admin's page")
+	voter.waitJS(`document.querySelector('#result-bars li[data-candidate="green"]').dataset.votes === '1'`, "live results on the voter's page")
+	voter.shot("vote-voted")
+
+	// The stream drops: the page says so, reconnects by itself with
+	// backoff, and catches up with a vote cast meanwhile.
+	ws.streams.cut()
+	admin.waitJS(`document.querySelector('#live-state').dataset.state === 'retry'`, "results stream reconnecting")
+	admin.shot("vote-reconnecting")
+	late := newBrowser(ws.p)
+	if _, err := late.call(t, "POST", "/api/v1/auth/register", "", map[string]any{"username": "late_" + browserSuffix(), "password": "correct-horse-3"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := late.call(t, "POST", "/api/v1/votes", "", map[string]any{"electionId": electionID, "candidateId": "blue"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ws.streams.restore()
+	admin.waitJS(`document.querySelector('#live-state').dataset.state === 'live' && document.querySelector('#result-bars li[data-candidate="blue"]').dataset.votes === '1' && document.querySelector('#total-votes').textContent === '2'`, "results caught up after reconnecting")
+	admin.shot("vote-results")
+
+	// The second tab still offers the ballot; the server refuses, and the UI says so.
+	second.click(`button.vote[data-candidate="red"]`)
+	second.waitJS(`document.querySelector('#vote-status').textContent.includes('already voted') && document.querySelectorAll('button.vote:disabled').length === 3`, "second vote refused in the UI")
+	second.shot("vote-second-refused")
+
+	// After a reload the ballot knows it was used.
+	voter.reload()
+	voter.waitJS(`document.querySelectorAll('button.vote:disabled').length === 3 && document.querySelector('#vote-status').textContent.includes('You voted')`, "voted state after reload")
+
+	// The exact count agrees: one vote each from the two voters.
+	res, err := http.Get(ws.base + "/api/v1/results/" + electionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tally struct {
+		TotalVotes string `json:"totalVotes"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&tally)
+	_ = res.Body.Close()
+	if tally.TotalVotes != "2" {
+		t.Fatalf("exact results count %q votes, want 2", tally.TotalVotes)
+	}
+}
+
+// boardPixelIs is a JS condition: board pixel (x, y) has colour hex.
+func boardPixelIs(x, y int, hex string) string {
+	return fmt.Sprintf(`(() => { const d = document.querySelector('#board').getContext('2d').getImageData(%d, %d, 1, 1).data;
+		return '#' + [d[0], d[1], d[2]].map((v) => v.toString(16).padStart(2, '0')).join('').toUpperCase() === %q; })()`, x, y, hex)
+}
+
+func browserCanvas(t *testing.T, ws *webStack) {
+	browserNeedService(t, ws, "GET", "/api/v1/canvas/info", "")
+	res, err := http.Get(ws.base + "/api/v1/canvas/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Width, Height int
+		Palette       []string
+	}
+	_ = json.NewDecoder(res.Body).Decode(&info)
+	_ = res.Body.Close()
+	if info.Width < 20 || info.Height < 20 || len(info.Palette) != 16 {
+		t.Fatalf("canvas info %+v", info)
+	}
+
+	ready := `document.querySelector('#viewport').dataset.ready === 'true' && document.querySelector('#canvas-live').dataset.state === 'live'`
+	a := ws.user(t, "painter-a")
+	b := ws.user(t, "painter-b")
+	a.open("#/canvas")
+	b.open("#/canvas")
+	a.waitJS(ready, "canvas live in A")
+	b.waitJS(ready, "canvas live in B")
+
+	// A zooms in by keyboard, picks a colour and clicks a pixel near the middle.
+	x, y := info.Width/2+3, info.Height/2-2
+	a.click(`.palette [data-color="5"]`)
+	a.do(chromedp.Focus(chromedp.CSS("#viewport")))
+	for range 4 {
+		a.press("+")
+	}
+	pt := a.str(fmt.Sprintf(`(() => { const r = document.querySelector('#board').getBoundingClientRect();
+		return (r.left + (%d + 0.5) * r.width / %d) + ' ' + (r.top + (%d + 0.5) * r.height / %d); })()`, x, info.Width, y, info.Height))
+	var cx, cy float64
+	fmt.Sscan(pt, &cx, &cy)
+	a.do(chromedp.MouseClickXY(cx, cy))
+	a.waitJS(fmt.Sprintf(`document.querySelector('input[name=x]').value === '%d' && document.querySelector('input[name=y]').value === '%d'`, x, y), "pixel selected by click")
+	a.click("#place")
+	placed := time.Now()
+	a.waitJS(boardPixelIs(x, y, info.Palette[5]), "A's own pixel drawn")
+	// B sees it live, within two seconds of the click.
+	b.waitJSFor(boardPixelIs(x, y, info.Palette[5]), "A's pixel in B", 2*time.Second-time.Since(placed))
+	a.waitJS(`document.querySelector('#cooldown').dataset.state === 'wait' && document.querySelector('#cooldown').textContent.includes('Next pixel in') && document.querySelector('#place').disabled`, "A's cooldown running")
+	a.shot("canvas")
+
+	// B places a pixel at the neighbouring (other nibble) position by keyboard alone.
+	b.click(`.palette [data-color="12"]`)
+	b.fill("input[name=x]", strconv.Itoa(x+1))
+	b.fill("input[name=y]", strconv.Itoa(y))
+	b.eval(`document.querySelector('input[name=y]').dispatchEvent(new Event('change'))`)
+	b.do(chromedp.Focus(chromedp.CSS("#viewport")))
+	b.press("\r")
+	placed = time.Now()
+	a.waitJSFor(boardPixelIs(x+1, y, info.Palette[12]), "B's pixel in A", 2*time.Second-time.Since(placed))
+
+	// The streams drop; someone paints meanwhile. The pages reconnect by
+	// themselves and resume from their last sequence number: the missed
+	// pixel arrives without reloading the snapshot.
+	snapshots := b.str(`document.querySelector('#board').dataset.snapshots`)
+	ws.streams.cut()
+	a.waitJS(`document.querySelector('#canvas-live').dataset.state === 'retry'`, "A reconnecting")
+	b.waitJS(`document.querySelector('#canvas-live').dataset.state === 'retry'`, "B reconnecting")
+	c := newBrowser(ws.p)
+	c.guest(t)
+	if _, err := c.call(t, "POST", "/api/v1/canvas/pixels", "", map[string]any{"x": x + 2, "y": y, "color": 9}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ws.streams.restore()
+	b.waitJS(boardPixelIs(x+2, y, info.Palette[9])+` && document.querySelector('#canvas-live').dataset.state === 'live'`, "missed pixel after reconnecting")
+	a.waitJS(boardPixelIs(x+2, y, info.Palette[9]), "missed pixel in A")
+	if got := b.str(`document.querySelector('#board').dataset.snapshots`); got != snapshots {
+		t.Fatalf("B reloaded the snapshot (%s loads, had %s) instead of resuming from its sequence", got, snapshots)
+	}
+
+	// A second tab of A does not know A's cooldown: its placement is drawn
+	// at once, refused by the server, and rolled back; the timer starts.
+	a2 := a.another("painter-a-second-tab")
+	a2.open("#/canvas")
+	a2.waitJS(ready, "canvas live in A's second tab")
+	a2.waitJS(boardPixelIs(x, y, info.Palette[5])+" && "+boardPixelIs(x+1, y, info.Palette[12])+" && "+boardPixelIs(x+2, y, info.Palette[9]), "snapshot shows every pixel")
+	before := info.Palette[0]
+	a2.waitJS(boardPixelIs(x, y+3, before), "target pixel still blank")
+	// Hold the placement request a moment so the optimistic pixel is observable.
+	a2.eval(`(() => { const f = window.fetch; window.fetch = (u, i) => String(u).includes('/canvas/pixels')
+		? new Promise((r) => setTimeout(r, 400)).then(() => f(u, i)) : f(u, i); })()`)
+	a2.click(`.palette [data-color="13"]`)
+	a2.fill("input[name=x]", strconv.Itoa(x))
+	a2.fill("input[name=y]", strconv.Itoa(y+3))
+	a2.eval(`document.querySelector('input[name=y]').dispatchEvent(new Event('change'))`)
+	a2.click("#place")
+	a2.waitJS(boardPixelIs(x, y+3, info.Palette[13]), "optimistic pixel drawn")
+	a2.waitJS(boardPixelIs(x, y+3, before)+` && document.querySelector('#canvas-status').textContent.includes('Too soon') && document.querySelector('#cooldown').dataset.state === 'wait'`, "refused pixel rolled back, cooldown shown")
+	a2.shot("canvas-refused")
+	if b.str(boardPixelIs(x, y+3, before)) != "true" {
+		t.Fatal("a refused pixel reached another viewer")
+	}
+	b.shot("canvas-viewer")
+}
