@@ -10,7 +10,7 @@ run:
 
 # The full suite: contracts, vet, and every Go test against the embedded
 # store and against real PostgreSQL and Redis started by .ci/with-services.
-test: check-generated lint breaking crdb-parse
+test: check-generated lint breaking crdb-parse deploy-check
 	go vet ./...
 	.ci/with-services go test -race -count=1 ./...
 
@@ -48,3 +48,13 @@ crdb-parse:
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
 	go run ./server/storage/sqlstore/internal/dumpddl "$$dir" && \
 	cd .ci/crdbparse && go test ./... && go run . "$$dir"
+
+# deploy/ checked without Docker or a cluster: the Dockerfile with BuildKit's
+# parser and lint rules, the compose file with compose-go, the Kubernetes
+# manifests built with kustomize and decoded strictly into the API types,
+# the alert rules with Prometheus' rulefmt. A module of its own
+# (.ci/deploycheck) so its weight stays out of the server's go.mod; its
+# first build takes a few minutes.
+.PHONY: deploy-check
+deploy-check:
+	cd .ci/deploycheck && go vet ./... && go test -count=1 ./... && go run . -root ../..
