@@ -3,7 +3,10 @@
 
 BUF := go tool -modfile=.ci/tools/go.mod buf
 
-.PHONY: run test generate lint breaking check-generated publish-api
+.PHONY: run test bench generate lint breaking check-generated publish-api
+
+# Browser tests save a screenshot of every view here for review.
+export SCREENSHOT_DIR ?= $(CURDIR)/.screenshots
 
 run:
 	go run ./server
@@ -13,6 +16,11 @@ run:
 test: check-generated lint breaking crdb-parse deploy-check
 	go vet ./...
 	.ci/with-services go test -race -count=1 ./...
+
+# Benchmarks on the embedded store and on PostgreSQL + Redis; each reports
+# its cost as a multiple of a baseline measured in the same run.
+bench:
+	.ci/with-services go test -run '^$$' -bench . -benchtime 2s ./server/... | tee bench.out
 
 generate:
 	.ci/protodeps

@@ -164,7 +164,7 @@ func outgoingHeader(k string) (string, bool) {
 // empty: the call's own user-agent is the gateway's), the Referer, and the
 // CDN's country header when the peer is a trusted proxy.
 func (cfg Config) requestMetadata(_ context.Context, r *http.Request) metadata.MD {
-	md := metadata.Pairs(clientaddr.SecretKey, cfg.GatewaySecret, httpmeta.UserAgentKey, r.UserAgent())
+	md := metadata.Pairs(clientaddr.SecretKey, clientaddr.SendSecret(cfg.GatewaySecret), httpmeta.UserAgentKey, r.UserAgent())
 	if a := cfg.clientAddr(r); a.IsValid() {
 		md.Set(clientaddr.AddrKey, a.String())
 	}

@@ -153,7 +153,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&cfg.PublicBaseURL, "public-url", "PUBLIC_URL", "", "base URL of links handed out (default http://<http-addr>)")
 	fs.str(&cfg.AdminUser, "admin-user", "ADMIN_USER", "", "ensure this admin account exists at start")
 	fs.str(&cfg.AdminPassword, "admin-password", "ADMIN_PASSWORD", "", "password of --admin-user")
-	fs.str(&cfg.GatewaySecret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with separately run gateways (random if empty)")
+	fs.str(&cfg.GatewaySecret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with separately run gateways; comma-separated to accept several during a rotation (random if empty)")
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
 	fs.boolean(&cfg.SecureCookies, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
 	shortenerFlags(fs, &cfg.Shortener)
@@ -224,7 +224,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flags{flag.NewFlagSet("gateway", flag.ContinueOnError)}
 	fs.str(&upstream, "upstream", "UPSTREAM", "127.0.0.1:9090", "gRPC address of the servers")
 	fs.str(&httpAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8080", "listen address")
-	fs.str(&secret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with the servers (required)")
+	fs.str(&secret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with the servers (required; the first of a comma-separated list is sent)")
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
 	fs.boolean(&secure, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
 	var country string
@@ -247,8 +247,12 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Round robin over every address the upstream name resolves to (e.g.
+	// dns:///platform-server-headless:9090), so calls spread over all
+	// servers instead of pinning one connection to one pod.
 	conn, err := grpc.NewClient(upstream, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
 	if err != nil {
 		return err
 	}

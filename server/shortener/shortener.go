@@ -20,7 +20,6 @@ package shortener
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
@@ -838,9 +837,7 @@ func (s *Service) clickOf(ctx context.Context, code string, now time.Time) rawCl
 }
 
 func (s *Service) fromGateway(md metadata.MD) bool {
-	sec := md.Get(clientaddr.SecretKey)
-	return s.cfg.GatewaySecret != "" && len(sec) == 1 &&
-		subtle.ConstantTimeCompare([]byte(sec[0]), []byte(s.cfg.GatewaySecret)) == 1
+	return clientaddr.FromGateway(md, s.cfg.GatewaySecret)
 }
 
 // enrich runs in the flusher: the costly parts of a click.

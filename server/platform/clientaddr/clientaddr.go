@@ -11,6 +11,7 @@ import (
 	"crypto/subtle"
 	"net"
 	"net/netip"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -36,15 +37,40 @@ func WithAddr(ctx context.Context, a netip.Addr) context.Context {
 	return context.WithValue(ctx, addrKey{}, a)
 }
 
+// knownSecret reports whether got is one of the comma-separated secrets:
+// during a rotation servers accept the old and the new one while gateways
+// move over (gateways send the first of theirs, see SendSecret).
+func knownSecret(got, secrets string) bool {
+	ok := false
+	for _, s := range strings.Split(secrets, ",") {
+		if s = strings.TrimSpace(s); s != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s)) == 1 {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// FromGateway reports whether md carries one of the gateway secrets, i.e.
+// what else the gateway put in it may be believed.
+func FromGateway(md metadata.MD, secrets string) bool {
+	s := md.Get(SecretKey)
+	return len(s) == 1 && knownSecret(s[0], secrets)
+}
+
+// SendSecret is the secret a gateway sends: the first of a comma-separated
+// list.
+func SendSecret(secrets string) string {
+	first, _, _ := strings.Cut(secrets, ",")
+	return strings.TrimSpace(first)
+}
+
 // Resolve finds the client address of an incoming call.
 func Resolve(ctx context.Context, gatewaySecret string) netip.Addr {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if gatewaySecret != "" {
-		if s := md.Get(SecretKey); len(s) == 1 && subtle.ConstantTimeCompare([]byte(s[0]), []byte(gatewaySecret)) == 1 {
-			if v := md.Get(AddrKey); len(v) == 1 {
-				if a, err := netip.ParseAddr(v[0]); err == nil {
-					return a.Unmap()
-				}
+	if FromGateway(md, gatewaySecret) {
+		if v := md.Get(AddrKey); len(v) == 1 {
+			if a, err := netip.ParseAddr(v[0]); err == nil {
+				return a.Unmap()
 			}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
+	"github.com/golang-migrate/migrate/v4/source"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -135,6 +136,15 @@ func runMigrations(ctx context.Context, d *db, l *lease, dir, table string) erro
 		return fmt.Errorf("sqlstore: migrations %s: %w", dir, err)
 	}
 	defer m.Close()
+	// A database migrated by a newer release (this binary is a rollback)
+	// is left alone: migrations only ever add, so the older code runs on
+	// the newer schema, and golang-migrate would refuse a version it has no
+	// file for.
+	if v, isDirty, verr := drv.Version(); verr == nil && !isDirty && v != database.NilVersion {
+		if last, ok := lastVersion(src); ok && uint(v) > last {
+			return nil
+		}
+	}
 	err = m.Up()
 	var dirty migrate.ErrDirty
 	if errors.As(err, &dirty) {
@@ -156,6 +166,21 @@ func runMigrations(ctx context.Context, d *db, l *lease, dir, table string) erro
 		return mapErr(fmt.Errorf("sqlstore: migrations %s: %w", dir, err))
 	}
 	return nil
+}
+
+// lastVersion is the highest migration version src holds.
+func lastVersion(src source.Driver) (uint, bool) {
+	v, err := src.First()
+	if err != nil {
+		return 0, false
+	}
+	for {
+		next, err := src.Next(v)
+		if err != nil {
+			return v, true
+		}
+		v = next
+	}
 }
 
 // migrateDriver is golang-migrate's database.Driver over pgx, for both
