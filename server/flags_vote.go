@@ -1,6 +1,80 @@
 package main
 
-import "github.com/apiplatform/platform/server/vote"
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apiplatform/platform/server/platform/ratelimit"
+	"github.com/apiplatform/platform/server/vote"
+)
 
 // voteFlags registers the vote service's flags.
-func voteFlags(fs flags, cfg *vote.Config) {}
+func voteFlags(fs flags, cfg *vote.Config) {
+	voteCount(fs, &cfg.MaxBatch, "vote-max-batch", "VOTE_MAX_BATCH", 500, "most votes committed in one transaction")
+	fs.duration(&cfg.MaxWait, "vote-max-wait", "VOTE_MAX_WAIT", 2*time.Millisecond, "how long a vote batch waits to fill while another commits")
+	voteCount(fs, &cfg.Committers, "vote-committers", "VOTE_COMMITTERS", 4, "vote batch transactions in flight at once")
+	voteCount(fs, &cfg.CounterShards, "vote-counter-shards", "VOTE_COUNTER_SHARDS", 32, "rows each candidate's live counter is spread over")
+	voteLimit(fs, &cfg.UserLimit, "vote-user-limit", "VOTE_USER_LIMIT", "10/1m,10", "vote attempts per user: RATE/PERIOD,BURST")
+	voteLimit(fs, &cfg.AddrLimit, "vote-addr-limit", "VOTE_ADDR_LIMIT", "600/1m,300", "vote attempts per client address and election: RATE/PERIOD,BURST")
+	fs.duration(&cfg.MinAccountAge, "vote-min-account-age", "VOTE_MIN_ACCOUNT_AGE", 0, "refuse votes of accounts younger than this (0: off)")
+	voteCount(fs, &cfg.MaxAccountsPerAddr, "vote-max-accounts-per-ip", "VOTE_MAX_ACCOUNTS_PER_IP", 0, "refuse more accounts than this voting in one election from one address within --vote-accounts-window (0: off)")
+	fs.duration(&cfg.AccountsWindow, "vote-accounts-window", "VOTE_ACCOUNTS_WINDOW", 10*time.Minute, "window of --vote-max-accounts-per-ip")
+	fs.str(&cfg.CaptchaURL, "vote-captcha-url", "VOTE_CAPTCHA_URL", "", "siteverify endpoint checking CAPTCHA tokens, e.g. https://challenges.cloudflare.com/turnstile/v0/siteverify (empty: no CAPTCHA)")
+	fs.str(&cfg.CaptchaSecret, "vote-captcha-secret", "VOTE_CAPTCHA_SECRET", "", "secret key for --vote-captcha-url")
+	fs.duration(&cfg.CaptchaTimeout, "vote-captcha-timeout", "VOTE_CAPTCHA_TIMEOUT", 3*time.Second, "timeout of one CAPTCHA check")
+}
+
+// voteCount registers a non-negative int flag with an environment fallback.
+func voteCount(fs flags, p *int, name, env string, def int, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			def = n
+		}
+	}
+	*p = def
+	fs.Func(name, fmt.Sprintf("%s (env %s) (default %d)", usage, env, def), func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a non-negative integer")
+		}
+		*p = n
+		return nil
+	})
+}
+
+// voteLimit registers a rate limit flag written RATE/PERIOD,BURST (10/1m,5).
+func voteLimit(fs flags, p *ratelimit.Limit, name, env, def, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		if _, err := parseVoteLimit(v); err == nil {
+			def = v
+		}
+	}
+	*p, _ = parseVoteLimit(def)
+	fs.Func(name, fmt.Sprintf("%s (env %s) (default %s)", usage, env, def), func(s string) error {
+		l, err := parseVoteLimit(s)
+		if err != nil {
+			return err
+		}
+		*p = l
+		return nil
+	})
+}
+
+func parseVoteLimit(s string) (ratelimit.Limit, error) {
+	bad := fmt.Errorf("%q: want RATE/PERIOD,BURST, e.g. 10/1m,5", s)
+	rp, b, ok := strings.Cut(s, ",")
+	r, per, ok2 := strings.Cut(rp, "/")
+	if !ok || !ok2 {
+		return ratelimit.Limit{}, bad
+	}
+	rate, err1 := strconv.Atoi(r)
+	period, err2 := time.ParseDuration(per)
+	burst, err3 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || err3 != nil || rate <= 0 || period <= 0 || burst <= 0 {
+		return ratelimit.Limit{}, bad
+	}
+	return ratelimit.Limit{Rate: rate, Period: period, Burst: burst}, nil
+}

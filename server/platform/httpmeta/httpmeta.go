@@ -32,6 +32,7 @@ var Headers = map[string]string{
 var RequestHeaders = map[string]string{
 	"Idempotency-Key": "idempotency-key",
 	"If-None-Match":   "if-none-match",
+	"X-Captcha-Token": "x-captcha-token",
 }
 
 // Request metadata the gateway sets itself on every call (not from a

@@ -1,11 +1,12 @@
--- Running totals per candidate, split over shards: each vote increments one
--- shard chosen at random in the vote's transaction, so 250k votes/s do not
--- queue on one row; the live count sums the shards. Same regional key as
+-- Running totals per candidate, split over shards so that concurrent vote
+-- batches do not queue on one row: each batch adds its accepted votes to one
+-- shard in the batch's own transaction (so the counters always equal the
+-- stored votes), and the live count sums the shards. Same regional key as
 -- votes.
 CREATE TABLE IF NOT EXISTS vote_counters (
     home_region  TEXT NOT NULL,
     election_id  UUID NOT NULL,
-    candidate_id UUID NOT NULL,
+    candidate_id TEXT NOT NULL,
     shard        INT2 NOT NULL,
     votes        INT8 NOT NULL DEFAULT 0,
     CONSTRAINT vote_counters_pkey PRIMARY KEY (home_region, election_id, candidate_id, shard),

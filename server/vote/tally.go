@@ -1,0 +1,340 @@
+package vote
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
+	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/platform/bus"
+)
+
+// Live results. The live count is the sum of the counter shards, which the
+// vote transactions keep equal to the stored votes; this process serves it
+// from a cache at most LiveMaxAge old. A process that commits votes marks
+// their elections dirty, and its publisher re-reads their counts and
+// publishes the tallies on the bus (at once after a lull, then at most once
+// per PublishEvery), which carries them to the feeds of every replica; a
+// feed decodes each tally once and hands it to that process's streams.
+// Versions are totals, so a stream forwards only tallies newer than what it
+// sent, whichever replica read them.
+
+func tallyTopic(electionID string) string { return "vote.tally." + electionID }
+
+type liveEntry struct {
+	t  *votev1.Tally
+	at time.Time
+}
+
+type tallies struct {
+	mu          sync.Mutex
+	live        map[string]liveEntry
+	dirty       map[string]struct{}
+	published   map[string]int64     // version last published
+	lastPublish map[string]time.Time // when
+	loads       singleflight.Group
+}
+
+func (t *tallies) init() {
+	t.live, t.dirty, t.published, t.lastPublish = map[string]liveEntry{}, map[string]struct{}{}, map[string]int64{}, map[string]time.Time{}
+}
+
+func (t *tallies) markDirty(electionID string) {
+	t.mu.Lock()
+	t.dirty[electionID] = struct{}{}
+	t.mu.Unlock()
+}
+
+// remember keeps the newest tally read for an election.
+func (t *tallies) remember(tl *votev1.Tally, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.live[tl.GetElectionId()]; !ok || cur.at.Before(at) {
+		t.live[tl.GetElectionId()] = liveEntry{tl, at}
+	}
+}
+
+// readTally reads the live count from the store.
+func (s *Service) readTally(ctx context.Context, e Election) (*votev1.Tally, error) {
+	at := s.now()
+	counts, err := s.store.LiveCounts(ctx, e.HomeRegion, e.ID)
+	if err != nil {
+		return nil, err
+	}
+	tl := tallyProto(e, counts, at)
+	s.tallies.remember(tl, at)
+	return tl, nil
+}
+
+// liveTally is the live count at most LiveMaxAge old (one store read per
+// election and period, however many callers).
+func (s *Service) liveTally(ctx context.Context, e Election) (*votev1.Tally, error) {
+	s.tallies.mu.Lock()
+	cur, ok := s.tallies.live[e.ID]
+	s.tallies.mu.Unlock()
+	if ok && s.now().Sub(cur.at) < s.cfg.LiveMaxAge {
+		return cur.t, nil
+	}
+	v, err, _ := s.tallies.loads.Do(e.ID, func() (any, error) {
+		return s.readTally(context.WithoutCancel(ctx), e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*votev1.Tally), nil
+}
+
+// publishTick is how often the publisher looks for changed tallies. An
+// election that was quiet for PublishEvery is published on the next tick
+// (the first vote after a lull shows within about publishTick); under
+// continuous voting each election is published once per PublishEvery.
+const publishTick = 25 * time.Millisecond
+
+// publishLoop publishes the tallies of elections that took votes here.
+func (s *Service) publishLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(min(publishTick, s.cfg.PublishEvery))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			s.publishDirty(true) // the last votes' tally
+			return
+		case <-t.C:
+			s.publishDirty(false)
+		}
+	}
+}
+
+// publishDirty publishes the changed elections not published within the
+// last PublishEvery (all of them when final).
+func (s *Service) publishDirty(final bool) {
+	now := time.Now()
+	var due []string
+	s.tallies.mu.Lock()
+	for id := range s.tallies.dirty {
+		if final || now.Sub(s.tallies.lastPublish[id]) >= s.cfg.PublishEvery {
+			due = append(due, id)
+			delete(s.tallies.dirty, id)
+			s.tallies.lastPublish[id] = now
+		}
+	}
+	s.tallies.mu.Unlock()
+	for _, id := range due {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.publish(ctx, id)
+		cancel()
+		if err != nil {
+			s.log.Warn("vote: publish tally", "election", id, "err", err)
+			s.tallies.markDirty(id) // try again
+		}
+	}
+}
+
+func (s *Service) publish(ctx context.Context, id string) error {
+	e, err := s.election(ctx, id)
+	if err != nil {
+		return err
+	}
+	tl, err := s.readTally(ctx, e)
+	if err != nil {
+		return err
+	}
+	s.tallies.mu.Lock()
+	if tl.Version <= s.tallies.published[id] {
+		s.tallies.mu.Unlock()
+		return nil
+	}
+	s.tallies.published[id] = tl.Version
+	s.tallies.mu.Unlock()
+	msg, err := proto.Marshal(tl)
+	if err != nil {
+		return err
+	}
+	tallyPublishes.Inc()
+	// Local streams got it already even if Redis failed; other replicas
+	// catch up through their own refresh (see StreamResults).
+	return s.bus.Publish(ctx, tallyTopic(id), msg)
+}
+
+// streamRefresh is how often a stream also checks this process's live
+// count, so a tally lost on the bus (Redis down) still arrives, late.
+const streamRefresh = time.Second
+
+// feeds fan an election's tallies out to this process's streams: one bus
+// subscription and one decode per tally, however many streams watch it.
+// Each stream has its own bounded buffer; one that falls behind is dropped
+// (told to reconnect), never waited for.
+type feeds struct {
+	mu sync.Mutex
+	m  map[string]*feed
+}
+
+type feed struct {
+	sub       *bus.Subscription
+	followers map[*follower]struct{}
+}
+
+type follower struct {
+	c   chan *votev1.Tally
+	err error // why c was closed: errFellBehind or errFeedEnded
+}
+
+var (
+	errFellBehind = apierr.Unavailable("this stream fell behind; reconnect with since_version", 0)
+	errFeedEnded  = apierr.Unavailable("live results were interrupted; reconnect with since_version", 0)
+)
+
+// follow starts following an election's tallies.
+func (s *Service) follow(electionID string) (*follower, error) {
+	s.feeds.mu.Lock()
+	defer s.feeds.mu.Unlock()
+	f := s.feeds.m[electionID]
+	if f == nil {
+		// The feed only decodes and hands on, so a small bus buffer is
+		// plenty; its own ctx, as it outlives the stream that started it.
+		sub, err := s.bus.Subscribe(context.Background(), tallyTopic(electionID), 64)
+		if err != nil {
+			return nil, err
+		}
+		f = &feed{sub: sub, followers: map[*follower]struct{}{}}
+		s.feeds.m[electionID] = f
+		go s.runFeed(electionID, f)
+	}
+	fo := &follower{c: make(chan *votev1.Tally, s.cfg.StreamBuffer)}
+	f.followers[fo] = struct{}{}
+	return fo, nil
+}
+
+// unfollow ends a follower (if the feed has not ended it already) and the
+// feed with its last follower.
+func (s *Service) unfollow(electionID string, fo *follower) {
+	s.feeds.mu.Lock()
+	defer s.feeds.mu.Unlock()
+	f := s.feeds.m[electionID]
+	if f == nil {
+		return
+	}
+	if _, ok := f.followers[fo]; ok {
+		delete(f.followers, fo)
+		close(fo.c)
+	}
+	if len(f.followers) == 0 {
+		delete(s.feeds.m, electionID)
+		f.sub.Close()
+	}
+}
+
+func (s *Service) runFeed(electionID string, f *feed) {
+	for msg := range f.sub.C {
+		tl := &votev1.Tally{}
+		if err := proto.Unmarshal(msg, tl); err != nil {
+			s.log.Warn("vote: undecodable tally on the bus", "err", err)
+			continue
+		}
+		s.feeds.mu.Lock()
+		for fo := range f.followers {
+			select {
+			case fo.c <- tl: // shared, read-only from here on
+			default:
+				delete(f.followers, fo)
+				fo.err = errFellBehind
+				close(fo.c)
+			}
+		}
+		s.feeds.mu.Unlock()
+	}
+	// Closed: by the last unfollow (no followers left), or by the bus
+	// (dropped as slow, or shutting down): the followers must resync.
+	s.feeds.mu.Lock()
+	defer s.feeds.mu.Unlock()
+	if s.feeds.m[electionID] == f {
+		delete(s.feeds.m, electionID)
+	}
+	for fo := range f.followers {
+		delete(f.followers, fo)
+		fo.err = errFeedEnded
+		close(fo.c)
+	}
+}
+
+// StreamResults implements VoteService.
+func (s *Service) StreamResults(req *votev1.StreamResultsRequest, stream grpc.ServerStreamingServer[votev1.StreamResultsResponse]) error {
+	ctx := stream.Context()
+	if err := requireElectionID(req.GetElectionId()); err != nil {
+		return err
+	}
+	if req.GetSinceVersion() < 0 {
+		return apierr.InvalidArgument("since_version", "must not be negative")
+	}
+	e, err := s.election(ctx, req.GetElectionId())
+	if err != nil {
+		return err
+	}
+	// Follow before reading the current tally, so nothing published in
+	// between is missed.
+	fo, err := s.follow(e.ID)
+	if err != nil {
+		return apierr.Unavailable("results are not available right now", time.Second)
+	}
+	defer s.unfollow(e.ID, fo)
+	// Headers now, not with the first tally (which a reconnecting client
+	// may wait for): the gateway answers the HTTP request only then.
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
+	streamSubscribers.Inc()
+	defer streamSubscribers.Dec()
+
+	last := req.GetSinceVersion()
+	send := func(tl *votev1.Tally, force bool) error {
+		if tl.GetVersion() <= last && !force {
+			return nil
+		}
+		last = max(last, tl.GetVersion())
+		return stream.Send(&votev1.StreamResultsResponse{Tally: tl})
+	}
+	tl, err := s.liveTally(ctx, e)
+	if err != nil {
+		return apierr.FromStorage(ctx, err, "")
+	}
+	// A new client always gets the current count; a reconnecting one only
+	// what is newer than the version it has.
+	if err := send(tl, req.GetSinceVersion() == 0); err != nil {
+		return err
+	}
+	refresh := time.NewTicker(streamRefresh)
+	defer refresh.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case tl, ok := <-fo.c:
+			if !ok {
+				s.feeds.mu.Lock()
+				err := fo.err
+				s.feeds.mu.Unlock()
+				if err == nil {
+					err = errFeedEnded
+				}
+				return err
+			}
+			if err := send(tl, false); err != nil {
+				return err
+			}
+		case <-refresh.C:
+			tl, err := s.liveTally(ctx, e)
+			if err != nil {
+				continue // the bus may still deliver; the next tick retries
+			}
+			if err := send(tl, false); err != nil {
+				return err
+			}
+		}
+	}
+}
