@@ -50,8 +50,11 @@ type VoteServiceClient interface {
 	CloseElection(ctx context.Context, in *CloseElectionRequest, opts ...grpc.CallOption) (*CloseElectionResponse, error)
 	// Casts the caller's vote. Registered users only. Exactly once per election
 	// and user: a second vote answers ALREADY_EXISTS carrying the original vote
-	// in an ErrorInfo; a retry with the same `Idempotency-Key` returns the
-	// original acceptance. Outside the voting window: FAILED_PRECONDITION. An
+	// in an ErrorInfo (reason ALREADY_VOTED, metadata vote_id, candidate_id,
+	// accepted_at); a retry with the same `Idempotency-Key` (scoped to the
+	// election) returns the original acceptance. Outside the voting window:
+	// FAILED_PRECONDITION. The CAPTCHA token may also come in the
+	// x-captcha-token metadata (X-Captcha-Token header over REST). An
 	// acceptance means the vote is durably stored.
 	CastVote(ctx context.Context, in *CastVoteRequest, opts ...grpc.CallOption) (*CastVoteResponse, error)
 	// Tells whether a user voted in an election. The user themself or an admin.
@@ -224,8 +227,11 @@ type VoteServiceServer interface {
 	CloseElection(context.Context, *CloseElectionRequest) (*CloseElectionResponse, error)
 	// Casts the caller's vote. Registered users only. Exactly once per election
 	// and user: a second vote answers ALREADY_EXISTS carrying the original vote
-	// in an ErrorInfo; a retry with the same `Idempotency-Key` returns the
-	// original acceptance. Outside the voting window: FAILED_PRECONDITION. An
+	// in an ErrorInfo (reason ALREADY_VOTED, metadata vote_id, candidate_id,
+	// accepted_at); a retry with the same `Idempotency-Key` (scoped to the
+	// election) returns the original acceptance. Outside the voting window:
+	// FAILED_PRECONDITION. The CAPTCHA token may also come in the
+	// x-captcha-token metadata (X-Captcha-Token header over REST). An
 	// acceptance means the vote is durably stored.
 	CastVote(context.Context, *CastVoteRequest) (*CastVoteResponse, error)
 	// Tells whether a user voted in an election. The user themself or an admin.
