@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -48,9 +49,27 @@ type Authenticator interface {
 type principalKey struct{}
 
 // FromContext returns the caller, if the request carried a valid token.
+// On public methods the token is resolved here, on first use, so that the
+// hot public paths (redirects, share pages, the canvas board) cost no
+// session lookup when the handler never asks who is calling.
 func FromContext(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
+	if p, ok := ctx.Value(principalKey{}).(Principal); ok {
+		return p, true
+	}
+	if l, ok := ctx.Value(lazyKey{}).(*lazyPrincipal); ok {
+		l.once.Do(func() { l.p, l.ok = l.resolve() })
+		return l.p, l.ok
+	}
+	return Principal{}, false
+}
+
+type lazyKey struct{}
+
+type lazyPrincipal struct {
+	once    sync.Once
+	resolve func() (Principal, bool)
+	p       Principal
+	ok      bool
 }
 
 // WithPrincipal is for tests and internal calls.
@@ -87,13 +106,18 @@ func (i Interceptors) authorize(ctx context.Context, method string) (context.Con
 		}
 		return nil, apierr.Unauthenticated("missing bearer token: call /api/v1/auth/guest or log in")
 	}
+	if policy == Public {
+		// An invalid token or a failed lookup just means "anonymous" here.
+		authCtx := ctx
+		return context.WithValue(ctx, lazyKey{}, &lazyPrincipal{resolve: func() (Principal, bool) {
+			p, err := i.Auth.Authenticate(authCtx, token)
+			return p, err == nil
+		}}), nil
+	}
 	p, err := i.Auth.Authenticate(ctx, token)
 	if err != nil {
 		if !errors.Is(err, storage.ErrNotFound) {
 			return nil, apierr.FromStorage(ctx, err, "")
-		}
-		if policy == Public {
-			return ctx, nil
 		}
 		return nil, apierr.Unauthenticated("invalid, expired or revoked token")
 	}
