@@ -132,6 +132,7 @@ type Server struct {
 	health    *health.Server
 	conn      *grpc.ClientConn
 	closers   []func() error
+	drains    []func()
 	stopOnce  sync.Once
 
 	// Bus carries live updates between replicas (Redis) or within this
@@ -203,6 +204,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if m.close != nil {
 			s.closers = append(s.closers, m.close)
 		}
+		if m.drain != nil {
+			s.drains = append(s.drains, m.drain)
+		}
 		modules = append(modules, m)
 	}
 	policies := mergePolicies(identity.Policies, favorite.Policies, share.Policies, publicPolicies)
@@ -272,7 +276,11 @@ type deps struct {
 type module struct {
 	register func(*grpc.Server)
 	policies auth.Policies
-	close    func() error
+	// drain ends long-lived streams when a graceful shutdown begins (they
+	// would otherwise hold it for the whole timeout); clients reconnect to
+	// another replica.
+	drain func()
+	close func() error
 }
 
 // openStorage opens the SQL store when a database URL is set, else the
@@ -383,6 +391,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 		defer cancel()
 		s.health.Shutdown() // readiness fails first, so balancers drain us
+		for _, drain := range s.drains {
+			drain()
+		}
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {

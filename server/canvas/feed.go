@@ -1,0 +1,425 @@
+package canvas
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
+	"github.com/apiplatform/platform/server/platform/apierr"
+)
+
+// feed turns the board's delta log into the batches every stream of this
+// replica sends. One goroutine follows the log (Board.Tail: a blocking
+// XREAD on the shared Redis stream, so placements on every replica arrive
+// here in sequence order, with no gap a subscriber would have to repair)
+// and cuts what arrived into a batch every interval. Batches are kept in
+// one ring shared by all subscribers, bounded by a number of deltas: it is
+// the replay buffer for reconnecting clients and the only buffer there is.
+//
+// Each subscriber is a cursor into the ring, advanced by its own stream
+// goroutine: the cutter never waits for anyone (it wakes them all by
+// closing a channel), so a slow or stalled client costs nothing but its own
+// goroutine and its transport buffers. When a subscriber's next batch has
+// waited longer than maxLag, or fell out of the ring, it gets a Resync and
+// its stream ends: it must reload the snapshot.
+type feed struct {
+	board    Board
+	interval time.Duration
+	retain   int // deltas kept in the ring
+	maxLag   time.Duration
+	maxMsg   int // deltas per message
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu      sync.RWMutex
+	gen     uint64 // 0 until started; changes on every restart
+	epoch   string
+	batches []*batch // oldest first, contiguous: (base, head]
+	kept    int      // deltas in batches
+	base    int64
+	head    int64
+	seen    int64         // last seq read from the board; (head, seen] is pending
+	wake    chan struct{} // closed when batches or gen change
+
+	stop      chan struct{} // closed by drain
+	drainOnce sync.Once
+
+	// Owned by the run goroutine.
+	pending      []byte
+	pendingFirst int64
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// batch is one message's worth of consecutive deltas; never modified once
+// in the ring.
+type batch struct {
+	first, last int64
+	deltas      []byte
+	at          time.Time // when it was cut
+}
+
+type feedConfig struct {
+	interval time.Duration
+	retain   int
+	maxLag   time.Duration
+	maxMsg   int
+}
+
+func newFeed(board Board, cfg feedConfig, log *slog.Logger) *feed {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &feed{
+		board: board, interval: cfg.interval, retain: cfg.retain, maxLag: cfg.maxLag, maxMsg: cfg.maxMsg,
+		log: log, now: time.Now, wake: make(chan struct{}), stop: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
+	}
+	go f.run(ctx)
+	return f
+}
+
+// drain ends every stream (and refuses new ones) with UNAVAILABLE.
+func (f *feed) drain() { f.drainOnce.Do(func() { close(f.stop) }) }
+
+// close drains, then stops following the log.
+func (f *feed) close() {
+	f.drain()
+	f.cancel()
+	<-f.done
+}
+
+func (f *feed) run(ctx context.Context) {
+	defer close(f.done)
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := f.start(ctx); err != nil {
+			if ctx.Err() == nil {
+				f.log.Warn("canvas: delta feed cannot start; retrying", "err", err, "in", backoff)
+				sleep(ctx, backoff)
+				backoff = min(2*backoff, 2*time.Second)
+			}
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if reason := f.follow(ctx); reason != "" {
+			f.log.Warn("canvas: delta feed restarting; its subscribers resync", "reason", reason)
+			feedRestarts.Inc()
+		}
+	}
+}
+
+// start positions the feed at the board's head, with the ring prefilled
+// from what the log still holds (so clients reconnecting to a replica that
+// just started can still resume), and tells existing subscribers to resync.
+func (f *feed) start(ctx context.Context) error {
+	seq, epoch, err := f.board.Head(ctx)
+	if err != nil {
+		return err
+	}
+	var log []byte
+	base, seen := seq, seq
+	for after := int64(0); ; {
+		runs, err := f.board.Tail(ctx, after, 8192, 0)
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 {
+			break
+		}
+		for _, r := range runs {
+			if r.Epoch != epoch {
+				return errors.New("board changed epoch while starting")
+			}
+			if len(log) > 0 && r.First != seen+1 {
+				log = nil // a hole (trimmed as we read): keep what follows it
+			}
+			if len(log) == 0 {
+				base = r.First - 1
+			}
+			log = append(log, r.Deltas...)
+			seen = r.Last()
+			after = seen
+		}
+	}
+	if len(log) == 0 || seen < seq {
+		log, base, seen = nil, seq, seq
+	}
+	// Keep only the newest retain deltas.
+	if extra := len(log)/DeltaSize - f.retain; extra > 0 {
+		log, base = log[extra*DeltaSize:], base+int64(extra)
+	}
+	f.pending, f.pendingFirst = nil, 0
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen++
+	f.epoch, f.batches, f.kept = epoch, nil, 0
+	f.base, f.head, f.seen = base, base, seen
+	f.appendLocked(log, base+1)
+	f.broadcastLocked()
+	return nil
+}
+
+// follow reads the log and cuts batches until ctx ends or the log cannot be
+// followed any more (reason says why).
+func (f *feed) follow(ctx context.Context) (reason string) {
+	next := f.now().Add(f.interval)
+	lastWake, lastCheck := f.now(), f.now()
+	failing := false
+	for ctx.Err() == nil {
+		now := f.now()
+		wait := next.Sub(now)
+		if wait <= 0 {
+			if f.cut() || now.Sub(lastWake) >= heartbeat {
+				f.mu.Lock()
+				f.broadcastLocked() // idle streams send their heartbeat
+				f.mu.Unlock()
+				lastWake = now
+			}
+			if next = next.Add(f.interval); !next.After(now) {
+				next = now.Add(f.interval)
+			}
+			// A board rebuilt in a new epoch may restart its numbering
+			// below what this replica has read, where Tail would not see
+			// it: ask now and then rather than wait for a log entry.
+			if now.Sub(lastCheck) >= epochCheck {
+				lastCheck = now
+				if _, epoch, err := f.board.Head(ctx); err == nil && epoch != f.epoch {
+					return "the board was rebuilt from history (new epoch)"
+				}
+			}
+			continue
+		}
+		runs, err := f.board.Tail(ctx, f.seen, 8192, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ""
+			}
+			if !failing {
+				f.log.Warn("canvas: delta log unreachable; streams pause until it is back", "err", err)
+				failing = true
+			}
+			sleep(ctx, wait)
+			continue
+		}
+		if failing {
+			f.log.Info("canvas: delta log reachable again")
+			failing = false
+		}
+		for _, r := range runs {
+			last := r.Last()
+			switch {
+			case r.Epoch != f.epoch:
+				return "the board was rebuilt from history (new epoch)"
+			case last <= f.seen:
+				continue
+			case r.First > f.seen+1:
+				return "deltas were trimmed from the log before this replica read them"
+			}
+			if len(f.pending) == 0 {
+				f.pendingFirst = f.seen + 1
+			}
+			f.pending = append(f.pending, r.Deltas[(f.seen+1-r.First)*DeltaSize:]...)
+			f.mu.Lock()
+			f.seen = last
+			f.mu.Unlock()
+		}
+	}
+	return ""
+}
+
+// cut adds the pending deltas to the ring as batches; the caller wakes
+// the subscribers.
+func (f *feed) cut() bool {
+	if len(f.pending) == 0 {
+		return false
+	}
+	buf, first := f.pending, f.pendingFirst
+	f.pending = nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.appendLocked(buf, first)
+	return true
+}
+
+// appendLocked adds deltas from seq first to the ring as batches of at
+// most maxMsg deltas, then trims the ring to retain deltas (keeping at
+// least the newest batch).
+func (f *feed) appendLocked(buf []byte, first int64) {
+	now := f.now()
+	for off := 0; off < len(buf); off += f.maxMsg * DeltaSize {
+		end := min(off+f.maxMsg*DeltaSize, len(buf))
+		b := &batch{first: first + int64(off/DeltaSize), deltas: buf[off:end:end], at: now}
+		b.last = b.first + int64((end-off)/DeltaSize) - 1
+		f.batches = append(f.batches, b)
+		f.kept += (end - off) / DeltaSize
+		f.head = b.last
+	}
+	drop := 0
+	for drop < len(f.batches)-1 && f.kept > f.retain {
+		f.kept -= len(f.batches[drop].deltas) / DeltaSize
+		drop++
+	}
+	if drop > 0 {
+		clear(f.batches[:drop])
+		f.batches = f.batches[drop:]
+	}
+	if len(f.batches) > 0 {
+		f.base = f.batches[0].first - 1
+	}
+}
+
+func (f *feed) broadcastLocked() {
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
+// Resync reasons.
+const (
+	resyncTooOld    = "since_seq is older than the deltas this server keeps"
+	resyncAhead     = "since_seq is newer than the canvas"
+	resyncSlow      = "subscriber too slow"
+	resyncRestarted = "the delta log restarted"
+)
+
+// epochCheck is how often a feed asks the board for its epoch.
+const epochCheck = 2 * time.Second
+
+// heartbeat is how long a stream stays silent at most: an idle stream gets
+// an empty batch then, which keeps proxies from closing it.
+const heartbeat = 15 * time.Second
+
+// serve streams batches newer than since (0: from now) through send until
+// ctx ends, send fails, or the subscriber must resync. Its first message is
+// an empty batch (last_seq = first_seq-1) stating the sequence number the
+// stream starts after; idle streams get such a batch every heartbeat.
+func (f *feed) serve(ctx context.Context, since int64, send func(*canvasv1.StreamPixelsResponse) error) error {
+	streamSubscribers.Inc()
+	defer streamSubscribers.Dec()
+	joined := f.now()
+	var (
+		gen      uint64
+		pos      int64
+		caughtUp bool // sent a batch of deltas
+		lastSent time.Time
+		buf      [16]*batch
+	)
+	sendBatch := func(first, last int64, deltas []byte) error {
+		lastSent = f.now()
+		return send(&canvasv1.StreamPixelsResponse{Event: &canvasv1.StreamPixelsResponse_Batch{
+			Batch: &canvasv1.PixelBatch{FirstSeq: first, LastSeq: last, Deltas: deltas},
+		}})
+	}
+	for {
+		select {
+		case <-f.stop:
+			return apierr.Unavailable("the server is shutting down; reconnect with since_seq", time.Second)
+		default:
+		}
+		f.mu.RLock()
+		if f.gen == 0 { // not following the log yet (Redis down at start)
+			wake := f.wake
+			f.mu.RUnlock()
+			if err := f.wait(ctx, wake); err != nil {
+				return err
+			}
+			continue
+		}
+		current := f.seen
+		if gen == 0 {
+			switch {
+			case since == 0:
+				pos = f.head
+			case since < f.base:
+				f.mu.RUnlock()
+				return f.resync(send, resyncTooOld, current)
+			case since > current:
+				// Perhaps only ahead of this replica, which reads the log a
+				// moment after it is written.
+				f.mu.RUnlock()
+				if head, _, err := f.board.Head(ctx); err == nil && since > head {
+					return f.resync(send, resyncAhead, head)
+				}
+				f.mu.RLock()
+				pos = since
+			default:
+				pos = since
+			}
+			gen = f.gen
+		}
+		if gen != f.gen {
+			f.mu.RUnlock()
+			return f.resync(send, resyncRestarted, current)
+		}
+		if pos < f.base {
+			f.mu.RUnlock()
+			if !caughtUp {
+				return f.resync(send, resyncTooOld, current)
+			}
+			return f.resync(send, resyncSlow, current)
+		}
+		i := sort.Search(len(f.batches), func(i int) bool { return f.batches[i].last > pos })
+		n := copy(buf[:], f.batches[i:])
+		wake := f.wake
+		f.mu.RUnlock()
+
+		if lastSent.IsZero() || (n == 0 && f.now().Sub(lastSent) >= heartbeat) {
+			if err := sendBatch(pos+1, pos, nil); err != nil {
+				return err
+			}
+		}
+		if n == 0 {
+			if err := f.wait(ctx, wake); err != nil {
+				return err
+			}
+			continue
+		}
+		// Only batches cut after the subscriber joined count: catching up
+		// on a replay is not lagging.
+		if b := buf[0]; b.at.After(joined) && f.now().Sub(b.at) > f.maxLag {
+			return f.resync(send, resyncSlow, current)
+		}
+		for _, b := range buf[:n] {
+			first, deltas := b.first, b.deltas
+			if pos >= first {
+				deltas = deltas[(pos+1-first)*DeltaSize:]
+				first = pos + 1
+			}
+			if err := sendBatch(first, b.last, deltas); err != nil {
+				return err
+			}
+			pos, caughtUp = b.last, true
+		}
+		clear(buf[:n])
+	}
+}
+
+func (f *feed) resync(send func(*canvasv1.StreamPixelsResponse) error, reason string, current int64) error {
+	streamResyncs.WithLabelValues(reason).Inc()
+	return send(&canvasv1.StreamPixelsResponse{Event: &canvasv1.StreamPixelsResponse_Resync{
+		Resync: &canvasv1.Resync{Reason: reason, CurrentSeq: current},
+	}})
+}
+
+// wait returns when wake is closed, the feed drains (the loop then ends
+// the stream) or ctx ends.
+func (f *feed) wait(ctx context.Context, wake <-chan struct{}) error {
+	select {
+	case <-wake:
+	case <-f.stop:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

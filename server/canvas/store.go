@@ -1,0 +1,56 @@
+package canvas
+
+import (
+	"context"
+	"time"
+)
+
+// Placement is one pixel placed, as history keeps it.
+type Placement struct {
+	Seq      int64
+	X, Y     int32
+	Color    int32
+	UserID   string
+	PlacedAt time.Time
+}
+
+// Ban keeps a user from placing pixels.
+type Ban struct {
+	UserID    string
+	BannedBy  string
+	Reason    string
+	BannedAt  time.Time
+	ExpiresAt time.Time // zero: permanent
+}
+
+// Meta identifies a canvas: its dimensions and a random id naming its live
+// state in Redis, so that every replica over one database finds the same
+// board and a board of another database is never mistaken for it.
+type Meta struct {
+	ID            string
+	Width, Height int32
+	CreatedAt     time.Time
+}
+
+// Store keeps what must survive every process: the placement history, the
+// bans and the canvas's identity. The live board itself is a Board.
+type Store interface {
+	// CanvasMeta returns the stored identity, creating it from want (ID,
+	// dimensions) when there is none yet. Callers compare the dimensions.
+	CanvasMeta(ctx context.Context, want Meta) (Meta, error)
+	// AppendPlacements stores placements; a seq already stored is left as
+	// it is, so a retried batch does not fail.
+	AppendPlacements(ctx context.Context, ps []Placement) error
+	// PixelHistory returns up to limit placements of pixel (x, y) with seq
+	// below beforeSeq (0: no bound), newest first.
+	PixelHistory(ctx context.Context, x, y int32, beforeSeq int64, limit int) ([]Placement, error)
+	// LatestPixels calls fn with the newest placement of every pixel ever
+	// placed, from one consistent read; the board is rebuilt from it.
+	LatestPixels(ctx context.Context, fn func(p Placement) error) error
+	// BanUser bans (or re-bans, replacing the reason) a user.
+	BanUser(ctx context.Context, b Ban) error
+	// UnbanUser lifts a ban; storage.ErrNotFound when there is none.
+	UnbanUser(ctx context.Context, userID string) error
+	// IsBanned tells whether a ban of the user is in force at now.
+	IsBanned(ctx context.Context, userID string, now time.Time) (bool, error)
+}
