@@ -390,6 +390,9 @@ func (f *feed) serve(ctx context.Context, since int64, send func(*canvasv1.Strea
 			if err := sendBatch(first, b.last, deltas); err != nil {
 				return err
 			}
+			if b.at.After(joined) {
+				deliveryLag.Observe(f.now().Sub(b.at).Seconds())
+			}
 			pos, caughtUp = b.last, true
 		}
 		clear(buf[:n])

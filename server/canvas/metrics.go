@@ -16,6 +16,11 @@ var (
 	feedRestarts = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "canvas_feed_restarts_total", Help: "Times a replica's delta feed restarted (every subscriber resyncs).",
 	})
+	deliveryLag = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "canvas_delivery_lag_seconds",
+		Help:    "Time from a live batch being cut to its send to a subscriber (a placement waits at most one batch interval more to be cut).",
+		Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5},
+	})
 	placements = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "canvas_placements_total", Help: "Placement attempts, by outcome.",
 	}, []string{"outcome"})

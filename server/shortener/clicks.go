@@ -45,6 +45,11 @@ var (
 		Name: "shortener_click_buffer",
 		Help: "Clicks waiting in the analytics buffers of this process.",
 	})
+	flushLag = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "shortener_click_flush_lag_seconds",
+		Help:    "Age of the oldest click of each stored batch: how far analytics trail the redirects.",
+		Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30, 60, 300},
+	})
 	flushSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "shortener_click_flush_seconds",
 		Help:    "Time to write one batch of clicks to the store.",
@@ -186,6 +191,13 @@ func (r *recorder) flush(retry []Click, final bool) []Click {
 			continue
 		}
 		clicksRecorded.Add(float64(n))
+		oldest := b[0].At
+		for _, c := range b[1:] {
+			if c.At.Before(oldest) {
+				oldest = c.At
+			}
+		}
+		flushLag.Observe(time.Since(oldest).Seconds())
 	}
 	// Keep failed clicks for the next flush within the buffer's bound; the
 	// oldest go first.
