@@ -20,7 +20,7 @@ test: check-generated lint breaking crdb-parse deploy-check
 # Benchmarks on the embedded store and on PostgreSQL + Redis; each reports
 # its cost as a multiple of a baseline measured in the same run.
 bench:
-	.ci/with-services go test -run '^$$' -bench . -benchtime 2s ./server/... | tee bench.out
+	.ci/with-services .ci/bench 2>&1 | tee bench.out
 
 generate:
 	.ci/protodeps
