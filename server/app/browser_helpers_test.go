@@ -29,10 +29,9 @@ import (
 // webStack is a running platform as a browser sees it: the web client and
 // the REST API on one origin, and one headless Chromium to drive it.
 //
-// Until gateway.New mounts gateway.WebHandler itself, a small reverse proxy
-// owned by the test puts /app/ (served by WebHandler) and everything else
-// (forwarded to the platform's gateway) on one origin, so cookies and the
-// page's Content-Security-Policy behave as in production.
+// The browser reaches the platform's gateway (which serves the client
+// under /app/ and the API on one origin) through a reverse proxy owned by
+// the test, which can cut streams to test reconnection.
 type webStack struct {
 	p       *platform
 	base    string          // origin the browser uses, e.g. http://127.0.0.1:1234
@@ -151,11 +150,10 @@ func startWeb(t *testing.T, b backend, configure func(*app.Config)) *webStack {
 		},
 	}
 	streams := &streamCutter{cancels: map[*http.Request]context.CancelFunc{}}
-	mux := http.NewServeMux()
 	if !gatewayServesWeb(t, p.base) {
-		mux.Handle(gateway.WebPrefix, gateway.WebHandler())
-		mux.Handle("GET /{$}", http.RedirectHandler(gateway.WebPrefix, http.StatusFound))
+		t.Fatal("the gateway does not serve the web client under " + gateway.WebPrefix)
 	}
+	mux := http.NewServeMux()
 	mux.Handle("/", streams.wrap(proxy))
 	front := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = front.Serve(ln) }()
@@ -209,8 +207,8 @@ func startWeb(t *testing.T, b backend, configure func(*app.Config)) *webStack {
 	return &webStack{p: p, base: base, browser: browser, shots: shots, shoot: shoot, streams: streams}
 }
 
-// gatewayServesWeb tells whether the platform's gateway mounts the web
-// client itself (then the front only forwards, and tests the real wiring).
+// gatewayServesWeb tells whether the platform's gateway serves the web
+// client, with its security headers.
 func gatewayServesWeb(t *testing.T, base string) bool {
 	res, err := http.Get(base + gateway.WebPrefix)
 	if err != nil {

@@ -45,22 +45,6 @@ func browserSuffix() string {
 	return strconv.FormatInt(time.Now().UnixNano()%1e6, 36) + strconv.FormatInt(browserSeq.Add(1), 10)
 }
 
-// browserNeedService skips a flow whose service still answers 501 UNIMPLEMENTED,
-// so the test starts running by itself once the service lands.
-func browserNeedService(t *testing.T, ws *webStack, method, path, body string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, ws.base+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = res.Body.Close()
-	if res.StatusCode == http.StatusNotImplemented {
-		t.Skipf("%s %s answers 501: service not built yet", method, path)
-	}
-}
-
 // The client is served with its security headers, and the gateway root
 // sends people to it.
 func browserClientShell(t *testing.T, ws *webStack) {
@@ -262,7 +246,6 @@ func browserShare(t *testing.T, ws *webStack) {
 }
 
 func browserShortener(t *testing.T, ws *webStack) {
-	browserNeedService(t, ws, "GET", "/api/v1/stats/x", "")
 	var landed atomic.Int64
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/landing" {
@@ -349,7 +332,6 @@ func browserShortener(t *testing.T, ws *webStack) {
 }
 
 func browserVote(t *testing.T, ws *webStack) {
-	browserNeedService(t, ws, "GET", "/api/v1/elections/00000000-0000-4000-8000-000000000000", "")
 
 	admin := ws.user(t, "vote-admin")
 	admin.open("#/account")
@@ -440,7 +422,6 @@ func boardPixelIs(x, y int, hex string) string {
 }
 
 func browserCanvas(t *testing.T, ws *webStack) {
-	browserNeedService(t, ws, "GET", "/api/v1/canvas/info", "")
 	res, err := http.Get(ws.base + "/api/v1/canvas/info")
 	if err != nil {
 		t.Fatal(err)
