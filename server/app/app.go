@@ -184,8 +184,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	cfg.Share.PublicBaseURL = cfg.PublicBaseURL
-	favorites := favorite.New(st.favorite, st.share, cached)
-	shares := share.New(st.share, favorites, limiter, cached, cfg.Share)
+	// One cache engine, instrumented per use so that hit ratios are
+	// graphed apart (cache_requests_total{cache=...}).
+	favorites := favorite.New(st.favorite, st.share, cache.Instrument("favorite", cached, s.log))
+	shares := share.New(st.share, favorites, limiter,
+		cache.Instrument("share", cached, s.log), cache.Instrument("share_page", cached, s.log), cfg.Share)
 	s.closers = append(s.closers, shares.Close)
 	identities := identity.New(st.identity, favorites, limiter, cfg.Identity)
 	if cfg.AdminUser != "" {
@@ -195,6 +198,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	d := deps{cfg: cfg, log: s.log, engine: st.engine, limiter: limiter, cache: cached, bus: s.Bus, redis: rc}
+	d.cache = cache.Instrument("shortener", cached, s.log)
 	var modules []module
 	for _, build := range []func(context.Context, deps) (module, error){buildShortener, buildVote, buildCanvas} {
 		m, err := build(ctx, d)
@@ -305,7 +309,8 @@ func (s *Server) openStorage(ctx context.Context, cfg Config) (stores, error) {
 	return stores{st, st, st, st}, nil
 }
 
-// openRedis returns the rate limiter, the cache and the bus: Redis-backed
+// openRedis returns the rate limiter, the cache engine (instrumented per
+// use by the caller) and the bus: Redis-backed
 // (shared by every replica) when a Redis URL is set, else in-process. The
 // limiter fails open and the cache is bypassed when Redis is down, so a
 // Redis outage degrades service instead of failing requests.
@@ -314,7 +319,7 @@ func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, redis.Un
 		s.Bus = bus.NewMemory()
 		s.closers = append(s.closers, s.Bus.Close)
 		return ratelimit.FailOpen(ratelimit.NewMemory(100_000), s.log),
-			cache.Instrument("platform", cache.NewMemory(100_000), s.log), nil, nil
+			cache.NewMemory(100_000), nil, nil
 	}
 	rc, err := redisconn.New(cfg.RedisURL)
 	if err != nil {
@@ -327,7 +332,7 @@ func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, redis.Un
 	s.Bus = bus.NewRedis(rc, "bus:", s.log)
 	s.closers = append(s.closers, s.Bus.Close)
 	return ratelimit.FailOpen(ratelimit.NewRedis(rc), s.log),
-		cache.Instrument("platform", cache.NewRedis(rc, "cache:"), s.log), rc, nil
+		cache.NewRedis(rc, "cache:"), rc, nil
 }
 
 // NewHTTPServer configures net/http for long-lived streams: no write

@@ -17,7 +17,7 @@ import (
 )
 
 // scrape returns the value of every sample on /metrics, keyed by its name
-// and labels as exposed (e.g. `cache_requests_total{cache="platform",result="hit"}`).
+// and labels as exposed (e.g. `cache_requests_total{cache="share",result="hit"}`).
 func scrape(t *testing.T, p *platform) map[string]float64 {
 	t.Helper()
 	res, err := http.Get("http://" + p.srv.MetricsAddr() + "/metrics")
@@ -85,6 +85,11 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		for range 3 {
 			if _, err := r.getShare(t, tok, sh.GetSlug()); err != nil {
 				t.Fatal(err)
+			}
+		}
+		for range 2 { // the public page has its own cache entry and counters
+			if res, _ := r.do(t, "GET", "/s/"+sh.GetSlug(), "", nil); res.StatusCode != http.StatusOK {
+				t.Fatalf("share page: %d", res.StatusCode)
 			}
 		}
 		_, err = r.createShare(t, tok, true, 0) // over the limit
@@ -162,8 +167,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 			`grpc_server_handling_seconds_count{grpc_method="GetShare",grpc_service="share.v1.ShareService",grpc_type="unary"}`,
 			`grpc_server_handling_seconds_count{grpc_method="FollowShortUrl",grpc_service="shortener.v1.ShortenerService",grpc_type="unary"}`,
 			`grpc_server_handling_seconds_count{grpc_method="CastVote",grpc_service="vote.v1.VoteService",grpc_type="unary"}`,
-			`cache_requests_total{cache="platform",result="hit"}`,
-			`cache_requests_total{cache="platform",result="miss"}`,
+			`cache_requests_total{cache="share",result="hit"}`,
+			`cache_requests_total{cache="share",result="miss"}`,
+			`cache_requests_total{cache="favorite",result="miss"}`,
+			`cache_requests_total{cache="share_page",result="hit"}`,
 			`ratelimit_rejections_total{reason="share:user"}`,
 			"shortener_redirects_total",
 			"shortener_click_flush_lag_seconds_count",

@@ -78,6 +78,7 @@ type Service struct {
 	favorites FavoriteReader
 	limiter   ratelimit.Limiter
 	cache     cache.Cache
+	pages     cache.Cache // the same engine, counted apart
 	loads     singleflight.Group
 	cfg       Config
 	hits      *hitCounter
@@ -86,13 +87,13 @@ type Service struct {
 
 // New builds the service. Share rows are read through c (slug -> share,
 // cache-aside), which revocations invalidate after they commit.
-func New(store Store, favorites FavoriteReader, limiter ratelimit.Limiter, c cache.Cache, cfg Config) *Service {
+func New(store Store, favorites FavoriteReader, limiter ratelimit.Limiter, c, pages cache.Cache, cfg Config) *Service {
 	cfg.PublicBaseURL = strings.TrimRight(cfg.PublicBaseURL, "/")
 	if cfg.HitsFlushInterval <= 0 {
 		cfg.HitsFlushInterval = DefaultConfig.HitsFlushInterval
 	}
 	return &Service{
-		store: store, favorites: favorites, limiter: limiter, cache: c, cfg: cfg, now: time.Now,
+		store: store, favorites: favorites, limiter: limiter, cache: c, pages: pages, cfg: cfg, now: time.Now,
 		hits: newHitCounter(store, cfg.HitsFlushInterval, slog.Default()),
 	}
 }
@@ -112,7 +113,7 @@ func cacheKey(slug string) string { return "share:" + slug }
 // reads, invalidated by revocation. Its hit counter is as of the fill:
 // callers that show hits read the store.
 func (s *Service) read(ctx context.Context, slug string) (Share, error) {
-	return s.readKey(ctx, cacheKey(slug), cacheTTL, slug)
+	return s.readKey(ctx, s.cache, cacheKey(slug), cacheTTL, slug)
 }
 
 // readForPage reads for the public share page, which is served with a
@@ -120,13 +121,13 @@ func (s *Service) read(ctx context.Context, slug string) (Share, error) {
 // cache entry, filled by a stale-tolerant read (a follower read on
 // CockroachDB, local to the serving region), for at most PageMaxAge.
 func (s *Service) readForPage(ctx context.Context, slug string) (Share, error) {
-	return s.readKey(storage.WithStaleReads(ctx), pageCacheKey(slug), s.cfg.PageMaxAge, slug)
+	return s.readKey(storage.WithStaleReads(ctx), s.pages, pageCacheKey(slug), s.cfg.PageMaxAge, slug)
 }
 
 func pageCacheKey(slug string) string { return "sharepage:" + slug }
 
-func (s *Service) readKey(ctx context.Context, key string, ttl time.Duration, slug string) (Share, error) {
-	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, key, max(ttl, time.Second), func(ctx context.Context) ([]byte, error) {
+func (s *Service) readKey(ctx context.Context, c cache.Cache, key string, ttl time.Duration, slug string) (Share, error) {
+	raw, err := cache.GetOrLoad(ctx, c, &s.loads, key, max(ttl, time.Second), func(ctx context.Context) ([]byte, error) {
 		sh, err := s.store.GetShare(ctx, slug)
 		if err != nil {
 			return nil, err
@@ -302,7 +303,8 @@ func (s *Service) RevokeShare(ctx context.Context, req *sharev1.RevokeShareReque
 	}
 	// Committed: now every replica must stop serving it (the page within
 	// its max-age, like any CDN copy).
-	_ = s.cache.Delete(ctx, cacheKey(sh.Slug), pageCacheKey(sh.Slug))
+	_ = s.cache.Delete(ctx, cacheKey(sh.Slug))
+	_ = s.pages.Delete(ctx, pageCacheKey(sh.Slug))
 	return &sharev1.RevokeShareResponse{}, nil
 }
 
