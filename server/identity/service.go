@@ -25,6 +25,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
+	"github.com/apiplatform/platform/server/platform/password"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/storage"
 )
@@ -123,7 +124,7 @@ func (s *Service) Register(ctx context.Context, req *identityv1.RegisterRequest)
 	if err := validateCredentials(req.GetUsername(), req.GetPassword()); err != nil {
 		return nil, err
 	}
-	hash, err := hashPassword(req.GetPassword())
+	hash, err := password.Hash(req.GetPassword())
 	if err != nil {
 		return nil, apierr.Internal(ctx, err)
 	}
@@ -182,9 +183,9 @@ func (s *Service) Login(ctx context.Context, req *identityv1.LoginRequest) (*ide
 	}
 	hash := u.PasswordHash
 	if err != nil || hash == "" {
-		hash = dummyHash
+		hash = password.Dummy
 	}
-	ok, herr := checkPassword(hash, req.GetPassword())
+	ok, herr := password.Check(hash, req.GetPassword())
 	if herr != nil {
 		return nil, apierr.Internal(ctx, herr)
 	}
@@ -266,11 +267,11 @@ func (s *Service) GetMe(ctx context.Context, _ *identityv1.GetMeRequest) (*ident
 
 // EnsureAdmin makes username an admin with password, creating the account
 // if needed. The server calls it at start when told an admin account.
-func (s *Service) EnsureAdmin(ctx context.Context, username, password string) error {
-	if err := validateCredentials(username, password); err != nil {
+func (s *Service) EnsureAdmin(ctx context.Context, username, secret string) error {
+	if err := validateCredentials(username, secret); err != nil {
 		return err
 	}
-	hash, err := hashPassword(password)
+	hash, err := password.Hash(secret)
 	if err != nil {
 		return err
 	}

@@ -56,9 +56,13 @@ import (
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/httpmeta"
+	"github.com/apiplatform/platform/server/platform/password"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/storage"
 )
+
+// MaxPasswordBytes bounds a link password.
+const MaxPasswordBytes = 128
 
 // Policies of this service's methods: following a link and its QR code are
 // public; everything else needs a session (guests included), and the
@@ -650,7 +654,7 @@ func (s *Service) createItems(ctx context.Context, items []*item) error {
 		h, ok := hashes[it.password]
 		if !ok {
 			var err error
-			if h, err = hashPassword(it.password); err != nil {
+			if h, err = password.Hash(it.password); err != nil {
 				return apierr.Internal(ctx, err)
 			}
 			hashes[it.password] = h
@@ -783,7 +787,7 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 		}
 		ok := false
 		if len(pw) <= MaxPasswordBytes {
-			if ok, err = checkPassword(e.PasswordHash, pw); err != nil {
+			if ok, err = password.Check(e.PasswordHash, pw); err != nil {
 				return nil, apierr.Internal(ctx, err)
 			}
 		}
@@ -969,7 +973,7 @@ func (s *Service) UpdateShortUrl(ctx context.Context, req *shortenerv1.UpdateSho
 	if req.Password != nil {
 		h := ""
 		if pw := req.GetPassword(); pw != "" {
-			if h, err = hashPassword(pw); err != nil {
+			if h, err = password.Hash(pw); err != nil {
 				return nil, apierr.Internal(ctx, err)
 			}
 		}

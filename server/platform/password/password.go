@@ -1,4 +1,10 @@
-package shortener
+// Package password hashes secrets people choose (account and link
+// passwords) with argon2id at OWASP's minimum recommended cost (19 MiB, 2
+// passes, 1 lane): slow enough to make offline guessing expensive, cheap
+// enough that a login does not monopolise a core. Hashes are PHC-encoded
+// and carry their cost, so it can be raised later without invalidating
+// stored ones.
+package password
 
 import (
 	"crypto/rand"
@@ -11,19 +17,15 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// Link passwords are hashed like account passwords (identity/password.go):
-// argon2id at OWASP's minimum cost (19 MiB, 2 passes, 1 lane), PHC-encoded
-// so the cost can be raised later without invalidating stored hashes.
 const (
 	argonTime    = 2
 	argonMemory  = 19 * 1024
 	argonThreads = 1
 	argonKeyLen  = 32
-	// MaxPasswordBytes bounds a link password.
-	MaxPasswordBytes = 128
 )
 
-func hashPassword(password string) (string, error) {
+// Hash returns the PHC-encoded argon2id hash of password with a new salt.
+func Hash(password string) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
@@ -34,7 +36,9 @@ func hashPassword(password string) (string, error) {
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
-func checkPassword(encoded, password string) (bool, error) {
+// Check verifies a PHC-encoded argon2id hash, honouring the cost it
+// was made with so the parameters can be raised later.
+func Check(encoded, password string) (bool, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, errors.New("unsupported password hash")
@@ -56,3 +60,8 @@ func checkPassword(encoded, password string) (bool, error) {
 	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
+
+// Dummy is a valid hash of nothing anyone knows: checking against it when
+// there is no real hash (unknown user) takes as long as a real check, so
+// timing does not tell whether an account exists.
+var Dummy, _ = Hash("not a real password")
