@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	_ "embed"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -32,6 +31,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/httpmeta"
+	"github.com/apiplatform/platform/server/platform/page"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/storage"
 )
@@ -247,16 +247,13 @@ func (s *Service) ListShares(ctx context.Context, req *sharev1.ListSharesRequest
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
-	if size < 0 || size > 100 {
-		return nil, apierr.InvalidArgument("page_size", "must be 0 to 100")
-	}
-	if size == 0 {
-		size = 50
+	size, err := page.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	after, err := decodeCursor(req.GetPageToken())
 	if err != nil {
-		return nil, apierr.InvalidArgument("page_token", "is not a token this API returned")
+		return nil, err
 	}
 	// One extra row tells whether there is a next page.
 	rows, err := s.store.ListShares(ctx, p.UserID, after, size+1)
@@ -267,7 +264,7 @@ func (s *Service) ListShares(ctx context.Context, req *sharev1.ListSharesRequest
 	if len(rows) > size {
 		rows = rows[:size]
 		last := rows[size-1]
-		resp.NextPageToken = encodeCursor(Cursor{CreatedAt: last.CreatedAt, Slug: last.Slug})
+		resp.NextPageToken = page.Token(last.CreatedAt, last.Slug)
 	}
 	for _, sh := range rows {
 		hexColor := sh.Hex
@@ -392,22 +389,10 @@ func newSlug() (string, error) {
 	return string(out), nil
 }
 
-func encodeCursor(c Cursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + ":" + c.Slug))
-}
-
 func decodeCursor(tok string) (*Cursor, error) {
-	if tok == "" {
-		return nil, nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
+	at, key, ok, err := page.Parse(tok, slugRE.MatchString)
+	if !ok {
 		return nil, err
 	}
-	ts, slug, ok := strings.Cut(string(b), ":")
-	us, err := strconv.ParseInt(ts, 10, 64)
-	if !ok || err != nil || !slugRE.MatchString(slug) {
-		return nil, errors.New("bad cursor")
-	}
-	return &Cursor{CreatedAt: time.UnixMicro(us).UTC(), Slug: slug}, nil
+	return &Cursor{CreatedAt: at, Slug: key}, nil
 }

@@ -21,7 +21,6 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +55,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/httpmeta"
+	"github.com/apiplatform/platform/server/platform/page"
 	"github.com/apiplatform/platform/server/platform/password"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/storage"
@@ -906,16 +906,13 @@ func (s *Service) ListShortUrls(ctx context.Context, req *shortenerv1.ListShortU
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
-	if size < 0 || size > 100 {
-		return nil, apierr.InvalidArgument("page_size", "must be 0 to 100")
-	}
-	if size == 0 {
-		size = 50
+	size, err := page.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	after, err := decodeCursor(req.GetPageToken())
 	if err != nil {
-		return nil, apierr.InvalidArgument("page_token", "is not a token this API returned")
+		return nil, err
 	}
 	rows, err := s.store.ListLinks(ctx, p.UserID, after, size+1)
 	if err != nil {
@@ -925,7 +922,7 @@ func (s *Service) ListShortUrls(ctx context.Context, req *shortenerv1.ListShortU
 	if len(rows) > size {
 		rows = rows[:size]
 		last := rows[size-1]
-		resp.NextPageToken = encodeCursor(Cursor{CreatedAt: last.CreatedAt, Code: last.Code})
+		resp.NextPageToken = page.Token(last.CreatedAt, last.Code)
 	}
 	for _, l := range rows {
 		resp.ShortUrls = append(resp.ShortUrls, s.toProto(l))
@@ -1151,22 +1148,10 @@ func (s *Service) toProto(l Link) *shortenerv1.ShortUrl {
 	return out
 }
 
-func encodeCursor(c Cursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + ":" + c.Code))
-}
-
 func decodeCursor(tok string) (*Cursor, error) {
-	if tok == "" {
-		return nil, nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
+	at, key, ok, err := page.Parse(tok, codeRE.MatchString)
+	if !ok {
 		return nil, err
 	}
-	ts, code, ok := strings.Cut(string(b), ":")
-	us, err := strconv.ParseInt(ts, 10, 64)
-	if !ok || err != nil || !codeRE.MatchString(code) {
-		return nil, errors.New("bad cursor")
-	}
-	return &Cursor{CreatedAt: time.UnixMicro(us).UTC(), Code: code}, nil
+	return &Cursor{CreatedAt: at, Code: key}, nil
 }
