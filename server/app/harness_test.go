@@ -69,6 +69,25 @@ func forBackends(t *testing.T, run func(t *testing.T, b backend)) {
 	}
 }
 
+// replicaConfigs returns one configuration per region over one fresh
+// database and the shared Redis (skipping without them): replicas of one
+// deployment, to be started with startConfig.
+func replicaConfigs(t *testing.T, regions ...string) []app.Config {
+	t.Helper()
+	dbURL := sqltest.FreshDatabaseURL(t)
+	redisURL := os.Getenv("TEST_REDIS_URL")
+	if redisURL == "" {
+		t.Skip("TEST_REDIS_URL is not set")
+	}
+	var out []app.Config
+	for _, region := range regions {
+		cfg := testConfig(t)
+		cfg.DatabaseURL, cfg.RedisURL, cfg.Region = dbURL, redisURL, region
+		out = append(out, cfg)
+	}
+	return out
+}
+
 // testConfig is a server on loopback ports. Limits keyed by client address
 // are raised: every test client is 127.0.0.1, and with Redis they would be
 // shared by every test of the run.

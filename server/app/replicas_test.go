@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -24,18 +23,12 @@ import (
 // service: what one writes, the other serves at once, including through its
 // cache, and limits are shared.
 func TestTwoReplicasOneTruth(t *testing.T) {
-	dbURL := sqltest.FreshDatabaseURL(t)
-	redisURL := os.Getenv("TEST_REDIS_URL")
-	if redisURL == "" {
-		t.Skip("TEST_REDIS_URL is not set")
-	}
-	replica := func(region string) *platform {
-		cfg := testConfig(t)
-		cfg.DatabaseURL, cfg.RedisURL, cfg.Region = dbURL, redisURL, region
+	var ps []*platform
+	for _, cfg := range replicaConfigs(t, "region-a", "region-b") {
 		cfg.Share.UserLimit = ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 3}
-		return startConfig(t, cfg)
+		ps = append(ps, startConfig(t, cfg))
 	}
-	a, b := replica("region-a"), replica("region-b")
+	a, b := ps[0], ps[1]
 	ra, rb := newREST(a), newREST(b)
 	ga, gb := grpcAPI{a}, grpcAPI{b}
 

@@ -3,13 +3,11 @@ package app_test
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	shortenerv1 "github.com/apiplatform/platform/gen/go/shortener/v1"
-	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 // Two replicas over one database and one Redis: an edit or a delete made
@@ -17,19 +15,13 @@ import (
 // in its hot-key cache (whose TTL here is far longer than the test), codes
 // created on both never collide, and both replicas' clicks add up.
 func TestShortenerTwoReplicas(t *testing.T) {
-	dbURL := sqltest.FreshDatabaseURL(t)
-	redisURL := os.Getenv("TEST_REDIS_URL")
-	if redisURL == "" {
-		t.Skip("TEST_REDIS_URL is not set")
-	}
-	replica := func(region string) *platform {
-		cfg := testConfig(t)
-		cfg.DatabaseURL, cfg.RedisURL, cfg.Region = dbURL, redisURL, region
+	var ps []*platform
+	for _, cfg := range replicaConfigs(t, "region-a", "region-b") {
 		shortConfig(&cfg)
 		cfg.Shortener.LocalCacheTTL, cfg.Shortener.CacheTTL = time.Hour, time.Hour
-		return startConfig(t, cfg)
+		ps = append(ps, startConfig(t, cfg))
 	}
-	a, b := replica("region-a"), replica("region-b")
+	a, b := ps[0], ps[1]
 	ra, rb := shortREST{a}, shortREST{b}
 	ga, gb := &shortGRPC{p: a}, &shortGRPC{p: b}
 	_, tok := grpcAPI{a}.guest(t)

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 
 	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
-	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 // StreamResults sends the current tally, then a newer one within about a
@@ -62,19 +60,13 @@ func TestVoteStreamResults(t *testing.T) {
 // cast on A within about a second, over both protocols; votes sent to
 // either replica for one user count once.
 func TestVoteStreamAcrossReplicas(t *testing.T) {
-	dbURL := sqltest.FreshDatabaseURL(t)
-	redisURL := os.Getenv("TEST_REDIS_URL")
-	if redisURL == "" {
-		t.Skip("TEST_REDIS_URL is not set")
-	}
-	replica := func(region string) *voteEnv {
-		cfg := testConfig(t)
-		cfg.DatabaseURL, cfg.RedisURL, cfg.Region = dbURL, redisURL, region
+	var envs []*voteEnv
+	for _, cfg := range replicaConfigs(t, "region-a", "region-b") {
 		cfg.Vote.UserLimit = ratelimit.Limit{Rate: 100, Period: time.Minute, Burst: 100}
 		voteConfig(&cfg)
-		return newVoteEnv(t, startConfig(t, cfg))
+		envs = append(envs, newVoteEnv(t, startConfig(t, cfg)))
 	}
-	a, b := replica("region-a"), replica("region-b")
+	a, b := envs[0], envs[1]
 	e := a.openElection(t)
 	id := e.GetElectionId()
 	if e.GetHomeRegion() != "region-a" {

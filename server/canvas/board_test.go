@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/apiplatform/platform/server/platform/redistest"
 )
 
 var bg = context.Background()
@@ -31,25 +33,9 @@ func memoryMaker(t *testing.T, w, h, retain int, rebuild Rebuild) (func() Board,
 	return func() Board { return b }, nil
 }
 
-// redisClient connects to TEST_REDIS_URL (skipping without it).
-func redisClient(t testing.TB) redis.UniversalClient {
-	t.Helper()
-	u := os.Getenv("TEST_REDIS_URL")
-	if u == "" {
-		t.Skip("TEST_REDIS_URL is not set; run under .ci/with-services")
-	}
-	o, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(o)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 func redisMaker(t *testing.T, w, h, retain int, rebuild Rebuild) (func() Board, func()) {
 	id := uuid.NewString() // a canvas of its own on the shared Redis
-	c := redisClient(t)
+	c := redistest.Client(t)
 	t.Cleanup(func() {
 		keys, _ := c.Keys(bg, "canvas:{"+id+"}:*").Result()
 		if len(keys) > 0 {
