@@ -10,13 +10,12 @@ import (
 
 // shortenerFlags registers the shortener service's flags.
 func shortenerFlags(fs flags, cfg *shortener.Config) {
-	d := shortener.DefaultConfig
+	d := shortener.DefaultConfig()
 	own := listValue{&cfg.OwnHosts}
 	if v, ok := os.LookupEnv("SHORTENER_OWN_HOSTS"); ok {
 		_ = own.Set(v)
 	}
 	fs.Var(own, "shortener-own-hosts", "comma-separated further host names of this shortener, refused as link targets (env SHORTENER_OWN_HOSTS)")
-	fs.str(&cfg.CountryHeader, "shortener-country-header", "SHORTENER_COUNTRY_HEADER", d.CountryHeader, "CDN request header with the visitor's country, believed from trusted proxies only")
 	fs.str(&cfg.GeoIPFile, "shortener-geoip-db", "SHORTENER_GEOIP_DB", "", "MaxMind DB file (e.g. GeoLite2-Country.mmdb) for click countries without a CDN header")
 	intFlag(fs, &cfg.MaxInFlight, "shortener-max-in-flight", "SHORTENER_MAX_IN_FLIGHT", d.MaxInFlight, "concurrent shortener calls before shedding load with 503")
 	intFlag(fs, &cfg.LocalCacheSize, "shortener-local-cache-size", "SHORTENER_LOCAL_CACHE_SIZE", d.LocalCacheSize, "entries of the per-process hot-key cache")

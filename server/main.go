@@ -102,6 +102,12 @@ func (f flags) integer(p *int32, name, env string, def int32, usage string) {
 	*p = def
 }
 
+// countryHeader registers the one name of the country header setting,
+// shared by serve and gateway.
+func (f flags) countryHeader(p *string) {
+	f.str(p, "country-header", "COUNTRY_HEADER", "CF-IPCountry", "CDN request header with the visitor's country, believed from trusted proxies only")
+}
+
 // database registers the SQL store's flags; finish fills cfg after Parse.
 func (f flags) database(cfg *sqlstore.Config, url, region *string) (finish func() error) {
 	var regions string
@@ -156,12 +162,14 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&cfg.GatewaySecret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with separately run gateways; comma-separated to accept several during a rotation (random if empty)")
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
 	fs.boolean(&cfg.SecureCookies, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
+	fs.countryHeader(&cfg.CountryHeader)
 	shortenerFlags(fs, &cfg.Shortener)
 	voteFlags(fs, &cfg.Vote)
-	canvasFlags(fs, &cfg.Canvas)
+	finishCanvas := canvasFlags(fs, &cfg.Canvas)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	finishCanvas()
 	if err := finishDB(); err != nil {
 		return err
 	}
@@ -228,7 +236,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
 	fs.boolean(&secure, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
 	var country string
-	fs.str(&country, "country-header", "COUNTRY_HEADER", "CF-IPCountry", "CDN header with the client's country, believed from trusted proxies only")
+	fs.countryHeader(&country)
 	var otlp, region string
 	fs.str(&otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/gRPC collector URL for traces (empty: no tracing)")
 	fs.str(&region, "region", "REGION", "local", "region this gateway serves from (trace attribute)")

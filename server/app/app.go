@@ -27,9 +27,6 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/apiplatform/platform/gateway"
-	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
-	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
-	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
 	"github.com/apiplatform/platform/server/canvas"
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/identity"
@@ -41,6 +38,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/telemetry"
 	"github.com/apiplatform/platform/server/share"
 	"github.com/apiplatform/platform/server/shortener"
+	"github.com/apiplatform/platform/server/storage"
 	"github.com/apiplatform/platform/server/storage/embedded"
 	"github.com/apiplatform/platform/server/storage/sqlstore"
 	"github.com/apiplatform/platform/server/vote"
@@ -76,8 +74,13 @@ type Config struct {
 	// TrustedProxies may set X-Forwarded-For.
 	TrustedProxies []netip.Prefix
 	SecureCookies  bool
+	// CountryHeader is the CDN request header carrying the visitor's
+	// country (default CF-IPCountry); the gateway forwards it from trusted
+	// proxies only.
+	CountryHeader string
 
 	Identity  identity.Config
+	Favorite  favorite.Config
 	Share     share.Config
 	Shortener shortener.Config
 	Vote      vote.Config
@@ -102,12 +105,6 @@ func (c *Config) Defaults() {
 	if c.Region == "" {
 		c.Region = "local"
 	}
-	if c.Identity == (identity.Config{}) {
-		c.Identity = identity.DefaultConfig
-	}
-	if c.Share == (share.Config{}) {
-		c.Share = share.DefaultConfig
-	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 15 * time.Second
 	}
@@ -117,6 +114,18 @@ func (c *Config) Defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.CountryHeader == "" {
+		c.CountryHeader = "CF-IPCountry"
+	}
+}
+
+// fillServiceConfigs hands the services the process-wide settings they
+// need (set once for the process, not per service).
+func (c *Config) fillServiceConfigs() {
+	c.Identity.AdminUser, c.Identity.AdminPassword = c.AdminUser, c.AdminPassword
+	c.Share.PublicBaseURL = c.PublicBaseURL
+	c.Shortener.PublicBaseURL, c.Shortener.Region, c.Shortener.GatewaySecret = c.PublicBaseURL, c.Region, c.GatewaySecret
+	c.Vote.Region = c.Region
 }
 
 // Server is a running platform process.
@@ -134,10 +143,6 @@ type Server struct {
 	closers   []func() error
 	drains    []func()
 	stopOnce  sync.Once
-
-	// Bus carries live updates between replicas (Redis) or within this
-	// process (embedded default).
-	Bus bus.Bus
 }
 
 // New opens storage, builds every service and binds the listeners. Serve
@@ -158,7 +163,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	limiter, cached, rc, err := s.openRedis(cfg)
+	limiter, cached, bs, rc, err := s.openRedis(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -183,51 +188,40 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 
-	cfg.Share.PublicBaseURL = cfg.PublicBaseURL
+	cfg.fillServiceConfigs()
 	// One cache engine, instrumented per use so that hit ratios are
 	// graphed apart (cache_requests_total{cache=...}).
-	favorites := favorite.New(st.favorite, st.share, cache.Instrument("favorite", cached, s.log))
-	shares := share.New(st.share, favorites, limiter,
-		cache.Instrument("share", cached, s.log), cache.Instrument("share_page", cached, s.log), cfg.Share)
-	s.closers = append(s.closers, shares.Close)
-	identities := identity.New(st.identity, favorites, limiter, cfg.Identity)
-	if cfg.AdminUser != "" {
-		if err := identities.EnsureAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {
-			return nil, fmt.Errorf("ensure admin %q: %w", cfg.AdminUser, err)
-		}
+	cacheFor := func(name string) cache.Cache { return cache.Instrument(name, cached, s.log) }
+	// Every service is built the same way, one line each; once one fails
+	// the later ones are not built (see add).
+	a := &assembly{ctx: ctx}
+	favorites := add(a, favorite.New, favorite.Deps{Store: st, Shares: st, Cache: cacheFor("favorite")}, cfg.Favorite)
+	add(a, share.New, share.Deps{Store: st, Favorites: favorites, Limiter: limiter, Cache: cacheFor("share"), Pages: cacheFor("share_page"), Log: s.log}, cfg.Share)
+	identities := add(a, identity.New, identity.Deps{Store: st, Favorites: favorites, Limiter: limiter}, cfg.Identity)
+	add(a, shortener.New, shortener.Deps{Store: st, Cache: cacheFor("shortener"), Bus: bs, Limiter: limiter, Log: s.log}, cfg.Shortener)
+	add(a, vote.New, vote.Deps{Store: st, Users: st, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Vote)
+	canvases := add(a, canvas.New, canvas.Deps{Store: st, Users: st, Redis: rc, Log: s.log}, cfg.Canvas)
+	for _, svc := range a.services {
+		// Run after the servers stopped: services flush what they buffer.
+		s.closers = append(s.closers, svc.Close)
 	}
-
-	d := deps{cfg: cfg, log: s.log, engine: st.engine, limiter: limiter, cache: cached, bus: s.Bus, redis: rc}
-	d.cache = cache.Instrument("shortener", cached, s.log)
-	var modules []module
-	for _, build := range []func(context.Context, deps) (module, error){buildShortener, buildVote, buildCanvas} {
-		m, err := build(ctx, d)
-		if err != nil {
-			return nil, err
-		}
-		if m.close != nil {
-			s.closers = append(s.closers, m.close)
-		}
-		if m.drain != nil {
-			s.drains = append(s.drains, m.drain)
-		}
-		modules = append(modules, m)
+	if a.err != nil {
+		return nil, a.err
 	}
-	policies := mergePolicies(identity.Policies, favorite.Policies, share.Policies, publicPolicies)
-	for _, m := range modules {
-		policies = mergePolicies(policies, m.policies)
-	}
+	// Long-lived streams end when a graceful shutdown begins (they would
+	// otherwise hold it for the whole timeout); clients reconnect to
+	// another replica.
+	s.drains = append(s.drains, canvases.Drain)
+	policies := mergePolicies(identity.Policies, favorite.Policies, share.Policies,
+		shortener.Policies, vote.Policies, canvas.Policies, publicPolicies)
 
 	s.health = health.NewServer()
 	s.grpc = newGRPCServer(serverDeps{
 		log: s.log, region: cfg.Region, gatewaySecret: cfg.GatewaySecret, authn: identities, policies: policies,
 		requestTimeout: cfg.RequestTimeout,
 	})
-	identityv1.RegisterIdentityServiceServer(s.grpc, identities)
-	favoritev1.RegisterFavoriteServiceServer(s.grpc, favorites)
-	sharev1.RegisterShareServiceServer(s.grpc, shares)
-	for _, m := range modules {
-		m.register(s.grpc)
+	for _, svc := range a.services {
+		svc.Register(s.grpc)
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -241,7 +235,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.closers = append(s.closers, s.conn.Close)
 		gw, err := gateway.New(ctx, s.conn, gateway.Config{
 			GatewaySecret: cfg.GatewaySecret, TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
-			CountryHeader: cfg.Shortener.CountryHeader,
+			CountryHeader: cfg.CountryHeader,
 		})
 		if err != nil {
 			return nil, err
@@ -252,87 +246,52 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
-type stores struct {
-	identity identity.Store
-	favorite favorite.Store
-	share    share.Store
-	// engine is the store value itself (*embedded.Store or
-	// *sqlstore.Store), which also implements the later services' stores.
-	engine any
-}
-
-// deps is what a service module may use to build itself.
-type deps struct {
-	cfg     Config
-	log     *slog.Logger
-	engine  any // *embedded.Store or *sqlstore.Store
-	limiter ratelimit.Limiter
-	cache   cache.Cache
-	bus     bus.Bus
-	// redis is the raw client for service-specific Redis state (nil on the
-	// embedded default: use an in-process twin then).
-	redis redis.UniversalClient
-}
-
-// module is one service built by its build function (in <service>.go):
-// what it registers, who may call its methods, and what to close at
-// shutdown (after the servers stopped).
-type module struct {
-	register func(*grpc.Server)
-	policies auth.Policies
-	// drain ends long-lived streams when a graceful shutdown begins (they
-	// would otherwise hold it for the whole timeout); clients reconnect to
-	// another replica.
-	drain func()
-	close func() error
-}
-
 // openStorage opens the SQL store when a database URL is set, else the
 // embedded one.
-func (s *Server) openStorage(ctx context.Context, cfg Config) (stores, error) {
+func (s *Server) openStorage(ctx context.Context, cfg Config) (storage.Engine, error) {
 	if cfg.DatabaseURL == "" {
 		st, err := embedded.Open(cfg.DataDir)
 		if err != nil {
-			return stores{}, fmt.Errorf("open embedded store: %w", err)
+			return nil, fmt.Errorf("open embedded store: %w", err)
 		}
 		s.closers = append(s.closers, st.Close)
-		return stores{st, st, st, st}, nil
+		return st, nil
 	}
 	dbCfg := cfg.Database
 	dbCfg.URL, dbCfg.Region = cfg.DatabaseURL, cfg.Region
 	st, err := sqlstore.Open(ctx, dbCfg)
 	if err != nil {
-		return stores{}, fmt.Errorf("open database: %w", err)
+		return nil, fmt.Errorf("open database: %w", err)
 	}
 	s.closers = append(s.closers, st.Close)
 	s.log.Info("database", "engine", st.Engine())
-	return stores{st, st, st, st}, nil
+	return st, nil
 }
 
 // openRedis returns the rate limiter, the cache engine (instrumented per
-// use by the caller) and the bus: Redis-backed
+// use by the caller), the bus and the raw client (nil in process): Redis-backed
 // (shared by every replica) when a Redis URL is set, else in-process. The
 // limiter fails open and the cache is bypassed when Redis is down, so a
 // Redis outage degrades service instead of failing requests.
-func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, redis.UniversalClient, error) {
+func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, bus.Bus, redis.UniversalClient, error) {
 	if cfg.RedisURL == "" {
-		s.Bus = bus.NewMemory()
-		s.closers = append(s.closers, s.Bus.Close)
+		bs := bus.NewMemory()
+		s.closers = append(s.closers, bs.Close)
 		return ratelimit.FailOpen(ratelimit.NewMemory(100_000), s.log),
-			cache.NewMemory(100_000), nil, nil
+			cache.NewMemory(100_000), bs, nil, nil
 	}
 	rc, err := redisconn.New(cfg.RedisURL)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if err := redisotel.InstrumentTracing(rc); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	s.closers = append(s.closers, rc.Close)
-	s.Bus = bus.NewRedis(rc, "bus:", s.log)
-	s.closers = append(s.closers, s.Bus.Close)
+	bs := bus.NewRedis(rc, "bus:", s.log)
+	s.closers = append(s.closers, bs.Close)
 	return ratelimit.FailOpen(ratelimit.NewRedis(rc), s.log),
-		cache.NewRedis(rc, "cache:"), rc, nil
+		cache.NewRedis(rc, "cache:"), bs, rc, nil
 }
 
 // NewHTTPServer configures net/http for long-lived streams: no write

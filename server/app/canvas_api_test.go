@@ -62,7 +62,7 @@ type canvasStream interface {
 // canvasConfig is a small, fast canvas for tests: 64×48 (not square, so a
 // swapped x and y shows), batches every 100 ms.
 func canvasConfig() canvas.Config {
-	c := canvas.DefaultConfig
+	c := canvas.DefaultConfig()
 	c.Width, c.Height = 64, 48
 	c.BatchInterval = 100 * time.Millisecond
 	c.MaxLag = 2 * time.Second

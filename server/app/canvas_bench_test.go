@@ -30,8 +30,8 @@ import (
 // canvasBenchConfig is the production shape (1000×1000, 1 s batches)
 // without the cooldown, so one client can place at any rate.
 func canvasBenchConfig(cfg *app.Config) {
-	cfg.Canvas = canvas.DefaultConfig
-	cfg.Canvas.Cooldown = 0
+	cfg.Canvas = canvas.DefaultConfig()
+	cfg.Canvas.Cooldown = canvas.NoCooldown
 }
 
 func benchGuest(b *testing.B, p *platform) context.Context {
@@ -159,7 +159,7 @@ type benchReceipts map[int64][]int64
 func runSubscribers(b *testing.B, n int) (p99, target time.Duration) {
 	const rate, duration = 300, 5 * time.Second
 	p := start(b, embeddedBackend, canvasBenchConfig)
-	target = canvas.DefaultConfig.BatchInterval + 250*time.Millisecond
+	target = canvas.DefaultConfig().BatchInterval + 250*time.Millisecond
 	authed := benchGuest(b, p)
 	client := canvasv1.NewCanvasServiceClient(p.conn)
 	if _, err := client.PlacePixel(authed, &canvasv1.PlacePixelRequest{}); err != nil { // warm up
@@ -233,7 +233,7 @@ func runSubscribers(b *testing.B, n int) (p99, target time.Duration) {
 	}
 	close(ticks)
 	placers.Wait()
-	time.Sleep(canvas.DefaultConfig.BatchInterval + 500*time.Millisecond) // the last batch
+	time.Sleep(canvas.DefaultConfig().BatchInterval + 500*time.Millisecond) // the last batch
 	b.StopTimer()
 	_ = stdin.Close() // the subscriber process reports and exits
 	var receipts benchReceipts

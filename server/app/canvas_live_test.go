@@ -50,7 +50,7 @@ func canvasReplicas(t *testing.T, b backend, n int, configure func(*app.Config))
 // byte for byte.
 func TestCanvasConvergence(t *testing.T) {
 	forBackends(t, func(t *testing.T, b backend) {
-		servers := canvasReplicas(t, b, 2, func(cfg *app.Config) { cfg.Canvas.Cooldown = 0 })
+		servers := canvasReplicas(t, b, 2, func(cfg *app.Config) { cfg.Canvas.Cooldown = canvas.NoCooldown })
 		last := servers[len(servers)-1]
 		_, admin := adminLogin(t, servers[0])
 		followers := []*canvasFollower{
@@ -134,7 +134,7 @@ func TestCanvasStalledSubscriberDropped(t *testing.T) {
 		p := start(t, b, func(cfg *app.Config) {
 			cfg.Canvas = canvasConfig()
 			cfg.Canvas.Width, cfg.Canvas.Height = 256, 256 // a clear of the board outgrows every transport buffer
-			cfg.Canvas.Cooldown = 0
+			cfg.Canvas.Cooldown = canvas.NoCooldown
 			cfg.AdminUser, cfg.AdminPassword = canvasAdmin, canvasAdminPassword
 		})
 		_, admin := adminLogin(t, p)

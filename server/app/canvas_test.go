@@ -45,7 +45,7 @@ func TestCanvasSizes(t *testing.T) {
 		t.Fatalf("default canvas: %v, %v", info, err)
 	}
 	p = start(t, embeddedBackend, func(cfg *app.Config) {
-		cfg.Canvas = canvas.DefaultConfig
+		cfg.Canvas = canvas.DefaultConfig()
 		cfg.Canvas.Width, cfg.Canvas.Height = 2000, 2000
 	})
 	c := canvasGRPC{grpcAPI{p}}

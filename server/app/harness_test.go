@@ -95,8 +95,8 @@ func testConfig(t testing.TB) app.Config {
 	cfg := app.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), Region: "test-region",
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), nil)), // shown only for failing tests
-		Identity: identity.DefaultConfig,
-		Share:    share.DefaultConfig,
+		Identity: identity.DefaultConfig(),
+		Share:    share.DefaultConfig(),
 	}
 	roomy := ratelimit.Limit{Rate: 10_000, Period: time.Minute, Burst: 10_000}
 	cfg.Identity.GuestLimit, cfg.Share.AddrLimit = roomy, roomy

@@ -64,9 +64,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 			cfg.MetricsAddr = "127.0.0.1:0"
 			cfg.AdminUser, cfg.AdminPassword = "metrics-admin", "metrics-admin-password"
 			cfg.Share.UserLimit = ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 1}
-			cfg.Shortener = shortener.DefaultConfig
+			cfg.Shortener = shortener.DefaultConfig()
 			cfg.Shortener.FlushInterval = 100 * time.Millisecond
-			cfg.Canvas = canvas.DefaultConfig
+			cfg.Canvas = canvas.DefaultConfig()
 			cfg.Canvas.Width, cfg.Canvas.Height, cfg.Canvas.BatchInterval = 64, 64, 100*time.Millisecond
 		})
 		before := scrape(t, p)

@@ -80,7 +80,7 @@ func shortBenchConfig(b *testing.B) app.Config {
 	cfg := app.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: b.TempDir(), Region: "bench",
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Identity: identity.DefaultConfig, Share: share.DefaultConfig,
+		Identity: identity.DefaultConfig(), Share: share.DefaultConfig(),
 	}
 	cfg.Identity.GuestLimit = roomy
 	cfg.Shortener.MaxInFlight = 1 << 20 // measure, do not shed

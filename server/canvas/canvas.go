@@ -58,13 +58,16 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
+	"github.com/apiplatform/platform/server/identity"
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/httpmeta"
 )
 
@@ -84,8 +87,8 @@ var Policies = auth.Policies{
 	canvasv1.CanvasService_ClearRect_FullMethodName:        auth.Admin,
 }
 
-// Config of the service. The zero Config means DefaultConfig; otherwise
-// every field is taken as given (Cooldown 0: no cooldown).
+// Config of the service. Zero fields take DefaultConfig's values; a board
+// without cooldown says Cooldown: NoCooldown.
 type Config struct {
 	// Width and Height of the board: 1 to MaxSide each, at most MaxPixels
 	// in all. Fixed for the life of a canvas: a server refuses to start on
@@ -111,10 +114,16 @@ type Config struct {
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
-var DefaultConfig = Config{
-	Width: 1000, Height: 1000, Cooldown: 5 * time.Minute, BatchInterval: time.Second,
-	RetainDeltas: 1 << 20, MaxLag: 10 * time.Second, MaxClearArea: 1 << 18,
+func DefaultConfig() Config {
+	return Config{
+		Width: 1000, Height: 1000, Cooldown: 5 * time.Minute, BatchInterval: time.Second,
+		RetainDeltas: 1 << 20, MaxLag: 10 * time.Second, MaxClearArea: 1 << 18,
+	}
 }
+
+// NoCooldown as Config.Cooldown lets users place without waiting (a zero
+// Cooldown takes the default).
+const NoCooldown time.Duration = -1
 
 // Limits of the configuration.
 const (
@@ -154,9 +163,14 @@ type Deps struct {
 	Redis redis.UniversalClient
 	// Board overrides both (tests, benchmarks).
 	Board Board
-	// UserExists lets bans refuse unknown users; nil accepts any id.
-	UserExists func(ctx context.Context, userID string) (bool, error)
-	Log        *slog.Logger
+	// Users lets bans refuse unknown users; nil accepts any id.
+	Users Users
+	Log   *slog.Logger
+}
+
+// Users reads accounts (bans refuse unknown users).
+type Users interface {
+	GetUser(ctx context.Context, id string) (identity.User, error)
 }
 
 // Service implements CanvasService.
@@ -168,7 +182,7 @@ type Service struct {
 	board   Board
 	feed    *feed
 	history *historyWriter
-	users   func(ctx context.Context, userID string) (bool, error)
+	users   Users
 	log     *slog.Logger
 	now     func() time.Time
 	info    *canvasv1.GetCanvasInfoResponse
@@ -188,8 +202,9 @@ type cachedPNG struct {
 // New builds the service: it reads (or creates) the canvas's identity in
 // the store, then opens the board and starts following its delta log.
 func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
-	if cfg == (Config{}) {
-		cfg = DefaultConfig
+	config.FillZero(&cfg, DefaultConfig())
+	if cfg.Cooldown == NoCooldown {
+		cfg.Cooldown = 0
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -220,7 +235,7 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 		board = NewMemoryBoard(w, h, seq, pixels, int(cfg.RetainDeltas))
 	}
 	s := &Service{
-		cfg: cfg, w: w, h: h, store: d.Store, board: board, users: d.UserExists, log: d.Log, now: time.Now,
+		cfg: cfg, w: w, h: h, store: d.Store, board: board, users: d.Users, log: d.Log, now: time.Now,
 		history: newHistoryWriter(d.Store, 1, 4*MaxRun, 10*time.Second),
 		info: &canvasv1.GetCanvasInfoResponse{
 			Width: cfg.Width, Height: cfg.Height, Palette: Palette.Hex(),
@@ -235,6 +250,9 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 
 // maxMessageDeltas bounds one stream message (128 KiB of deltas).
 const maxMessageDeltas = 32 << 10
+
+// Register registers the service on a gRPC server.
+func (s *Service) Register(gs grpc.ServiceRegistrar) { canvasv1.RegisterCanvasServiceServer(gs, s) }
 
 // Drain ends every open stream with UNAVAILABLE, telling clients to
 // reconnect with their since_seq (to another replica): call it when a
@@ -581,12 +599,8 @@ func (s *Service) BanUser(ctx context.Context, req *canvasv1.BanUserRequest) (*c
 		return nil, apierr.InvalidArgument("reason", fmt.Sprintf("must be valid text of at most %d characters", maxReasonRunes))
 	}
 	if s.users != nil {
-		ok, err := s.users(ctx, userID)
-		if err != nil {
-			return nil, apierr.FromStorage(ctx, err, "")
-		}
-		if !ok {
-			return nil, apierr.NotFound("no such user")
+		if _, err := s.users.GetUser(ctx, userID); err != nil {
+			return nil, apierr.FromStorage(ctx, err, "no such user")
 		}
 	}
 	err = s.store.BanUser(ctx, Ban{UserID: userID, BannedBy: admin.UserID, Reason: req.GetReason(), BannedAt: s.now().UTC().Truncate(time.Microsecond)})

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // historyWriter group-commits placements: concurrent placements wait on a
@@ -94,7 +94,7 @@ func (w *historyWriter) append(rows []Placement) error {
 		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 		err = w.store.AppendPlacements(ctx, rows)
 		cancel()
-		if err == nil || !errors.Is(err, storage.ErrUnavailable) {
+		if err == nil || !errors.Is(err, storeerr.ErrUnavailable) {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -20,7 +21,8 @@ import (
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/cache"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/config"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // Policies of this service's methods.
@@ -30,17 +32,34 @@ var Policies = auth.Policies{
 	favoritev1.FavoriteService_GetUserFavorite_FullMethodName: auth.Public,
 }
 
-// IdempotencyKeyTTL is how long a save is remembered under its key.
-const IdempotencyKeyTTL = 24 * time.Hour
-
 // ShareChecker tells whether a user has shared their favorite.
 type ShareChecker interface {
 	HasActiveShare(ctx context.Context, ownerID string, now time.Time) (bool, error)
 }
 
-// cacheTTL bounds how long a favorite read may be served from the cache if
-// an invalidation is lost (writes invalidate at once otherwise).
-const cacheTTL = time.Minute
+// Config of the service. Zero fields take DefaultConfig's values.
+type Config struct {
+	// IdempotencyKeyTTL is how long a save is remembered under its key.
+	IdempotencyKeyTTL time.Duration
+	// CacheTTL bounds how long a favorite read may be served from the
+	// cache if an invalidation is lost (writes invalidate at once
+	// otherwise).
+	CacheTTL time.Duration
+}
+
+// DefaultConfig is what the server runs with unless told otherwise.
+func DefaultConfig() Config {
+	return Config{IdempotencyKeyTTL: 24 * time.Hour, CacheTTL: time.Minute}
+}
+
+// Deps are what the service is built on.
+type Deps struct {
+	Store  Store
+	Shares ShareChecker
+	// Cache holds favorite reads (cache-aside), which saves invalidate
+	// after their transaction commits.
+	Cache cache.Cache
+}
 
 // Service implements FavoriteService.
 type Service struct {
@@ -48,21 +67,28 @@ type Service struct {
 	store  Store
 	shares ShareChecker
 	cache  cache.Cache
+	cfg    Config
 	loads  singleflight.Group
 	now    func() time.Time
 }
 
-// New builds the service. Reads go through c (cache-aside), which saves
-// invalidate after their transaction commits.
-func New(store Store, shares ShareChecker, c cache.Cache) *Service {
-	return &Service{store: store, shares: shares, cache: c, now: time.Now}
+// New builds the service.
+func New(_ context.Context, d Deps, cfg Config) (*Service, error) {
+	config.FillZero(&cfg, DefaultConfig())
+	return &Service{store: d.Store, shares: d.Shares, cache: d.Cache, cfg: cfg, now: time.Now}, nil
 }
+
+// Register registers the service on a gRPC server.
+func (s *Service) Register(gs grpc.ServiceRegistrar) { favoritev1.RegisterFavoriteServiceServer(gs, s) }
+
+// Close implements the service shape; favorites keep no background work.
+func (s *Service) Close() error { return nil }
 
 func cacheKey(userID string) string { return "fav:" + userID }
 
 // read is the cache-aside read of a favorite.
 func (s *Service) read(ctx context.Context, userID string) (Favorite, error) {
-	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, cacheKey(userID), cacheTTL, func(ctx context.Context) ([]byte, error) {
+	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, cacheKey(userID), s.cfg.CacheTTL, func(ctx context.Context) ([]byte, error) {
 		f, err := s.store.GetFavorite(ctx, userID)
 		if err != nil {
 			return nil, err
@@ -92,7 +118,7 @@ func (s *Service) SetFavorite(ctx context.Context, req *favoritev1.SetFavoriteRe
 	}
 	f := Favorite{UserID: p.UserID, Hex: c.Hex, Space: c.Space, Value: c.Value, UpdatedAt: s.now().UTC().Truncate(time.Microsecond)}
 	resp := &favoritev1.SetFavoriteResponse{Favorite: ToProto(f)}
-	var idem *storage.Idempotency
+	var idem *storeerr.Idempotency
 	if key != "" {
 		// The request is identified by what the user typed: the same colour
 		// written differently is a different request.
@@ -101,10 +127,10 @@ func (s *Service) SetFavorite(ctx context.Context, req *favoritev1.SetFavoriteRe
 		if err != nil {
 			return nil, apierr.Internal(ctx, err)
 		}
-		idem = &storage.Idempotency{Scope: "favorite.set", Key: key, RequestHash: h[:], Response: b}
+		idem = &storeerr.Idempotency{Scope: "favorite.set", Key: key, RequestHash: h[:], Response: b}
 	}
-	replayed, err := s.store.SaveFavorite(ctx, f, idem, IdempotencyKeyTTL)
-	if errors.Is(err, storage.ErrIdempotencyMismatch) {
+	replayed, err := s.store.SaveFavorite(ctx, f, idem, s.cfg.IdempotencyKeyTTL)
+	if errors.Is(err, storeerr.ErrIdempotencyMismatch) {
 		return nil, apierr.InvalidArgument("Idempotency-Key", "was already used with a different request body")
 	}
 	if err != nil {

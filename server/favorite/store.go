@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/apiplatform/platform/server/favorite/color"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // Favorite as stored.
@@ -19,12 +19,12 @@ type Favorite struct {
 
 // Store keeps favorites.
 type Store interface {
-	// GetFavorite returns storage.ErrNotFound when the user has none.
+	// GetFavorite returns storeerr.ErrNotFound when the user has none.
 	GetFavorite(ctx context.Context, userID string) (Favorite, error)
 	// SaveFavorite upserts f. With idem set, the write and the idempotency
 	// record commit together: if (f.UserID, idem.Scope, idem.Key) is already
 	// recorded (and younger than ttl) nothing is written and the recorded
 	// response is returned (replayed); a different RequestHash yields
-	// storage.ErrIdempotencyMismatch.
-	SaveFavorite(ctx context.Context, f Favorite, idem *storage.Idempotency, ttl time.Duration) (replayed []byte, err error)
+	// storeerr.ErrIdempotencyMismatch.
+	SaveFavorite(ctx context.Context, f Favorite, idem *storeerr.Idempotency, ttl time.Duration) (replayed []byte, err error)
 }

@@ -12,11 +12,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -25,9 +27,10 @@ import (
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
+	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/password"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // RefreshTokenMetadata carries a refresh token taken from the browser's
@@ -49,7 +52,8 @@ type FavoriteReader interface {
 	GetFavoriteProto(ctx context.Context, userID string) (*favoritev1.Favorite, error)
 }
 
-// Config tunes token lifetimes and abuse limits.
+// Config tunes token lifetimes and abuse limits. Zero fields take
+// DefaultConfig's values.
 type Config struct {
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
@@ -57,17 +61,31 @@ type Config struct {
 	GuestLimit ratelimit.Limit
 	// LoginLimit bounds login attempts per username and per address.
 	LoginLimit ratelimit.Limit
+	// AdminUser and AdminPassword, when set, ensure an admin account at
+	// start.
+	AdminUser, AdminPassword string
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
-var DefaultConfig = Config{
-	AccessTTL:  time.Hour,
-	RefreshTTL: 30 * 24 * time.Hour,
-	GuestLimit: ratelimit.Limit{Rate: 30, Period: time.Minute, Burst: 30},
-	LoginLimit: ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
+func DefaultConfig() Config {
+	return Config{
+		AccessTTL:  time.Hour,
+		RefreshTTL: 30 * 24 * time.Hour,
+		GuestLimit: ratelimit.Limit{Rate: 30, Period: time.Minute, Burst: 30},
+		LoginLimit: ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
+	}
 }
 
-// Service implements IdentityService and auth.Authenticator.
+// Deps are what the service is built on.
+type Deps struct {
+	Store Store
+	// Favorites gives GetMe the caller's favorite.
+	Favorites FavoriteReader
+	Limiter   ratelimit.Limiter
+}
+
+// Service implements IdentityService (through rpcServer, see Register) and
+// auth.Authenticator.
 type Service struct {
 	identityv1.UnimplementedIdentityServiceServer
 	store     Store
@@ -77,9 +95,33 @@ type Service struct {
 	now       func() time.Time
 }
 
-// New builds the service.
-func New(store Store, favorites FavoriteReader, limiter ratelimit.Limiter, cfg Config) *Service {
-	return &Service{store: store, favorites: favorites, limiter: limiter, cfg: cfg, now: time.Now}
+// New builds the service, and ensures the configured admin account.
+func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
+	config.FillZero(&cfg, DefaultConfig())
+	s := &Service{store: d.Store, favorites: d.Favorites, limiter: d.Limiter, cfg: cfg, now: time.Now}
+	if cfg.AdminUser != "" {
+		if err := s.EnsureAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {
+			return nil, fmt.Errorf("ensure admin %q: %w", cfg.AdminUser, err)
+		}
+	}
+	return s, nil
+}
+
+// Register registers the service on a gRPC server.
+func (s *Service) Register(gs grpc.ServiceRegistrar) {
+	identityv1.RegisterIdentityServiceServer(gs, rpcServer{s})
+}
+
+// Close implements the service shape; identity keeps no background work.
+func (s *Service) Close() error { return nil }
+
+// rpcServer is the service as IdentityService: the RPC named Register is
+// SignUp in Go, so that Register means gRPC registration only.
+type rpcServer struct{ *Service }
+
+// Register implements IdentityService.Register.
+func (r rpcServer) Register(ctx context.Context, req *identityv1.RegisterRequest) (*identityv1.RegisterResponse, error) {
+	return r.SignUp(ctx, req)
 }
 
 // Authenticate implements auth.Authenticator.
@@ -89,7 +131,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (auth.Principa
 		return auth.Principal{}, err
 	}
 	if !s.now().Before(sess.AccessExpiresAt) {
-		return auth.Principal{}, storage.ErrNotFound
+		return auth.Principal{}, storeerr.ErrNotFound
 	}
 	return auth.Principal{UserID: u.ID, SessionID: sess.ID, Guest: u.Guest, Admin: u.Role == RoleAdmin}, nil
 }
@@ -119,8 +161,9 @@ func validateCredentials(username, password string) error {
 	return v.Err()
 }
 
-// Register implements IdentityService.
-func (s *Service) Register(ctx context.Context, req *identityv1.RegisterRequest) (*identityv1.RegisterResponse, error) {
+// SignUp creates an account, or upgrades the calling guest in place
+// (IdentityService.Register).
+func (s *Service) SignUp(ctx context.Context, req *identityv1.RegisterRequest) (*identityv1.RegisterResponse, error) {
 	if err := validateCredentials(req.GetUsername(), req.GetPassword()); err != nil {
 		return nil, err
 	}
@@ -143,7 +186,7 @@ func (s *Service) Register(ctx context.Context, req *identityv1.RegisterRequest)
 		u = User{ID: uuid.NewString(), Username: name, Role: RoleUser, PasswordHash: hash, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
 		err = s.store.CreateUser(ctx, u)
 	}
-	if errors.Is(err, storage.ErrConflict) {
+	if errors.Is(err, storeerr.ErrConflict) {
 		return nil, apierr.AlreadyExists("username is taken", "USERNAME_TAKEN")
 	}
 	if err != nil {
@@ -178,7 +221,7 @@ func (s *Service) Login(ctx context.Context, req *identityv1.LoginRequest) (*ide
 		return nil, err
 	}
 	u, err := s.store.GetUserByUsername(ctx, name)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err != nil && !errors.Is(err, storeerr.ErrNotFound) {
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
 	hash := u.PasswordHash
@@ -205,7 +248,7 @@ func (s *Service) Logout(ctx context.Context, _ *identityv1.LogoutRequest) (*ide
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.DeleteSession(ctx, p.SessionID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := s.store.DeleteSession(ctx, p.SessionID); err != nil && !errors.Is(err, storeerr.ErrNotFound) {
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
 	return &identityv1.LogoutResponse{}, nil
@@ -226,7 +269,7 @@ func (s *Service) Refresh(ctx context.Context, req *identityv1.RefreshRequest) (
 		return nil, apierr.InvalidArgument("refresh_token", "is not a refresh token")
 	}
 	old, err := s.store.SessionByRefreshHash(ctx, hashToken(token))
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !s.now().Before(old.RefreshExpiresAt)) {
+	if errors.Is(err, storeerr.ErrNotFound) || (err == nil && !s.now().Before(old.RefreshExpiresAt)) {
 		return nil, apierr.Unauthenticated("invalid, expired or already used refresh token")
 	}
 	if err != nil {
@@ -236,7 +279,7 @@ func (s *Service) Refresh(ctx context.Context, req *identityv1.RefreshRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.RotateSession(ctx, old.ID, next); errors.Is(err, storage.ErrNotFound) {
+	if err := s.store.RotateSession(ctx, old.ID, next); errors.Is(err, storeerr.ErrNotFound) {
 		return nil, apierr.Unauthenticated("invalid, expired or already used refresh token")
 	} else if err != nil {
 		return nil, apierr.FromStorage(ctx, err, "")
@@ -259,7 +302,7 @@ func (s *Service) GetMe(ctx context.Context, _ *identityv1.GetMeRequest) (*ident
 		return nil, apierr.FromStorage(ctx, err, "user not found")
 	}
 	fav, err := s.favorites.GetFavoriteProto(ctx, p.UserID)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err != nil && !errors.Is(err, storeerr.ErrNotFound) {
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
 	return &identityv1.GetMeResponse{User: userProto(u), Favorite: fav}, nil
@@ -277,9 +320,9 @@ func (s *Service) EnsureAdmin(ctx context.Context, username, secret string) erro
 	}
 	name := strings.ToLower(username)
 	u, err := s.store.GetUserByUsername(ctx, name)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storeerr.ErrNotFound) {
 		u = User{ID: uuid.NewString(), Username: name, Role: RoleAdmin, PasswordHash: hash, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
-		if err := s.store.CreateUser(ctx, u); !errors.Is(err, storage.ErrConflict) {
+		if err := s.store.CreateUser(ctx, u); !errors.Is(err, storeerr.ErrConflict) {
 			return err
 		}
 		// Another replica created it at the same moment: update it below.

@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
@@ -30,10 +31,11 @@ import (
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
+	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/httpmeta"
 	"github.com/apiplatform/platform/server/platform/page"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // Policies of this service's methods.
@@ -50,7 +52,7 @@ type FavoriteReader interface {
 	CurrentHex(ctx context.Context, userID string) (string, error)
 }
 
-// Config of the service.
+// Config of the service. Zero fields take DefaultConfig's values.
 type Config struct {
 	// PublicBaseURL prefixes share URLs, e.g. "https://colors.example".
 	PublicBaseURL string
@@ -64,11 +66,25 @@ type Config struct {
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
-var DefaultConfig = Config{
-	UserLimit:         ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 5},
-	AddrLimit:         ratelimit.Limit{Rate: 30, Period: time.Minute, Burst: 20},
-	PageMaxAge:        time.Minute,
-	HitsFlushInterval: time.Second,
+func DefaultConfig() Config {
+	return Config{
+		UserLimit:         ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 5},
+		AddrLimit:         ratelimit.Limit{Rate: 30, Period: time.Minute, Burst: 20},
+		PageMaxAge:        time.Minute,
+		HitsFlushInterval: time.Second,
+	}
+}
+
+// Deps are what the service is built on.
+type Deps struct {
+	Store     Store
+	Favorites FavoriteReader
+	Limiter   ratelimit.Limiter
+	// Cache holds share rows (slug -> share, cache-aside), which
+	// revocations invalidate after they commit; Pages is the same engine
+	// counted apart, for the public page.
+	Cache, Pages cache.Cache
+	Log          *slog.Logger
 }
 
 // Service implements ShareService.
@@ -85,18 +101,21 @@ type Service struct {
 	now       func() time.Time
 }
 
-// New builds the service. Share rows are read through c (slug -> share,
-// cache-aside), which revocations invalidate after they commit.
-func New(store Store, favorites FavoriteReader, limiter ratelimit.Limiter, c, pages cache.Cache, cfg Config) *Service {
+// New builds the service and starts its hit flusher; Close stops it.
+func New(_ context.Context, d Deps, cfg Config) (*Service, error) {
+	config.FillZero(&cfg, DefaultConfig())
 	cfg.PublicBaseURL = strings.TrimRight(cfg.PublicBaseURL, "/")
-	if cfg.HitsFlushInterval <= 0 {
-		cfg.HitsFlushInterval = DefaultConfig.HitsFlushInterval
+	if d.Log == nil {
+		d.Log = slog.Default()
 	}
 	return &Service{
-		store: store, favorites: favorites, limiter: limiter, cache: c, pages: pages, cfg: cfg, now: time.Now,
-		hits: newHitCounter(store, cfg.HitsFlushInterval, slog.Default()),
-	}
+		store: d.Store, favorites: d.Favorites, limiter: d.Limiter, cache: d.Cache, pages: d.Pages, cfg: cfg, now: time.Now,
+		hits: newHitCounter(d.Store, cfg.HitsFlushInterval, d.Log),
+	}, nil
 }
+
+// Register registers the service on a gRPC server.
+func (s *Service) Register(gs grpc.ServiceRegistrar) { sharev1.RegisterShareServiceServer(gs, s) }
 
 // Close stores the hits counted but not yet flushed.
 func (s *Service) Close() error {
@@ -121,7 +140,7 @@ func (s *Service) read(ctx context.Context, slug string) (Share, error) {
 // cache entry, filled by a stale-tolerant read (a follower read on
 // CockroachDB, local to the serving region), for at most PageMaxAge.
 func (s *Service) readForPage(ctx context.Context, slug string) (Share, error) {
-	return s.readKey(storage.WithStaleReads(ctx), s.pages, pageCacheKey(slug), s.cfg.PageMaxAge, slug)
+	return s.readKey(storeerr.WithStaleReads(ctx), s.pages, pageCacheKey(slug), s.cfg.PageMaxAge, slug)
 }
 
 func pageCacheKey(slug string) string { return "sharepage:" + slug }
@@ -139,11 +158,6 @@ func (s *Service) readKey(ctx context.Context, c cache.Cache, key string, ttl ti
 	}
 	var sh Share
 	return sh, json.Unmarshal(raw, &sh)
-}
-
-// HasActiveShare tells the favorite service whether owner has shared.
-func (s *Service) HasActiveShare(ctx context.Context, ownerID string, now time.Time) (bool, error) {
-	return s.store.HasActiveShare(ctx, ownerID, now)
 }
 
 const (
@@ -167,7 +181,7 @@ func (s *Service) CreateShare(ctx context.Context, req *sharev1.CreateShareReque
 		return nil, err
 	}
 	hexColor, err := s.favorites.CurrentHex(ctx, p.UserID)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storeerr.ErrNotFound) {
 		return nil, apierr.FailedPrecondition("save a favorite colour before sharing it", "NO_FAVORITE")
 	}
 	if err != nil {
@@ -187,7 +201,7 @@ func (s *Service) CreateShare(ctx context.Context, req *sharev1.CreateShareReque
 			return nil, apierr.Internal(ctx, err)
 		}
 		err = s.store.CreateShare(ctx, sh)
-		if !errors.Is(err, storage.ErrConflict) || attempt == 3 {
+		if !errors.Is(err, storeerr.ErrConflict) || attempt == 3 {
 			break
 		}
 	}
@@ -270,7 +284,7 @@ func (s *Service) ListShares(ctx context.Context, req *sharev1.ListSharesRequest
 		hexColor := sh.Hex
 		if !sh.Snapshot {
 			// A live share shows the owner's colour; the owner is the caller.
-			if hexColor, err = s.favorites.CurrentHex(ctx, p.UserID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			if hexColor, err = s.favorites.CurrentHex(ctx, p.UserID); err != nil && !errors.Is(err, storeerr.ErrNotFound) {
 				return nil, apierr.FromStorage(ctx, err, "")
 			}
 		}

@@ -54,11 +54,12 @@ import (
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
+	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/httpmeta"
 	"github.com/apiplatform/platform/server/platform/page"
 	"github.com/apiplatform/platform/server/platform/password"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // MaxPasswordBytes bounds a link password.
@@ -79,7 +80,7 @@ var Policies = auth.Policies{
 	shortenerv1.ShortenerService_GetQrCode_FullMethodName:            auth.Public,
 }
 
-// Config of the service. Zero fields take the defaults in DefaultConfig.
+// Config of the service. Zero fields take DefaultConfig's values.
 type Config struct {
 	// PublicBaseURL prefixes short URLs; its host is refused as a target.
 	// Filled by the app.
@@ -92,10 +93,6 @@ type Config struct {
 	// OwnHosts are further host names of this shortener (CDN or vanity
 	// domains), refused as targets.
 	OwnHosts []string
-	// CountryHeader is the CDN request header carrying the visitor's
-	// country (e.g. CF-IPCountry). The gateway reads it (the app hands it
-	// to gateway.Config) and forwards it from trusted proxies only.
-	CountryHeader string
 	// GeoIPFile is a MaxMind DB (GeoLite2/GeoIP2 Country or City) used for
 	// clicks without a trusted country header; empty: none.
 	GeoIPFile string
@@ -122,53 +119,21 @@ type Config struct {
 	CreateLimit, PasswordLimit ratelimit.Limit
 }
 
-// DefaultConfig holds the defaults.
-var DefaultConfig = Config{
-	CountryHeader:   "CF-IPCountry",
-	MaxInFlight:     2048,
-	LocalCacheSize:  100_000,
-	LocalCacheTTL:   5 * time.Second,
-	CacheTTL:        time.Minute,
-	ClickBuffer:     100_000,
-	FlushBatch:      1000,
-	FlushInterval:   time.Second,
-	IDBlock:         100,
-	PermanentMaxAge: 24 * time.Hour,
-	CreateLimit:     ratelimit.Limit{Rate: 120, Period: time.Minute, Burst: 60},
-	PasswordLimit:   ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
-}
-
-func (c Config) withDefaults() Config {
-	d := DefaultConfig
-	set := func(v *int, def int) {
-		if *v <= 0 {
-			*v = def
-		}
+// DefaultConfig is what the server runs with unless told otherwise.
+func DefaultConfig() Config {
+	return Config{
+		MaxInFlight:     2048,
+		LocalCacheSize:  100_000,
+		LocalCacheTTL:   5 * time.Second,
+		CacheTTL:        time.Minute,
+		ClickBuffer:     100_000,
+		FlushBatch:      1000,
+		FlushInterval:   time.Second,
+		IDBlock:         100,
+		PermanentMaxAge: 24 * time.Hour,
+		CreateLimit:     ratelimit.Limit{Rate: 120, Period: time.Minute, Burst: 60},
+		PasswordLimit:   ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
 	}
-	setD := func(v *time.Duration, def time.Duration) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	if c.CountryHeader == "" {
-		c.CountryHeader = d.CountryHeader
-	}
-	set(&c.MaxInFlight, d.MaxInFlight)
-	set(&c.LocalCacheSize, d.LocalCacheSize)
-	setD(&c.LocalCacheTTL, d.LocalCacheTTL)
-	setD(&c.CacheTTL, d.CacheTTL)
-	set(&c.ClickBuffer, d.ClickBuffer)
-	set(&c.FlushBatch, d.FlushBatch)
-	setD(&c.FlushInterval, d.FlushInterval)
-	set(&c.IDBlock, d.IDBlock)
-	setD(&c.PermanentMaxAge, d.PermanentMaxAge)
-	if c.CreateLimit == (ratelimit.Limit{}) {
-		c.CreateLimit = d.CreateLimit
-	}
-	if c.PasswordLimit == (ratelimit.Limit{}) {
-		c.PasswordLimit = d.PasswordLimit
-	}
-	return c
 }
 
 // Deps are the platform pieces the service uses.
@@ -241,7 +206,7 @@ const invalidateTopic = "shortener.invalidate"
 // start), subscribes to invalidations and starts the click flusher. Close
 // stops them, flushing buffered clicks.
 func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
-	cfg = cfg.withDefaults()
+	config.FillZero(&cfg, DefaultConfig())
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
@@ -279,6 +244,11 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 		return s.store.RecordClicks(ctx, cfg.Region, cs)
 	}, s.enrich, s.log)
 	return s, nil
+}
+
+// Register registers the service on a gRPC server.
+func (s *Service) Register(gs grpc.ServiceRegistrar) {
+	shortenerv1.RegisterShortenerServiceServer(gs, s)
 }
 
 // Close stops listening for invalidations and flushes buffered clicks; it
@@ -385,7 +355,7 @@ func (s *Service) resolve(ctx context.Context, code string) (*entry, error) {
 	})
 	var e *entry
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, storeerr.ErrNotFound):
 		e = &entry{Missing: true}
 	case err != nil:
 		return nil, err

@@ -35,9 +35,10 @@ import (
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/bus"
+	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/httpmeta"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // Policies of this service's methods.
@@ -55,8 +56,11 @@ var Policies = auth.Policies{
 	votev1.VoteService_ExportAudit_FullMethodName:    auth.Admin,
 }
 
-// Config of the service. Zero fields take the defaults noted.
+// Config of the service. Zero fields take DefaultConfig's values (noted
+// in parentheses).
 type Config struct {
+	// Region is the home region of the elections this server creates.
+	Region string
 	// MaxBatch bounds the votes of one group-commit transaction (500).
 	MaxBatch int
 	// MaxWait is how long a batch waits to fill while another commit is in
@@ -99,25 +103,21 @@ type Config struct {
 	StreamBuffer int
 }
 
-func (c *Config) defaults() {
-	setDefault(&c.MaxBatch, 500)
-	setDefault(&c.MaxWait, 2*time.Millisecond)
-	setDefault(&c.Committers, 4)
-	setDefault(&c.CounterShards, 32)
-	setDefault(&c.QueueWait, time.Second)
-	setDefault(&c.UserLimit, ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10})
-	setDefault(&c.AddrLimit, ratelimit.Limit{Rate: 600, Period: time.Minute, Burst: 300})
-	setDefault(&c.AccountsWindow, 10*time.Minute)
-	setDefault(&c.CaptchaTimeout, 3*time.Second)
-	setDefault(&c.LiveMaxAge, 500*time.Millisecond)
-	setDefault(&c.PublishEvery, 250*time.Millisecond)
-	setDefault(&c.StreamBuffer, 16)
-}
-
-func setDefault[T comparable](p *T, def T) {
-	var zero T
-	if *p == zero {
-		*p = def
+// DefaultConfig is what the server runs with unless told otherwise.
+func DefaultConfig() Config {
+	return Config{
+		MaxBatch:       500,
+		MaxWait:        2 * time.Millisecond,
+		Committers:     4,
+		CounterShards:  32,
+		QueueWait:      time.Second,
+		UserLimit:      ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
+		AddrLimit:      ratelimit.Limit{Rate: 600, Period: time.Minute, Burst: 300},
+		AccountsWindow: 10 * time.Minute,
+		CaptchaTimeout: 3 * time.Second,
+		LiveMaxAge:     500 * time.Millisecond,
+		PublishEvery:   250 * time.Millisecond,
+		StreamBuffer:   16,
 	}
 }
 
@@ -134,9 +134,8 @@ type Deps struct {
 	// Bus carries tallies to every replica's streams.
 	Bus bus.Bus
 	// Redis keeps the accounts-per-address sets; nil: in process.
-	Redis  redis.UniversalClient
-	Region string // home region of the elections this server creates
-	Log    *slog.Logger
+	Redis redis.UniversalClient
+	Log   *slog.Logger
 }
 
 // Service implements VoteService.
@@ -174,13 +173,13 @@ type cachedElection struct {
 
 // New builds the service and starts its committers and tally publisher;
 // Close stops them.
-func New(cfg Config, d Deps) *Service {
-	cfg.defaults()
+func New(_ context.Context, d Deps, cfg Config) (*Service, error) {
+	config.FillZero(&cfg, DefaultConfig())
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
 	s := &Service{
-		cfg: cfg, store: d.Store, limiter: d.Limiter, bus: d.Bus, region: d.Region, log: d.Log,
+		cfg: cfg, store: d.Store, limiter: d.Limiter, bus: d.Bus, region: cfg.Region, log: d.Log,
 		captcha: cfg.Captcha, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		inflight: map[string]*flight{}, stop: make(chan struct{}),
 	}
@@ -202,7 +201,7 @@ func New(cfg Config, d Deps) *Service {
 	}
 	s.wg.Add(1)
 	go s.publishLoop()
-	return s
+	return s, nil
 }
 
 // Close commits what is queued and stops the background work. Call it
@@ -217,7 +216,7 @@ func (s *Service) Close() error {
 }
 
 // Register registers the service on a gRPC server.
-func (s *Service) Register(g *grpc.Server) { votev1.RegisterVoteServiceServer(g, s) }
+func (s *Service) Register(gs grpc.ServiceRegistrar) { votev1.RegisterVoteServiceServer(gs, s) }
 
 // ForgetUser erases a deleted user's personal data from votes and the
 // audit trail; their votes keep counting. Identity calls it when an
@@ -472,7 +471,7 @@ func (s *Service) GetVoteStatus(ctx context.Context, req *votev1.GetVoteStatusRe
 		return nil, err
 	}
 	vt, err := s.store.GetVote(ctx, e.HomeRegion, e.ID, req.GetUserId())
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storeerr.ErrNotFound) {
 		return &votev1.GetVoteStatusResponse{}, nil
 	}
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/storage/embedded"
 	"github.com/apiplatform/platform/server/vote"
 )
@@ -70,7 +70,11 @@ func newEnv(t *testing.T, cfg vote.Config) *env {
 	b := bus.NewMemory()
 	t.Cleanup(func() { _ = b.Close() })
 	obs := &observedStore{Store: st}
-	svc := vote.New(cfg, vote.Deps{Store: obs, Users: st, Limiter: ratelimit.NewMemory(1000), Bus: b, Region: "unit"})
+	cfg.Region = "unit"
+	svc, err := vote.New(context.Background(), vote.Deps{Store: obs, Users: st, Limiter: ratelimit.NewMemory(1000), Bus: b}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = svc.Close() })
 	return &env{svc: svc, store: obs, users: st, bus: b, admin: auth.WithPrincipal(context.Background(), auth.Principal{UserID: uuid.NewString(), Admin: true})}
 }
@@ -162,7 +166,7 @@ func TestGroupCommitIdleGoesAtOnce(t *testing.T) {
 func TestGroupCommitFailureAcknowledgesNothing(t *testing.T) {
 	e := newEnv(t, vote.Config{UserLimit: roomy, AddrLimit: roomy})
 	id := e.election(t)
-	e.store.fail = storage.ErrUnavailable
+	e.store.fail = storeerr.ErrUnavailable
 	ctxs := []context.Context{e.voter(t), e.voter(t), e.voter(t)}
 	var wg sync.WaitGroup
 	for _, ctx := range ctxs {

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // Domain names the error space in ErrorInfo details.
@@ -101,9 +101,9 @@ func FromStorage(ctx context.Context, err error, notFoundMsg string) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, storeerr.ErrNotFound):
 		return NotFound(notFoundMsg)
-	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, storeerr.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		slog.WarnContext(ctx, "storage unavailable", "err", err)
 		return Unavailable("storage is temporarily unavailable", 2*time.Second)
 	case errors.Is(err, context.Canceled):

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/apiplatform/platform/server/platform/apierr"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // Principal is an authenticated caller.
@@ -41,7 +41,7 @@ const (
 )
 
 // Authenticator turns an access token into a principal. It returns
-// storage.ErrNotFound for unknown, expired or revoked tokens.
+// storeerr.ErrNotFound for unknown, expired or revoked tokens.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (Principal, error)
 }
@@ -116,7 +116,7 @@ func (i Interceptors) authorize(ctx context.Context, method string) (context.Con
 	}
 	p, err := i.Auth.Authenticate(ctx, token)
 	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
+		if !errors.Is(err, storeerr.ErrNotFound) {
 			return nil, apierr.FromStorage(ctx, err, "")
 		}
 		return nil, apierr.Unauthenticated("invalid, expired or revoked token")

@@ -10,7 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/apiplatform/platform/server/canvas"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // Canvas buckets.
@@ -27,15 +27,13 @@ func init() {
 	allBuckets = append(allBuckets, bCanvasMeta, bCanvasPlacements, bCanvasPixels, bCanvasBans)
 }
 
-var _ canvas.Store = (*Store)(nil)
-
 var metaKey = []byte("meta")
 
 // CanvasMeta implements canvas.Store.
 func (s *Store) CanvasMeta(ctx context.Context, want canvas.Meta) (m canvas.Meta, err error) {
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		m, err = get[canvas.Meta](tx, bCanvasMeta, metaKey)
-		if errors.Is(err, storage.ErrNotFound) {
+		if errors.Is(err, storeerr.ErrNotFound) {
 			m = want
 			return put(tx, bCanvasMeta, metaKey, m)
 		}
@@ -162,7 +160,7 @@ func (s *Store) UnbanUser(ctx context.Context, userID string) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		bans := tx.Bucket(bCanvasBans)
 		if bans.Get([]byte(userID)) == nil {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		return bans.Delete([]byte(userID))
 	})
@@ -172,7 +170,7 @@ func (s *Store) UnbanUser(ctx context.Context, userID string) error {
 func (s *Store) IsBanned(ctx context.Context, userID string, now time.Time) (banned bool, err error) {
 	err = s.view(ctx, func(tx *bolt.Tx) error {
 		b, err := get[canvas.Ban](tx, bCanvasBans, []byte(userID))
-		if errors.Is(err, storage.ErrNotFound) {
+		if errors.Is(err, storeerr.ErrNotFound) {
 			return nil
 		}
 		banned = err == nil && (b.ExpiresAt.IsZero() || now.Before(b.ExpiresAt))

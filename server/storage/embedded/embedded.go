@@ -20,6 +20,7 @@ import (
 
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/share"
 	"github.com/apiplatform/platform/server/storage"
 )
@@ -40,14 +41,11 @@ var (
 	allBuckets = [][]byte{bUsers, bUsernames, bSessions, bAccess, bRefresh, bFavorites, bIdempotency, bShares, bSharesByOwner}
 )
 
-// Store implements identity.Store, favorite.Store and share.Store.
+// Store is the embedded storage engine: every service's store in one bbolt
+// file.
 type Store struct{ db *bolt.DB }
 
-var (
-	_ identity.Store = (*Store)(nil)
-	_ favorite.Store = (*Store)(nil)
-	_ share.Store    = (*Store)(nil)
-)
+var _ storage.Engine = (*Store)(nil)
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string) (*Store, error) {
@@ -96,7 +94,7 @@ func get[T any](tx *bolt.Tx, bucket, key []byte) (T, error) {
 	var v T
 	raw := tx.Bucket(bucket).Get(key)
 	if raw == nil {
-		return v, storage.ErrNotFound
+		return v, storeerr.ErrNotFound
 	}
 	return v, json.Unmarshal(raw, &v)
 }
@@ -115,11 +113,11 @@ func put(tx *bolt.Tx, bucket, key []byte, v any) error {
 func (s *Store) CreateUser(ctx context.Context, u identity.User) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bUsers).Get([]byte(u.ID)) != nil {
-			return storage.ErrConflict
+			return storeerr.ErrConflict
 		}
 		if u.Username != "" {
 			if tx.Bucket(bUsernames).Get([]byte(u.Username)) != nil {
-				return storage.ErrConflict
+				return storeerr.ErrConflict
 			}
 			if err := tx.Bucket(bUsernames).Put([]byte(u.Username), []byte(u.ID)); err != nil {
 				return err
@@ -143,7 +141,7 @@ func (s *Store) GetUserByUsername(ctx context.Context, username string) (u ident
 	err = s.view(ctx, func(tx *bolt.Tx) error {
 		id := tx.Bucket(bUsernames).Get([]byte(username))
 		if id == nil {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		u, err = get[identity.User](tx, bUsers, id)
 		return err
@@ -162,7 +160,7 @@ func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
 		if u.Username != old.Username {
 			if u.Username != "" {
 				if owner := names.Get([]byte(u.Username)); owner != nil && string(owner) != u.ID {
-					return storage.ErrConflict
+					return storeerr.ErrConflict
 				}
 				if err := names.Put([]byte(u.Username), []byte(u.ID)); err != nil {
 					return err
@@ -188,7 +186,7 @@ func createSession(tx *bolt.Tx, sess identity.Session) error {
 	if tx.Bucket(bSessions).Get([]byte(sess.ID)) != nil ||
 		tx.Bucket(bAccess).Get(sess.AccessHash) != nil ||
 		tx.Bucket(bRefresh).Get(sess.RefreshHash) != nil {
-		return storage.ErrConflict
+		return storeerr.ErrConflict
 	}
 	if err := tx.Bucket(bAccess).Put(sess.AccessHash, []byte(sess.ID)); err != nil {
 		return err
@@ -204,7 +202,7 @@ func (s *Store) SessionByAccessHash(ctx context.Context, h []byte) (sess identit
 	err = s.view(ctx, func(tx *bolt.Tx) error {
 		id := tx.Bucket(bAccess).Get(h)
 		if id == nil {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		if sess, err = get[identity.Session](tx, bSessions, id); err != nil {
 			return err
@@ -220,7 +218,7 @@ func (s *Store) SessionByRefreshHash(ctx context.Context, h []byte) (sess identi
 	err = s.view(ctx, func(tx *bolt.Tx) error {
 		id := tx.Bucket(bRefresh).Get(h)
 		if id == nil {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		sess, err = get[identity.Session](tx, bSessions, id)
 		return err
@@ -303,7 +301,7 @@ func (s *Store) GetFavorite(ctx context.Context, userID string) (f favorite.Favo
 }
 
 // SaveFavorite implements favorite.Store.
-func (s *Store) SaveFavorite(ctx context.Context, f favorite.Favorite, idem *storage.Idempotency, ttl time.Duration) (replayed []byte, err error) {
+func (s *Store) SaveFavorite(ctx context.Context, f favorite.Favorite, idem *storeerr.Idempotency, ttl time.Duration) (replayed []byte, err error) {
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		if idem != nil {
 			key := []byte(f.UserID + "\x00" + idem.Scope + "\x00" + idem.Key)
@@ -311,11 +309,11 @@ func (s *Store) SaveFavorite(ctx context.Context, f favorite.Favorite, idem *sto
 			switch {
 			case err == nil && time.Since(rec.CreatedAt) < ttl:
 				if !bytes.Equal(rec.RequestHash, idem.RequestHash) {
-					return storage.ErrIdempotencyMismatch
+					return storeerr.ErrIdempotencyMismatch
 				}
 				replayed = rec.Response
 				return nil
-			case err != nil && !errors.Is(err, storage.ErrNotFound):
+			case err != nil && !errors.Is(err, storeerr.ErrNotFound):
 				return err
 			}
 			if err := put(tx, bIdempotency, key, idemRecord{idem.RequestHash, idem.Response, time.Now()}); err != nil {
@@ -341,7 +339,7 @@ func ownerKey(owner string, createdAt time.Time, slug string) []byte {
 func (s *Store) CreateShare(ctx context.Context, sh share.Share) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bShares).Get([]byte(sh.Slug)) != nil {
-			return storage.ErrConflict
+			return storeerr.ErrConflict
 		}
 		if err := tx.Bucket(bSharesByOwner).Put(ownerKey(sh.OwnerID, sh.CreatedAt, sh.Slug), nil); err != nil {
 			return err

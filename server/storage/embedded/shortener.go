@@ -10,8 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/shortener"
-	"github.com/apiplatform/platform/server/storage"
 )
 
 // Shortener buckets. Click aggregates are kept per (code, day, country,
@@ -27,8 +27,6 @@ var (
 func init() {
 	allBuckets = append(allBuckets, bShortLinks, bShortByOwner, bShortMeta, bShortDaily)
 }
-
-var _ shortener.Store = (*Store)(nil)
 
 var (
 	shortMetaKey    = []byte("key")
@@ -201,7 +199,7 @@ func (s *Store) RecordClicks(ctx context.Context, region string, clicks []shorte
 		}
 		for _, a := range links {
 			l, err := get[shortener.Link](tx, bShortLinks, []byte(a.Code))
-			if errors.Is(err, storage.ErrNotFound) {
+			if errors.Is(err, storeerr.ErrNotFound) {
 				continue // clicks of a link that never existed: nothing to count on
 			}
 			if err != nil {

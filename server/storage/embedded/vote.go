@@ -11,11 +11,9 @@ import (
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/vote"
 )
-
-var _ vote.Store = (*Store)(nil)
 
 // Vote buckets. Keys join ids with a 0 byte; ids never contain one.
 var (
@@ -49,7 +47,7 @@ func votePrefix(parts ...string) []byte { return append(voteKey(parts...), 0) }
 func (s *Store) CreateElection(ctx context.Context, e vote.Election) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bElections).Get([]byte(e.ID)) != nil {
-			return storage.ErrConflict
+			return storeerr.ErrConflict
 		}
 		if e.CreatedAt.IsZero() {
 			e.CreatedAt = voteNow()
@@ -97,7 +95,7 @@ func (s *Store) CommitVotes(ctx context.Context, b vote.Batch) (results []vote.R
 			if !ok {
 				var err error
 				e, err = get[vote.Election](tx, bElections, []byte(v.ElectionID))
-				if err != nil && err != storage.ErrNotFound {
+				if err != nil && err != storeerr.ErrNotFound {
 					return err
 				}
 				elections[v.ElectionID] = e
@@ -106,7 +104,7 @@ func (s *Store) CommitVotes(ctx context.Context, b vote.Batch) (results []vote.R
 			switch orig, err := get[vote.Vote](tx, bVotes, vk); {
 			case err == nil:
 				results[i] = vote.Result{Outcome: vote.Duplicate, Vote: orig}
-			case err != storage.ErrNotFound:
+			case err != storeerr.ErrNotFound:
 				return err
 			case e.ID == "" || e.HomeRegion != v.HomeRegion || !e.AcceptsAt(now):
 				results[i] = vote.Result{Outcome: vote.NotOpen}
@@ -284,7 +282,7 @@ func (s *Store) ForgetUser(ctx context.Context, userID string) error {
 		}
 		for _, e := range elections {
 			v, err := get[vote.Vote](tx, bVotes, voteKey(e, userID))
-			if err != nil && err != storage.ErrNotFound {
+			if err != nil && err != storeerr.ErrNotFound {
 				return err
 			}
 			if err == nil {
@@ -311,7 +309,7 @@ func (s *Store) ForgetUser(ctx context.Context, userID string) error {
 			if len(rest) == 2 {
 				ak := voteKey(string(rest[0]), string(rest[1]))
 				r, err := get[vote.AuditRecord](tx, bVoteAudit, ak)
-				if err != nil && err != storage.ErrNotFound {
+				if err != nil && err != storeerr.ErrNotFound {
 					return err
 				}
 				if err == nil {

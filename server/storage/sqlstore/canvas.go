@@ -8,10 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/apiplatform/platform/server/canvas"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
-
-var _ canvas.Store = (*Store)(nil)
 
 // CanvasMeta implements canvas.Store. The first server to start writes the
 // row; every other one reads it, whoever won the race.
@@ -134,12 +132,12 @@ func (s *Store) BanUser(ctx context.Context, b canvas.Ban) error {
 // UnbanUser implements canvas.Store.
 func (s *Store) UnbanUser(ctx context.Context, userID string) error {
 	if !isUUID(userID) {
-		return storage.ErrNotFound
+		return storeerr.ErrNotFound
 	}
 	return mapErr(s.do(ctx, func() error {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM canvas_bans WHERE user_id = $1`, userID)
 		if err == nil && tag.RowsAffected() == 0 {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		return err
 	}))

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // SQLSTATEs this package acts on.
@@ -48,34 +48,34 @@ func retryable(err error) bool {
 }
 
 // mapErr turns driver errors into the storage package's errors. Errors the
-// store functions produce themselves (storage.ErrNotFound, ...) pass through.
+// store functions produce themselves (storeerr.ErrNotFound, ...) pass through.
 func mapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, pgx.ErrNoRows):
-		return storage.ErrNotFound
-	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrConflict),
-		errors.Is(err, storage.ErrIdempotencyMismatch), errors.Is(err, storage.ErrUnavailable):
+		return storeerr.ErrNotFound
+	case errors.Is(err, storeerr.ErrNotFound), errors.Is(err, storeerr.ErrConflict),
+		errors.Is(err, storeerr.ErrIdempotencyMismatch), errors.Is(err, storeerr.ErrUnavailable):
 		return err
 	}
 	if code := sqlState(err); code != "" {
 		switch {
 		case code == codeUniqueViolation:
-			return fmt.Errorf("%w: %w", storage.ErrConflict, err)
+			return fmt.Errorf("%w: %w", storeerr.ErrConflict, err)
 		case code == codeForeignKeyViolation:
-			return fmt.Errorf("%w: referenced row does not exist: %w", storage.ErrNotFound, err)
+			return fmt.Errorf("%w: referenced row does not exist: %w", storeerr.ErrNotFound, err)
 		case retryable(err), code == codeStatementCompletionUnknown, code == codeQueryCanceled,
 			code[:2] == "08", // connection exception
 			code[:2] == "53", // insufficient resources (too many connections, ...)
 			code[:2] == "57", // operator intervention (shutdown, cannot connect now)
 			code[:2] == "58": // system error (I/O)
-			return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", storeerr.ErrUnavailable, err)
 		}
 		return err
 	}
 	if unreachable(err) {
-		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", storeerr.ErrUnavailable, err)
 	}
 	return err
 }

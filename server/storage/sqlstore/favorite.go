@@ -10,13 +10,13 @@ import (
 
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/favorite/color"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // GetFavorite implements favorite.Store.
 func (s *Store) GetFavorite(ctx context.Context, userID string) (f favorite.Favorite, err error) {
 	if !isUUID(userID) {
-		return f, storage.ErrNotFound
+		return f, storeerr.ErrNotFound
 	}
 	var space string
 	err = s.do(ctx, func() error {
@@ -48,7 +48,7 @@ func favoriteArgs(f favorite.Favorite) []any {
 // (fresh, other request) or writes the favorite and (re)writes the record.
 // Concurrent first uses of one key conflict at SERIALIZABLE; the losers
 // re-run, find the winner's record and replay it.
-func (s *Store) SaveFavorite(ctx context.Context, f favorite.Favorite, idem *storage.Idempotency, ttl time.Duration) (replayed []byte, err error) {
+func (s *Store) SaveFavorite(ctx context.Context, f favorite.Favorite, idem *storeerr.Idempotency, ttl time.Duration) (replayed []byte, err error) {
 	if err := requireUUID("user id", f.UserID); err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (s *Store) SaveFavorite(ctx context.Context, f favorite.Favorite, idem *sto
 		switch {
 		case err == nil && fresh:
 			if !bytes.Equal(reqHash, idem.RequestHash) {
-				return storage.ErrIdempotencyMismatch
+				return storeerr.ErrIdempotencyMismatch
 			}
 			if resp == nil {
 				resp = []byte{} // non-nil: nil means "not replayed"

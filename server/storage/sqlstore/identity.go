@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/apiplatform/platform/server/identity"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // isUUID tells whether s can be a key of a UUID column. A malformed id can
@@ -75,7 +75,7 @@ func (s *Store) CreateUser(ctx context.Context, u identity.User) error {
 // GetUser implements identity.Store.
 func (s *Store) GetUser(ctx context.Context, id string) (u identity.User, err error) {
 	if !isUUID(id) {
-		return u, storage.ErrNotFound
+		return u, storeerr.ErrNotFound
 	}
 	err = s.do(ctx, func() (err error) {
 		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = $1`, id))
@@ -87,7 +87,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (u identity.User, err er
 // GetUserByUsername implements identity.Store.
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (u identity.User, err error) {
 	if username == "" {
-		return u, storage.ErrNotFound
+		return u, storeerr.ErrNotFound
 	}
 	err = s.do(ctx, func() (err error) {
 		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username = $1`, username))
@@ -99,7 +99,7 @@ func (s *Store) GetUserByUsername(ctx context.Context, username string) (u ident
 // UpdateUser implements identity.Store.
 func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
 	if !isUUID(u.ID) {
-		return storage.ErrNotFound
+		return storeerr.ErrNotFound
 	}
 	return mapErr(s.do(ctx, func() error {
 		tag, err := s.pool.Exec(ctx, `
@@ -107,7 +107,7 @@ func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
 			WHERE id = $1`,
 			u.ID, u.Username, u.Guest, string(u.Role), u.PasswordHash)
 		if err == nil && tag.RowsAffected() == 0 {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		return err
 	}))
@@ -198,7 +198,7 @@ const revokeSession = `UPDATE sessions SET revoked_at = now() WHERE id = $1 AND 
 // answer ErrNotFound.
 func (s *Store) RotateSession(ctx context.Context, oldID string, next identity.Session) error {
 	if !isUUID(oldID) {
-		return storage.ErrNotFound
+		return storeerr.ErrNotFound
 	}
 	if err := validSession(next); err != nil {
 		return err
@@ -209,7 +209,7 @@ func (s *Store) RotateSession(ctx context.Context, oldID string, next identity.S
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		return insertSession(ctx, tx, next)
 	}))
@@ -218,12 +218,12 @@ func (s *Store) RotateSession(ctx context.Context, oldID string, next identity.S
 // DeleteSession implements identity.Store.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	if !isUUID(id) {
-		return storage.ErrNotFound
+		return storeerr.ErrNotFound
 	}
 	return mapErr(s.do(ctx, func() error {
 		tag, err := s.pool.Exec(ctx, revokeSession, id)
 		if err == nil && tag.RowsAffected() == 0 {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		return err
 	}))

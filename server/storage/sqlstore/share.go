@@ -6,8 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/share"
-	"github.com/apiplatform/platform/server/storage"
 )
 
 const shareColumns = `slug, owner_id, snapshot, COALESCE(hex, ''), created_at, expires_at, revoked_at, hits`
@@ -78,7 +78,7 @@ func (s *Store) RevokeShare(ctx context.Context, slug string, at time.Time) erro
 	return mapErr(s.do(ctx, func() error {
 		tag, err := s.pool.Exec(ctx, `UPDATE shares SET revoked_at = COALESCE(revoked_at, $2) WHERE slug = $1`, slug, at)
 		if err == nil && tag.RowsAffected() == 0 {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		return err
 	}))
@@ -90,7 +90,7 @@ func (s *Store) AddHits(ctx context.Context, slug string, n int64) error {
 	return mapErr(s.do(ctx, func() error {
 		tag, err := s.pool.Exec(ctx, `UPDATE shares SET hits = hits + $2 WHERE slug = $1`, slug, n)
 		if err == nil && tag.RowsAffected() == 0 {
-			return storage.ErrNotFound
+			return storeerr.ErrNotFound
 		}
 		return err
 	}))

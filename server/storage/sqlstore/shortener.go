@@ -9,11 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/shortener"
-	"github.com/apiplatform/platform/server/storage"
 )
-
-var _ shortener.Store = (*Store)(nil)
 
 // shortCodeSeqName is the row of short_code_seq behind generated codes.
 const shortCodeSeqName = "codes"
@@ -48,7 +46,7 @@ func (s *Store) ReserveIDs(ctx context.Context, n int) (first uint64, err error)
 	})
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, fmt.Errorf("sqlstore: code counter missing (CodeKey creates it): %w", storage.ErrNotFound)
+			return 0, fmt.Errorf("sqlstore: code counter missing (CodeKey creates it): %w", storeerr.ErrNotFound)
 		}
 		return 0, mapErr(err)
 	}
@@ -175,7 +173,7 @@ func (s *Store) shortLiveOrGone(ctx context.Context, code string) error {
 	if !l.DeletedAt.IsZero() {
 		return shortener.ErrDeleted
 	}
-	return storage.ErrNotFound // deleted and gone since: cannot happen, tombstones stay
+	return storeerr.ErrNotFound // deleted and gone since: cannot happen, tombstones stay
 }
 
 // UpdateLink implements shortener.Store.

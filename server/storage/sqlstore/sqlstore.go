@@ -25,6 +25,7 @@ import (
 
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/share"
 	"github.com/apiplatform/platform/server/storage"
 )
@@ -55,8 +56,11 @@ type Config struct {
 	Regions []string
 }
 
-// Store implements identity.Store, favorite.Store and share.Store.
+// Store is the SQL storage engine (PostgreSQL or CockroachDB): every
+// service's store.
 type Store struct{ db }
+
+var _ storage.Engine = (*Store)(nil)
 
 // db is a pool and how to run transactions on it.
 type db struct {
@@ -123,11 +127,11 @@ func (s *Store) Close() error {
 func (s *Store) Engine() string { return s.engine }
 
 // asOf is the AS OF SYSTEM TIME clause of a read that may be stale (see
-// storage.WithStaleReads): a follower read on CockroachDB, served by the
+// storeerr.WithStaleReads): a follower read on CockroachDB, served by the
 // closest replica about 4.8s in the past; nothing elsewhere. It goes right
 // after the table name.
 func (s *Store) asOf(ctx context.Context) string {
-	if s.engine == EngineCockroachDB && storage.StaleReadsOK(ctx) {
+	if s.engine == EngineCockroachDB && storeerr.StaleReadsOK(ctx) {
 		return " AS OF SYSTEM TIME follower_read_timestamp()"
 	}
 	return ""

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/apiplatform/platform/server/identity"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/storage/storetest"
 )
 
@@ -95,7 +95,7 @@ func TestUnavailable(t *testing.T) {
 	addr := l.Addr().String()
 	_ = l.Close()
 	_, err = Open(ctx, Config{URL: "postgres://postgres@" + addr + "/x?sslmode=disable&connect_timeout=2"})
-	if !errors.Is(err, storage.ErrUnavailable) {
+	if !errors.Is(err, storeerr.ErrUnavailable) {
 		t.Fatalf("Open on a closed port: %v, want ErrUnavailable", err)
 	}
 
@@ -105,14 +105,14 @@ func TestUnavailable(t *testing.T) {
 		_, err := s.pool.Exec(ctx, "SELECT pg_sleep(2)")
 		return err
 	}))
-	if !errors.Is(err, storage.ErrUnavailable) {
+	if !errors.Is(err, storeerr.ErrUnavailable) {
 		t.Fatalf("statement timeout: %v, want ErrUnavailable", err)
 	}
 	// A caller's deadline.
 	dctx, cancel := context.WithTimeout(ctx, time.Nanosecond)
 	defer cancel()
 	time.Sleep(time.Millisecond)
-	if _, err := s.GetUser(dctx, uuid.NewString()); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := s.GetUser(dctx, uuid.NewString()); !errors.Is(err, storeerr.ErrUnavailable) {
 		t.Fatalf("expired deadline: %v, want ErrUnavailable", err)
 	}
 }
@@ -149,7 +149,7 @@ func TestRecoversFromKilledConnections(t *testing.T) {
 			ok = true
 			break
 		}
-		if !errors.Is(err, storage.ErrUnavailable) {
+		if !errors.Is(err, storeerr.ErrUnavailable) {
 			t.Fatalf("after the kill: %v, want ErrUnavailable or success", err)
 		}
 	}

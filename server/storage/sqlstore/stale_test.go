@@ -4,14 +4,14 @@ import (
 	"context"
 	"testing"
 
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // Stale-tolerant reads become follower reads on CockroachDB only; fresh
 // reads never do.
 func TestFollowerReadClause(t *testing.T) {
 	ctx := context.Background()
-	stale := storage.WithStaleReads(ctx)
+	stale := storeerr.WithStaleReads(ctx)
 	crdb := &Store{db{engine: EngineCockroachDB}}
 	pg := &Store{db{engine: EnginePostgreSQL}}
 	if got := crdb.asOf(stale); got != " AS OF SYSTEM TIME follower_read_timestamp()" {
@@ -28,7 +28,7 @@ func TestFollowerReadClause(t *testing.T) {
 func TestStaleReadOnPostgres(t *testing.T) {
 	s := openFresh(t, Config{})
 	ctx := context.Background()
-	if _, err := s.GetShare(storage.WithStaleReads(ctx), "missing"); err != storage.ErrNotFound {
+	if _, err := s.GetShare(storeerr.WithStaleReads(ctx), "missing"); err != storeerr.ErrNotFound {
 		t.Fatalf("stale read of a missing share: %v, want ErrNotFound", err)
 	}
 }

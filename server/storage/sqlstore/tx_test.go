@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 var pgconnError40001 = pgconn.PgError{Code: codeSerializationFailure, Message: "could not serialize access"}
@@ -149,7 +149,7 @@ func TestCommitTimeFailureReportedWithoutRetries(t *testing.T) {
 	var failed int
 	for _, err := range errs {
 		if err != nil {
-			if !retryable(err) || !errors.Is(mapErr(err), storage.ErrUnavailable) {
+			if !retryable(err) || !errors.Is(mapErr(err), storeerr.ErrUnavailable) {
 				t.Fatalf("failure: %v, want a serialization failure mapped to ErrUnavailable", err)
 			}
 			failed++

@@ -9,11 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/vote"
 )
-
-var _ vote.Store = (*Store)(nil)
 
 const electionColumns = `e.id::TEXT, e.title, e.home_region, e.state, e.opens_at, e.closes_at, e.created_by::TEXT, e.created_at`
 
@@ -37,7 +35,7 @@ func scanElections(rows pgx.Rows) (vote.Election, error) {
 		return vote.Election{}, err
 	}
 	if n == 0 {
-		return vote.Election{}, storage.ErrNotFound
+		return vote.Election{}, storeerr.ErrNotFound
 	}
 	return e, nil
 }
@@ -80,7 +78,7 @@ func (s *Store) CreateElection(ctx context.Context, e vote.Election) error {
 // GetElection implements vote.Store.
 func (s *Store) GetElection(ctx context.Context, id string) (e vote.Election, err error) {
 	if !isUUID(id) {
-		return vote.Election{}, storage.ErrNotFound
+		return vote.Election{}, storeerr.ErrNotFound
 	}
 	err = s.do(ctx, func() error {
 		rows, err := s.pool.Query(ctx, selectElection, id)
@@ -97,7 +95,7 @@ func (s *Store) GetElection(ctx context.Context, id string) (e vote.Election, er
 // concurrent transitions queue instead of both deciding on the old state.
 func (s *Store) UpdateElection(ctx context.Context, id string, fn func(*vote.Election) error) (out vote.Election, err error) {
 	if !isUUID(id) {
-		return vote.Election{}, storage.ErrNotFound
+		return vote.Election{}, storeerr.ErrNotFound
 	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM elections WHERE id = $1 FOR UPDATE`, id); err != nil {
@@ -351,7 +349,7 @@ func writeCountsAndAudit(ctx context.Context, tx pgx.Tx, engine string, b vote.B
 // GetVote implements vote.Store.
 func (s *Store) GetVote(ctx context.Context, homeRegion, electionID, userID string) (v vote.Vote, err error) {
 	if !isUUID(electionID) || !isUUID(userID) {
-		return vote.Vote{}, storage.ErrNotFound
+		return vote.Vote{}, storeerr.ErrNotFound
 	}
 	err = s.do(ctx, func() error {
 		return s.pool.QueryRow(ctx, `

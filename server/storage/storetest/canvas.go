@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/apiplatform/platform/server/canvas"
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // RunCanvas runs the canvas store suite; open returns an empty store.
@@ -184,7 +184,7 @@ func testBans(t *testing.T, s canvas.Store) {
 	if banned {
 		t.Fatal("banned before any ban")
 	}
-	wantErr(t, s.UnbanUser(ctx, user), storage.ErrNotFound)
+	wantErr(t, s.UnbanUser(ctx, user), storeerr.ErrNotFound)
 	must(t, s.BanUser(ctx, canvas.Ban{UserID: user, BannedBy: admin, Reason: "spam", BannedAt: t0}))
 	must(t, s.BanUser(ctx, canvas.Ban{UserID: user, BannedBy: admin, Reason: "spam again", BannedAt: t0})) // re-ban
 	if banned, err = s.IsBanned(ctx, user, t0); err != nil || !banned {
@@ -197,7 +197,7 @@ func testBans(t *testing.T, s canvas.Store) {
 	if banned, err = s.IsBanned(ctx, user, t0); err != nil || banned {
 		t.Fatalf("after unban: %v, %v", banned, err)
 	}
-	wantErr(t, s.UnbanUser(ctx, user), storage.ErrNotFound)
+	wantErr(t, s.UnbanUser(ctx, user), storeerr.ErrNotFound)
 	// A ban with an expiry holds until then.
 	must(t, s.BanUser(ctx, canvas.Ban{UserID: user, BannedBy: admin, BannedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
 	if banned, _ = s.IsBanned(ctx, user, t0.Add(59*time.Minute)); !banned {

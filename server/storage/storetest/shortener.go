@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/shortener"
-	"github.com/apiplatform/platform/server/storage"
 )
 
 // RunShortener runs the shortener store's suite; open returns an empty store.
@@ -119,7 +119,7 @@ func testLinks(t *testing.T, s shortener.Store) {
 		t.Fatalf("alias = %+v, %v", got, err)
 	}
 	_, err = s.GetLink(ctx, "nope123")
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 
 	// Taken codes are refused item by item; the others go in. A code listed
 	// twice in one call goes in once.
@@ -207,7 +207,7 @@ func testUpdateDelete(t *testing.T, s shortener.Store) {
 		t.Fatalf("read back = %+v", got)
 	}
 	_, err = s.UpdateLink(ctx, "unknown", shortener.LinkUpdate{Target: &target})
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 
 	must(t, s.DeleteLink(ctx, l.Code, n.Add(time.Second)))
 	if got, _ := s.GetLink(ctx, l.Code); !got.DeletedAt.Equal(n.Add(time.Second)) {
@@ -216,7 +216,7 @@ func testUpdateDelete(t *testing.T, s shortener.Store) {
 	wantErr(t, s.DeleteLink(ctx, l.Code, n.Add(time.Minute)), shortener.ErrDeleted)
 	_, err = s.UpdateLink(ctx, l.Code, shortener.LinkUpdate{Target: &target})
 	wantErr(t, err, shortener.ErrDeleted)
-	wantErr(t, s.DeleteLink(ctx, "unknown", n), storage.ErrNotFound)
+	wantErr(t, s.DeleteLink(ctx, "unknown", n), storeerr.ErrNotFound)
 	if got, _ := s.GetLink(ctx, l.Code); !got.DeletedAt.Equal(n.Add(time.Second)) {
 		t.Fatalf("the first deletion time was not kept: %v", got.DeletedAt)
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/favorite/color"
 	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/share"
-	"github.com/apiplatform/platform/server/storage"
 )
 
 // Stores is one engine's implementation of every store.
@@ -93,17 +93,17 @@ func testUsers(t *testing.T, st Stores) {
 		t.Fatalf("GetUserByUsername = %+v, %v", got, err)
 	}
 	_, err = s.GetUser(ctx, uuid.NewString())
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 	_, err = s.GetUserByUsername(ctx, "nobody")
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 
 	// Usernames are unique, including through UpdateUser; guests have none.
 	dup := identity.User{ID: uuid.NewString(), Username: "alice", Role: identity.RoleUser, CreatedAt: now()}
-	wantErr(t, s.CreateUser(ctx, dup), storage.ErrConflict)
+	wantErr(t, s.CreateUser(ctx, dup), storeerr.ErrConflict)
 	newUser(t, s, "") // a second guest: empty usernames never collide
 	taken := guest
 	taken.Username, taken.Guest = "alice", false
-	wantErr(t, s.UpdateUser(ctx, taken), storage.ErrConflict)
+	wantErr(t, s.UpdateUser(ctx, taken), storeerr.ErrConflict)
 
 	// Upgrading the guest keeps its id and frees nothing else.
 	up := guest
@@ -116,9 +116,9 @@ func testUsers(t *testing.T, st Stores) {
 	up.Username = "carol"
 	must(t, s.UpdateUser(ctx, up))
 	_, err = s.GetUserByUsername(ctx, "bob")
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 	newUser(t, s, "bob")
-	wantErr(t, s.UpdateUser(ctx, identity.User{ID: uuid.NewString(), Username: "x", Role: identity.RoleUser}), storage.ErrNotFound)
+	wantErr(t, s.UpdateUser(ctx, identity.User{ID: uuid.NewString(), Username: "x", Role: identity.RoleUser}), storeerr.ErrNotFound)
 }
 
 func testSessions(t *testing.T, st Stores) {
@@ -127,7 +127,7 @@ func testSessions(t *testing.T, st Stores) {
 	a, b := newSession(u.ID), newSession(u.ID)
 	must(t, s.CreateSession(ctx, a))
 	must(t, s.CreateSession(ctx, b))
-	wantErr(t, s.CreateSession(ctx, a), storage.ErrConflict)
+	wantErr(t, s.CreateSession(ctx, a), storeerr.ErrConflict)
 
 	sess, user, err := s.SessionByAccessHash(ctx, a.AccessHash)
 	must(t, err)
@@ -138,14 +138,14 @@ func testSessions(t *testing.T, st Stores) {
 		t.Fatalf("SessionByRefreshHash = %+v, %v", sess, err)
 	}
 	_, _, err = s.SessionByAccessHash(ctx, []byte("unknown"))
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 
 	must(t, s.DeleteSession(ctx, a.ID))
 	_, _, err = s.SessionByAccessHash(ctx, a.AccessHash)
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 	_, err = s.SessionByRefreshHash(ctx, a.RefreshHash)
-	wantErr(t, err, storage.ErrNotFound)
-	wantErr(t, s.DeleteSession(ctx, a.ID), storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
+	wantErr(t, s.DeleteSession(ctx, a.ID), storeerr.ErrNotFound)
 	if _, _, err := s.SessionByAccessHash(ctx, b.AccessHash); err != nil {
 		t.Fatalf("other session revoked too: %v", err)
 	}
@@ -155,7 +155,7 @@ func testSessions(t *testing.T, st Stores) {
 	must(t, s.CreateSession(ctx, c))
 	must(t, s.DeleteUserSessions(ctx, u.ID))
 	_, _, err = s.SessionByAccessHash(ctx, b.AccessHash)
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 	if _, _, err := s.SessionByAccessHash(ctx, c.AccessHash); err != nil {
 		t.Fatalf("another user's session revoked: %v", err)
 	}
@@ -178,7 +178,7 @@ func testRotateOnce(t *testing.T, st Stores) {
 			switch {
 			case err == nil:
 				wins.Add(1)
-			case !errors.Is(err, storage.ErrNotFound):
+			case !errors.Is(err, storeerr.ErrNotFound):
 				t.Errorf("RotateSession: %v", err)
 			}
 		}()
@@ -188,14 +188,14 @@ func testRotateOnce(t *testing.T, st Stores) {
 		t.Fatalf("%d rotations of one session succeeded, want exactly 1", wins.Load())
 	}
 	_, _, err := s.SessionByAccessHash(ctx, old.AccessHash)
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 }
 
 func testFavorites(t *testing.T, st Stores) {
 	s := st.Favorite
 	u := uuid.NewString()
 	_, err := s.GetFavorite(ctx, u)
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 
 	f := favorite.Favorite{UserID: u, Hex: "#FF0000", Space: color.SpaceHSL, Value: "hsl(0, 100%, 50%)", UpdatedAt: now()}
 	replayed, err := s.SaveFavorite(ctx, f, nil, time.Hour)
@@ -209,7 +209,7 @@ func testFavorites(t *testing.T, st Stores) {
 		t.Fatalf("GetFavorite = %+v, want %+v", got, f)
 	}
 
-	idem := &storage.Idempotency{Scope: "favorite.set", Key: "k1", RequestHash: []byte("h1"), Response: []byte("first")}
+	idem := &storeerr.Idempotency{Scope: "favorite.set", Key: "k1", RequestHash: []byte("h1"), Response: []byte("first")}
 	f2 := f
 	f2.Hex, f2.Space, f2.Value = "#00FF00", color.SpaceHex, "#00FF00"
 	replayed, err = s.SaveFavorite(ctx, f2, idem, time.Hour)
@@ -234,7 +234,7 @@ func testFavorites(t *testing.T, st Stores) {
 	mismatch := *idem
 	mismatch.RequestHash = []byte("h2")
 	_, err = s.SaveFavorite(ctx, f3, &mismatch, time.Hour)
-	wantErr(t, err, storage.ErrIdempotencyMismatch)
+	wantErr(t, err, storeerr.ErrIdempotencyMismatch)
 	if got, _ := s.GetFavorite(ctx, u); got.Hex != "#00FF00" {
 		t.Fatalf("a refused save wrote %s", got.Hex)
 	}
@@ -274,7 +274,7 @@ func testIdempotencyConcurrent(t *testing.T, st Stores) {
 		go func() {
 			defer wg.Done()
 			f := favorite.Favorite{UserID: u, Hex: fmt.Sprintf("#0000%02X", i), Space: color.SpaceHex, Value: "x", UpdatedAt: now()}
-			idem := &storage.Idempotency{Scope: "favorite.set", Key: "same", RequestHash: []byte("h"), Response: []byte(f.Hex)}
+			idem := &storeerr.Idempotency{Scope: "favorite.set", Key: "same", RequestHash: []byte("h"), Response: []byte(f.Hex)}
 			replayed, err := s.SaveFavorite(ctx, f, idem, time.Hour)
 			if err != nil {
 				t.Errorf("SaveFavorite: %v", err)
@@ -297,14 +297,14 @@ func testShares(t *testing.T, st Stores) {
 	n := now()
 	snap := share.Share{Slug: "snapSLUG01", OwnerID: owner, Snapshot: true, Hex: "#112233", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
 	must(t, s.CreateShare(ctx, snap))
-	wantErr(t, s.CreateShare(ctx, snap), storage.ErrConflict)
+	wantErr(t, s.CreateShare(ctx, snap), storeerr.ErrConflict)
 	got, err := s.GetShare(ctx, snap.Slug)
 	must(t, err)
 	if got != snap {
 		t.Fatalf("GetShare = %+v, want %+v", got, snap)
 	}
 	_, err = s.GetShare(ctx, "missing")
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 
 	active, err := s.HasActiveShare(ctx, owner, n)
 	must(t, err)
@@ -327,14 +327,14 @@ func testShares(t *testing.T, st Stores) {
 	if active, _ := s.HasActiveShare(ctx, owner, n); active {
 		t.Fatal("a revoked share counts as active")
 	}
-	wantErr(t, s.RevokeShare(ctx, "missing", n), storage.ErrNotFound)
+	wantErr(t, s.RevokeShare(ctx, "missing", n), storeerr.ErrNotFound)
 
 	live := share.Share{Slug: "liveSLUG01", OwnerID: owner, CreatedAt: n}
 	must(t, s.CreateShare(ctx, live))
 	if active, _ := s.HasActiveShare(ctx, owner, n.Add(100*365*24*time.Hour)); !active {
 		t.Fatal("a share without expiry stopped being active")
 	}
-	wantErr(t, s.AddHits(ctx, "missing", 1), storage.ErrNotFound)
+	wantErr(t, s.AddHits(ctx, "missing", 1), storeerr.ErrNotFound)
 }
 
 func testListShares(t *testing.T, st Stores) {

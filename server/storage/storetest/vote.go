@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/apiplatform/platform/server/storage"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/vote"
 )
 
@@ -87,11 +87,11 @@ func testElections(t *testing.T, s vote.Store) {
 		len(got.Candidates) != 3 || got.Candidates[0].ID != "b" || got.Candidates[2].Name != "Candidate c" || !got.OpensAt.IsZero() {
 		t.Fatalf("GetElection = %+v, want %+v", got, e)
 	}
-	wantErr(t, s.CreateElection(ctx, got), storage.ErrConflict)
+	wantErr(t, s.CreateElection(ctx, got), storeerr.ErrConflict)
 	_, err = s.GetElection(ctx, uuid.NewString())
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 	_, err = s.GetElection(ctx, "not-a-uuid")
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 
 	opens := now()
 	up, err := s.UpdateElection(ctx, e.ID, func(e *vote.Election) error {
@@ -115,7 +115,7 @@ func testElections(t *testing.T, s vote.Store) {
 		t.Fatalf("after a refused update: %+v", got)
 	}
 	_, err = s.UpdateElection(ctx, uuid.NewString(), func(*vote.Election) error { return nil })
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 }
 
 func testCommitVotes(t *testing.T, s vote.Store) {
@@ -161,7 +161,7 @@ func testCommitVotes(t *testing.T, s vote.Store) {
 		t.Fatalf("GetVote = %+v", got)
 	}
 	_, err = s.GetVote(ctx, region, draft.ID, alice)
-	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, err, storeerr.ErrNotFound)
 
 	want := map[string]int64{"red": 1, "blue": 1}
 	want[carolVoted]++
@@ -394,7 +394,7 @@ func testForgetUser(t *testing.T, s vote.Store) {
 	must(t, s.ForgetUser(ctx, gone)) // nothing left to do
 	for _, e := range []vote.Election{e1, e2} {
 		_, err := s.GetVote(ctx, region, e.ID, gone)
-		wantErr(t, err, storage.ErrNotFound)
+		wantErr(t, err, storeerr.ErrNotFound)
 		exact, err := s.ExactCounts(ctx, region, e.ID)
 		must(t, err)
 		live, err := s.LiveCounts(ctx, region, e.ID)

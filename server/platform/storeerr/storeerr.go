@@ -1,8 +1,8 @@
-// Package storage holds what every storage engine shares: the errors a store
+// Package storeerr holds what every storage engine shares: the errors a store
 // reports. The store interfaces themselves belong to the services that use
 // them (identity.Store, favorite.Store, share.Store, ...); engines live in
 // subpackages (embedded, sqlstore).
-package storage
+package storeerr
 
 import (
 	"context"
