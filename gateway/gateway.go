@@ -21,9 +21,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -37,8 +35,7 @@ import (
 	shortenerv1 "github.com/apiplatform/platform/gen/go/shortener/v1"
 	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
-	"github.com/apiplatform/platform/server/platform/clientaddr"
-	"github.com/apiplatform/platform/server/platform/httpmeta"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // Config of the gateway.
@@ -137,8 +134,12 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 		}
 		mux.ServeHTTP(w, r)
 	}))
+	forwarded := cfg.forwardedHeaders()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBodyBytes)
+		// Made safe once for gRPC metadata (any byte of any client),
+		// decoded once by the server's wire interceptor.
+		wire.SafeHeaders(r.Header, forwarded...)
 		root.ServeHTTP(w, r)
 	}), nil
 }
@@ -147,14 +148,26 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 // client sends stays at the edge (Authorization is forwarded by grpc-gateway
 // itself).
 func incomingHeader(h string) (string, bool) {
-	k, ok := httpmeta.RequestHeaders[http.CanonicalHeaderKey(h)]
+	k, ok := wire.RequestHeaders[http.CanonicalHeaderKey(h)]
 	return k, ok
+}
+
+// forwardedHeaders are every request header whose value reaches gRPC
+// metadata: the ones services read, the ones the gateway vouches for, and
+// the ones grpc-gateway forwards itself (Authorization, X-Forwarded-*).
+func (cfg Config) forwardedHeaders() []string {
+	names := []string{"User-Agent", "Referer", "Authorization", "X-Forwarded-Host", "X-Forwarded-For",
+		http.CanonicalHeaderKey(cfg.CountryHeader)}
+	for h := range wire.RequestHeaders {
+		names = append(names, h)
+	}
+	return names
 }
 
 // outgoingHeader lets only allowlisted response metadata become headers: no
 // stray Grpc-Metadata-* reaches clients.
 func outgoingHeader(k string) (string, bool) {
-	h, ok := httpmeta.Headers[k]
+	h, ok := wire.Headers[k]
 	return h, ok
 }
 
@@ -164,23 +177,23 @@ func outgoingHeader(k string) (string, bool) {
 // empty: the call's own user-agent is the gateway's), the Referer, and the
 // CDN's country header when the peer is a trusted proxy.
 func (cfg Config) requestMetadata(_ context.Context, r *http.Request) metadata.MD {
-	md := metadata.Pairs(clientaddr.SecretKey, clientaddr.SendSecret(cfg.GatewaySecret), httpmeta.UserAgentKey, r.UserAgent())
+	md := metadata.Pairs(wire.SecretKey, wire.SendSecret(cfg.GatewaySecret), wire.UserAgentKey, r.UserAgent())
 	if a := cfg.clientAddr(r); a.IsValid() {
-		md.Set(clientaddr.AddrKey, a.String())
+		md.Set(wire.AddrKey, a.String())
 	}
 	if ref := r.Referer(); ref != "" {
-		md.Set(httpmeta.RefererKey, ref)
+		md.Set(wire.RefererKey, ref)
 	}
 	if c := r.Header.Get(cfg.CountryHeader); c != "" && cfg.peerTrusted(r) {
-		md.Set(httpmeta.CountryKey, c)
+		md.Set(wire.CountryKey, c)
 	}
 	if r.Header.Get("Authorization") == "" {
 		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-			md.Set("authorization", "Bearer "+c.Value)
+			md.Set("authorization", "Bearer "+wire.Encode(c.Value))
 		}
 	}
 	if c, err := r.Cookie(RefreshCookie); err == nil && c.Value != "" {
-		md.Set("x-refresh-token", c.Value)
+		md.Set(wire.RefreshTokenKey, wire.Encode(c.Value))
 	}
 	return md
 }
@@ -241,16 +254,20 @@ func (cfg Config) forwardResponse(ctx context.Context, w http.ResponseWriter, re
 		cfg.setCookie(w, SessionCookie, "", "/", time.Unix(0, 0))
 		cfg.setCookie(w, RefreshCookie, "", "/api/v1/auth/", time.Unix(0, 0))
 	}
-	md, ok := runtime.ServerMetadataFromContext(ctx)
-	if !ok {
-		return nil
-	}
-	if v := md.HeaderMD.Get(httpmeta.StatusCode); len(v) == 1 {
-		if code, err := strconv.Atoi(v[0]); err == nil && code >= 200 && code < 600 {
-			w.WriteHeader(code)
-		}
+	if code, ok := statusIntent(ctx); ok {
+		w.WriteHeader(code)
 	}
 	return nil
+}
+
+// statusIntent is the HTTP status the service asked for (wire.SetStatus),
+// on answers and errors alike: the one place it is mapped.
+func statusIntent(ctx context.Context) (int, bool) {
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	if !ok {
+		return 0, false
+	}
+	return wire.Status(md.HeaderMD)
 }
 
 func (cfg Config) setCookie(w http.ResponseWriter, name, value, path string, expires time.Time) {
@@ -263,29 +280,20 @@ func (cfg Config) setCookie(w http.ResponseWriter, name, value, path string, exp
 	http.SetCookie(w, c)
 }
 
-// errorHandler adds Retry-After for statuses carrying RetryInfo and turns
-// NOT_FOUND with reason GONE into 410, then answers like grpc-gateway's
-// default (status JSON with details).
+// errorHandler adds Retry-After for statuses carrying RetryInfo and applies
+// the service's status intent (410 for a deleted link), then answers like
+// grpc-gateway's default (status JSON with details).
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok {
 		if d, ok := apierr.RetryAfter(st); ok {
 			secs := int((d + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 		}
-		if st.Code() == codes.NotFound && hasReason(st, httpmeta.ReasonGone) {
-			w = statusWriter{ResponseWriter: w, code: http.StatusGone}
-		}
+	}
+	if code, ok := statusIntent(ctx); ok && code >= 400 {
+		w = statusWriter{ResponseWriter: w, code: code}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
-}
-
-func hasReason(st *status.Status, reason string) bool {
-	for _, d := range st.Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetReason() == reason && ei.GetDomain() == apierr.Domain {
-			return true
-		}
-	}
-	return false
 }
 
 // statusWriter answers with code whatever status the handler writes.

@@ -124,7 +124,7 @@ func (c *Config) Defaults() {
 func (c *Config) fillServiceConfigs() {
 	c.Identity.AdminUser, c.Identity.AdminPassword = c.AdminUser, c.AdminPassword
 	c.Share.PublicBaseURL = c.PublicBaseURL
-	c.Shortener.PublicBaseURL, c.Shortener.Region, c.Shortener.GatewaySecret = c.PublicBaseURL, c.Region, c.GatewaySecret
+	c.Shortener.PublicBaseURL, c.Shortener.Region = c.PublicBaseURL, c.Region
 	c.Vote.Region = c.Region
 }
 

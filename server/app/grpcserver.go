@@ -14,8 +14,8 @@ import (
 
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
-	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/telemetry"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 type serverDeps struct {
@@ -44,7 +44,7 @@ func newGRPCServer(d serverDeps) *grpc.Server {
 		d.log.ErrorContext(ctx, "panic in handler", "panic", p)
 		return status.Error(codes.Internal, "internal error")
 	})
-	addr := clientaddr.Interceptors{GatewaySecret: d.gatewaySecret}
+	edge := wire.Interceptors{GatewaySecret: d.gatewaySecret}
 	authz := auth.Interceptors{Auth: d.authn, Policies: d.policies}
 	return grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
@@ -54,7 +54,7 @@ func newGRPCServer(d serverDeps) *grpc.Server {
 			recovery.UnaryServerInterceptor(recover),
 			sanitizeUnary,
 			regionUnary(d.region),
-			addr.Unary(),
+			edge.Unary(),
 			authz.Unary(),
 		),
 		grpc.ChainStreamInterceptor(
@@ -62,7 +62,7 @@ func newGRPCServer(d serverDeps) *grpc.Server {
 			recovery.StreamServerInterceptor(recover),
 			sanitizeStream,
 			regionStream(d.region),
-			addr.Stream(),
+			edge.Stream(),
 			authz.Stream(),
 		),
 	)

@@ -47,9 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -68,7 +66,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/config"
-	"github.com/apiplatform/platform/server/platform/httpmeta"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // Policies of this service's methods. The board is public (viewers need no
@@ -343,7 +341,7 @@ func (s *Service) GetSnapshot(ctx context.Context, _ *canvasv1.GetSnapshotReques
 	if err != nil {
 		return nil, err
 	}
-	_ = httpmeta.SetHeader(ctx, "x-canvas-seq", strconv.FormatInt(snap.Seq, 10))
+	wire.SetHeader(ctx, "x-canvas-seq", strconv.FormatInt(snap.Seq, 10))
 	return &canvasv1.GetSnapshotResponse{Width: s.cfg.Width, Height: s.cfg.Height, Seq: snap.Seq, Pixels: snap.Pixels}, nil
 }
 
@@ -358,14 +356,9 @@ func etagOf(snap *Snapshot, kind string) string {
 // boardHeaders sets the cache headers of a board representation and tells
 // whether the client's copy is current (answer 304 then).
 func boardHeaders(ctx context.Context, snap *Snapshot, etag string) (notModified bool) {
-	_ = httpmeta.SetHeader(ctx, "etag", etag)
-	_ = httpmeta.SetHeader(ctx, "cache-control", boardCacheControl)
-	_ = httpmeta.SetHeader(ctx, "x-canvas-seq", strconv.FormatInt(snap.Seq, 10))
-	if etagMatches(httpmeta.Incoming(ctx, "if-none-match"), etag) {
-		_ = httpmeta.SetStatus(ctx, http.StatusNotModified)
-		return true
-	}
-	return false
+	wire.SetHeader(ctx, "cache-control", boardCacheControl)
+	wire.SetHeader(ctx, "x-canvas-seq", strconv.FormatInt(snap.Seq, 10))
+	return wire.NotModified(ctx, etag)
 }
 
 // GetBoard implements CanvasService.
@@ -411,17 +404,6 @@ func (s *Service) GetBoardImage(ctx context.Context, _ *canvasv1.GetBoardImageRe
 		return nil, apierr.Internal(ctx, err)
 	}
 	return &httpbody.HttpBody{ContentType: ct, Data: v.([]byte)}, nil
-}
-
-// etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
-func etagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == "*" || t == etag {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Service) checkXY(v *apierr.Validator, x, y int32) {

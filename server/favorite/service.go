@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/storeerr"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // Policies of this service's methods.
@@ -203,15 +203,10 @@ var spaceProto = map[color.Space]favoritev1.ColorSpace{
 	color.SpaceName: favoritev1.ColorSpace_COLOR_SPACE_NAME,
 }
 
-// IdempotencyKeyMetadata is the metadata key (the HTTP header
-// Idempotency-Key, forwarded by the gateway).
-const IdempotencyKeyMetadata = "idempotency-key"
-
 // IdempotencyKey returns the request's key ("" when none), refusing values
 // that are not 1 to 128 printable ASCII characters.
 func IdempotencyKey(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get(IdempotencyKeyMetadata)
+	vals := wire.FromContext(ctx).IdempotencyKeys
 	if len(vals) == 0 {
 		return "", nil
 	}

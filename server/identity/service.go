@@ -19,23 +19,18 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
 	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
-	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/password"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
-
-// RefreshTokenMetadata carries a refresh token taken from the browser's
-// cookie by the gateway.
-const RefreshTokenMetadata = "x-refresh-token"
 
 // Policies of this service's methods.
 var Policies = auth.Policies{
@@ -138,7 +133,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (auth.Principa
 
 // CreateGuest implements IdentityService.
 func (s *Service) CreateGuest(ctx context.Context, _ *identityv1.CreateGuestRequest) (*identityv1.CreateGuestResponse, error) {
-	if err := s.limit(ctx, "guest:addr:"+clientaddr.FromContext(ctx).String(), s.cfg.GuestLimit); err != nil {
+	if err := s.limit(ctx, "guest:addr:"+wire.FromContext(ctx).Addr.String(), s.cfg.GuestLimit); err != nil {
 		return nil, err
 	}
 	u := User{ID: uuid.NewString(), Guest: true, Role: RoleUser, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
@@ -217,7 +212,7 @@ func (s *Service) Login(ctx context.Context, req *identityv1.LoginRequest) (*ide
 	if err := s.limit(ctx, "login:user:"+name, s.cfg.LoginLimit); err != nil {
 		return nil, err
 	}
-	if err := s.limit(ctx, "login:addr:"+clientaddr.FromContext(ctx).String(), s.cfg.LoginLimit); err != nil {
+	if err := s.limit(ctx, "login:addr:"+wire.FromContext(ctx).Addr.String(), s.cfg.LoginLimit); err != nil {
 		return nil, err
 	}
 	u, err := s.store.GetUserByUsername(ctx, name)
@@ -258,8 +253,8 @@ func (s *Service) Logout(ctx context.Context, _ *identityv1.LogoutRequest) (*ide
 func (s *Service) Refresh(ctx context.Context, req *identityv1.RefreshRequest) (*identityv1.RefreshResponse, error) {
 	token := req.GetRefreshToken()
 	if token == "" {
-		if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(RefreshTokenMetadata)) == 1 {
-			token = md.Get(RefreshTokenMetadata)[0]
+		if t := wire.FromContext(ctx).RefreshToken; t != "" {
+			token = t
 		}
 	}
 	if token == "" {

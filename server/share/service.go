@@ -30,12 +30,11 @@ import (
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/cache"
-	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/config"
-	"github.com/apiplatform/platform/server/platform/httpmeta"
 	"github.com/apiplatform/platform/server/platform/page"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // Policies of this service's methods.
@@ -177,7 +176,7 @@ func (s *Service) CreateShare(ctx context.Context, req *sharev1.CreateShareReque
 	if err := s.limit(ctx, "share:user:"+p.UserID, s.cfg.UserLimit); err != nil {
 		return nil, err
 	}
-	if err := s.limit(ctx, "share:addr:"+clientaddr.FromContext(ctx).String(), s.cfg.AddrLimit); err != nil {
+	if err := s.limit(ctx, "share:addr:"+wire.FromContext(ctx).Addr.String(), s.cfg.AddrLimit); err != nil {
 		return nil, err
 	}
 	hexColor, err := s.favorites.CurrentHex(ctx, p.UserID)
@@ -208,7 +207,7 @@ func (s *Service) CreateShare(ctx context.Context, req *sharev1.CreateShareReque
 	if err != nil {
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
-	_ = httpmeta.SetStatus(ctx, http.StatusCreated)
+	wire.SetStatus(ctx, http.StatusCreated)
 	return &sharev1.CreateShareResponse{Share: s.toProto(sh, hexColor, true)}, nil
 }
 
@@ -341,26 +340,14 @@ func (s *Service) GetSharePage(ctx context.Context, req *sharev1.GetSharePageReq
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
-	_ = httpmeta.SetHeader(ctx, "etag", etag)
-	_ = httpmeta.SetHeader(ctx, "cache-control", "public, max-age="+strconv.Itoa(int(s.cfg.PageMaxAge.Seconds())))
-	if etagMatches(httpmeta.Incoming(ctx, "if-none-match"), etag) {
-		_ = httpmeta.SetStatus(ctx, http.StatusNotModified)
+	wire.SetHeader(ctx, "cache-control", "public, max-age="+strconv.Itoa(int(s.cfg.PageMaxAge.Seconds())))
+	if wire.NotModified(ctx, etag) {
 		return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8"}, nil
 	}
 	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: buf.Bytes()}, nil
 }
 
 // etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
-func etagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == "*" || t == etag {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *Service) toProto(sh Share, hexColor string, owner bool) *sharev1.Share {
 	out := &sharev1.Share{
 		Slug: sh.Slug, Url: s.cfg.PublicBaseURL + "/s/" + sh.Slug, Snapshot: sh.Snapshot, Hex: hexColor,

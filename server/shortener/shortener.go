@@ -44,7 +44,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -53,13 +52,12 @@ import (
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/cache"
-	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/config"
-	"github.com/apiplatform/platform/server/platform/httpmeta"
 	"github.com/apiplatform/platform/server/platform/page"
 	"github.com/apiplatform/platform/server/platform/password"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // MaxPasswordBytes bounds a link password.
@@ -87,9 +85,6 @@ type Config struct {
 	PublicBaseURL string
 	// Region labels the clicks this process serves. Filled by the app.
 	Region string
-	// GatewaySecret lets the service believe the country the gateway
-	// forwards. Filled by the app.
-	GatewaySecret string
 	// OwnHosts are further host names of this shortener (CDN or vanity
 	// domains), refused as targets.
 	OwnHosts []string
@@ -436,10 +431,12 @@ func (s *Service) admit() (func(), error) {
 
 // ---- errors ----
 
-// gone is NOT_FOUND with reason GONE: the gateway answers 410.
-func gone(state string) error {
+// gone is NOT_FOUND with reason GONE (what gRPC clients see), answered 410
+// over HTTP.
+func gone(ctx context.Context, state string) error {
+	wire.SetStatus(ctx, http.StatusGone)
 	st, err := status.New(codes.NotFound, "short link "+state).WithDetails(&errdetails.ErrorInfo{
-		Reason: httpmeta.ReasonGone, Domain: apierr.Domain, Metadata: map[string]string{"state": state},
+		Reason: ReasonGone, Domain: apierr.Domain, Metadata: map[string]string{"state": state},
 	})
 	if err != nil {
 		panic(err)
@@ -447,11 +444,37 @@ func gone(state string) error {
 	return st.Err()
 }
 
+// ReasonGone is the ErrorInfo reason of a NOT_FOUND for a link that existed
+// and was deleted or expired.
+const ReasonGone = "GONE"
+
 var errNoLink = apierr.NotFound("no such short link")
+
+// live resolves code to a link that may be followed. It answers the HTTP
+// status a refusal maps to (404 missing, 410 deleted or expired; 0 for
+// other errors) so that callers can count it.
+func (s *Service) live(ctx context.Context, code string) (*entry, int, error) {
+	if !codeRE.MatchString(code) {
+		return nil, http.StatusNotFound, errNoLink
+	}
+	e, err := s.resolve(ctx, code)
+	if err != nil {
+		return nil, 0, apierr.FromStorage(ctx, err, "no such short link")
+	}
+	switch {
+	case e.Missing:
+		return nil, http.StatusNotFound, errNoLink
+	case e.Deleted:
+		return nil, http.StatusGone, gone(ctx, "deleted")
+	case e.expired(s.now()):
+		return nil, http.StatusGone, gone(ctx, "expired")
+	}
+	return e, 0, nil
+}
 
 func (s *Service) storeErr(ctx context.Context, err error) error {
 	if errors.Is(err, ErrDeleted) {
-		return gone("deleted")
+		return gone(ctx, "deleted")
 	}
 	return apierr.FromStorage(ctx, err, "no such short link")
 }
@@ -549,7 +572,7 @@ func (s *Service) CreateShortUrl(ctx context.Context, req *shortenerv1.CreateSho
 	if items[0].err != nil {
 		return nil, items[0].err
 	}
-	_ = httpmeta.SetStatus(ctx, http.StatusCreated)
+	wire.SetStatus(ctx, http.StatusCreated)
 	return &shortenerv1.CreateShortUrlResponse{ShortUrl: s.toProto(items[0].link)}, nil
 }
 
@@ -726,32 +749,20 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 	}
 	defer release()
 	code := req.GetCode()
-	if !codeRE.MatchString(code) {
-		redirectsTotal.WithLabelValues("404").Inc()
-		return nil, errNoLink
-	}
-	e, err := s.resolve(ctx, code)
+	e, refused, err := s.live(ctx, code)
 	if err != nil {
-		return nil, apierr.FromStorage(ctx, err, "no such short link")
+		if refused != 0 {
+			redirectsTotal.WithLabelValues(strconv.Itoa(refused)).Inc()
+		}
+		return nil, err
 	}
 	now := s.now()
-	switch {
-	case e.Missing:
-		redirectsTotal.WithLabelValues("404").Inc()
-		return nil, errNoLink
-	case e.Deleted:
-		redirectsTotal.WithLabelValues("410").Inc()
-		return nil, gone("deleted")
-	case e.expired(now):
-		redirectsTotal.WithLabelValues("410").Inc()
-		return nil, gone("expired")
-	}
 	if e.PasswordHash != "" {
 		pw := req.GetPassword()
 		if pw == "" {
 			return s.passwordForm(ctx, code, http.StatusOK, "")
 		}
-		key := "short:pw:" + code + ":" + clientaddr.FromContext(ctx).String()
+		key := "short:pw:" + code + ":" + wire.FromContext(ctx).Addr.String()
 		if err := s.limit(ctx, key, s.cfg.PasswordLimit, "too many password attempts; retry later"); err != nil {
 			return nil, err
 		}
@@ -770,8 +781,9 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 	if e.Kind == http.StatusMovedPermanently {
 		cc = "public, max-age=" + strconv.Itoa(int(s.cfg.PermanentMaxAge.Seconds()))
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(
-		httpmeta.StatusCode, strconv.Itoa(e.Kind), "location", e.Target, "cache-control", cc))
+	wire.SetStatus(ctx, e.Kind)
+	wire.SetHeader(ctx, "location", e.Target)
+	wire.SetHeader(ctx, "cache-control", cc)
 	redirectsTotal.WithLabelValues(strconv.Itoa(e.Kind)).Inc()
 	body := `<!doctype html><meta charset="utf-8"><title>Redirecting</title><a href="` +
 		html.EscapeString(e.Target) + `">` + html.EscapeString(e.Target) + "</a>\n"
@@ -783,35 +795,20 @@ func (s *Service) passwordForm(ctx context.Context, code string, status int, msg
 	if err := formTemplate.Execute(&buf, struct{ Code, Error string }{code, msg}); err != nil {
 		return nil, apierr.Internal(ctx, err)
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(httpmeta.StatusCode, strconv.Itoa(status), "cache-control", "private, no-store"))
+	wire.SetStatus(ctx, status)
+	wire.SetHeader(ctx, "cache-control", "private, no-store")
 	redirectsTotal.WithLabelValues(strconv.Itoa(status)).Inc()
 	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: buf.Bytes()}, nil
 }
 
-// clickOf copies what the click needs from the call. The country the
-// gateway forwards is believed only with the gateway's secret: anyone can
-// write metadata.
+// clickOf copies what the click needs from the call (the country is the
+// one the gateway vouches for, see wire).
 func (s *Service) clickOf(ctx context.Context, code string, now time.Time) rawClick {
-	md, _ := metadata.FromIncomingContext(ctx)
-	c := rawClick{code: code, at: now.UTC(), addr: clientaddr.FromContext(ctx)}
-	if v, ok := md[httpmeta.UserAgentKey]; ok {
-		if len(v) > 0 {
-			c.agent = cut(v[0], maxHeaderBytes)
-		}
-	} else if v := md.Get("user-agent"); len(v) > 0 {
-		c.agent = cut(v[0], maxHeaderBytes) // a direct gRPC client
+	e := wire.FromContext(ctx)
+	return rawClick{
+		code: code, at: now.UTC(), addr: e.Addr,
+		agent: cut(e.UserAgent, maxHeaderBytes), referer: cut(e.Referer, maxHeaderBytes), country: cut(e.Country, 8),
 	}
-	if v := md.Get(httpmeta.RefererKey); len(v) > 0 {
-		c.referer = cut(v[0], maxHeaderBytes)
-	}
-	if v := md.Get(httpmeta.CountryKey); len(v) == 1 && s.fromGateway(md) {
-		c.country = cut(v[0], 8)
-	}
-	return c
-}
-
-func (s *Service) fromGateway(md metadata.MD) bool {
-	return clientaddr.FromGateway(md, s.cfg.GatewaySecret)
 }
 
 // enrich runs in the flusher: the costly parts of a click.
@@ -843,7 +840,7 @@ func (s *Service) owned(ctx context.Context, code string) (Link, auth.Principal,
 		return Link{}, p, s.storeErr(ctx, err)
 	}
 	if !l.DeletedAt.IsZero() {
-		return Link{}, p, gone("deleted")
+		return Link{}, p, gone(ctx, "deleted")
 	}
 	if l.OwnerID != p.UserID && !p.Admin {
 		return Link{}, p, apierr.PermissionDenied("only the link's owner may do this")
@@ -1073,26 +1070,14 @@ func (s *Service) GetQrCode(ctx context.Context, req *shortenerv1.GetQrCodeReque
 		return nil, apierr.InvalidArgument("size", "must be 0 (256) or 64 to 1024 pixels")
 	}
 	code := req.GetCode()
-	if !codeRE.MatchString(code) {
-		return nil, errNoLink
-	}
-	e, err := s.resolve(ctx, code)
-	if err != nil {
-		return nil, apierr.FromStorage(ctx, err, "no such short link")
-	}
-	switch {
-	case e.Missing:
-		return nil, errNoLink
-	case e.Deleted:
-		return nil, gone("deleted")
-	case e.expired(s.now()):
-		return nil, gone("expired")
+	if _, _, err := s.live(ctx, code); err != nil {
+		return nil, err
 	}
 	png, err := qrcode.Encode(s.shortURL(code), qrcode.Medium, size)
 	if err != nil {
 		return nil, apierr.Internal(ctx, err)
 	}
-	_ = httpmeta.SetHeader(ctx, "cache-control", "public, max-age=3600")
+	wire.SetHeader(ctx, "cache-control", "public, max-age=3600")
 	return &httpbody.HttpBody{ContentType: "image/png", Data: png}, nil
 }
 

@@ -8,12 +8,10 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -21,13 +19,9 @@ import (
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
-	"github.com/apiplatform/platform/server/platform/clientaddr"
-	"github.com/apiplatform/platform/server/platform/httpmeta"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
-
-// CaptchaMetadata carries a CAPTCHA token when the request field is empty.
-const CaptchaMetadata = "x-captcha-token"
 
 // Keys of the ErrorInfo metadata of ALREADY_EXISTS: the original vote.
 const (
@@ -53,7 +47,7 @@ func (s *Service) CastVote(ctx context.Context, req *votev1.CastVoteRequest) (*v
 	}
 	token := req.GetCaptchaToken()
 	if token == "" {
-		token = httpmeta.Incoming(ctx, CaptchaMetadata)
+		token = wire.FromContext(ctx).CaptchaToken
 	}
 	var v apierr.Validator
 	v.Check(canonicalUUID(req.GetElectionId()), "election_id", "must be an election id (a lower-case UUID)")
@@ -70,7 +64,7 @@ func (s *Service) CastVote(ctx context.Context, req *votev1.CastVoteRequest) (*v
 		return nil, apierr.InvalidArgument("candidate_id", "is not a candidate of this election")
 	}
 	now := s.now()
-	addr := clientaddr.FromContext(ctx)
+	addr := wire.FromContext(ctx).Addr
 	auditID, err := uuid.NewV7()
 	if err != nil {
 		return nil, apierr.Internal(ctx, err)
@@ -120,23 +114,10 @@ func (s *Service) CastVote(ctx context.Context, req *votev1.CastVoteRequest) (*v
 	return s.answer(ctx, att, f, merged)
 }
 
-// userAgent is the client's User-Agent as the gateway forwarded it, or the
-// gRPC client's own, bounded and printable.
+// userAgent is the voter's User-Agent (the browser's through the gateway,
+// else the gRPC client's), bounded for the audit row.
 func userAgent(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	ua := ""
-	for _, k := range []string{"grpcgateway-user-agent", "user-agent"} {
-		if v := md.Get(k); len(v) > 0 {
-			ua = v[0]
-			break
-		}
-	}
-	ua = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, strings.ToValidUTF8(ua, ""))
+	ua := wire.FromContext(ctx).UserAgent
 	if len(ua) > 256 {
 		ua = strings.ToValidUTF8(ua[:256], "")
 	}
@@ -366,7 +347,7 @@ func (s *Service) answer(ctx context.Context, att Attempt, f *flight, merged boo
 }
 
 func accepted(ctx context.Context, v Vote) *votev1.CastVoteResponse {
-	_ = httpmeta.SetStatus(ctx, http.StatusCreated)
+	wire.SetStatus(ctx, http.StatusCreated)
 	return &votev1.CastVoteResponse{VoteId: v.ID, Status: "accepted", AcceptedAt: timestamppb.New(v.CastAt)}
 }
 

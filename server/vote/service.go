@@ -36,9 +36,9 @@ import (
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/config"
-	"github.com/apiplatform/platform/server/platform/httpmeta"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // Policies of this service's methods.
@@ -362,7 +362,7 @@ func (s *Service) CreateElection(ctx context.Context, req *votev1.CreateElection
 	if err := s.store.CreateElection(ctx, e); err != nil {
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
-	_ = httpmeta.SetStatus(ctx, http.StatusCreated)
+	wire.SetStatus(ctx, http.StatusCreated)
 	return &votev1.CreateElectionResponse{Election: electionProto(e)}, nil
 }
 

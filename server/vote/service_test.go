@@ -18,9 +18,9 @@ import (
 	"github.com/apiplatform/platform/server/identity"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/bus"
-	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
+	"github.com/apiplatform/platform/server/platform/wire"
 	"github.com/apiplatform/platform/server/storage/embedded"
 	"github.com/apiplatform/platform/server/vote"
 )
@@ -87,7 +87,7 @@ func (e *env) voter(t *testing.T) context.Context {
 		t.Fatal(err)
 	}
 	ctx := auth.WithPrincipal(context.Background(), auth.Principal{UserID: u.ID})
-	return clientaddr.WithAddr(ctx, netip.MustParseAddr("192.0.2.7"))
+	return wire.WithEdge(ctx, wire.Edge{Addr: netip.MustParseAddr("192.0.2.7")})
 }
 
 func (e *env) election(t *testing.T) string {

@@ -1,4 +1,4 @@
-package clientaddr
+package wire
 
 import (
 	"testing"
