@@ -1,0 +1,126 @@
+package shortener
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/apiplatform/platform/server/platform/cache"
+	"github.com/apiplatform/platform/server/platform/storeerr"
+)
+
+// entry is a link as the redirect path needs it; cached as JSON in the
+// shared cache and decoded in the hot-key cache. The shared cache holds
+// live and deleted links only: unknown codes are remembered only in the
+// hot-key cache (creates broadcast their codes to drop those entries).
+type entry struct {
+	Missing      bool   `json:"-"`
+	Target       string `json:"t,omitempty"`
+	Kind         int    `json:"k,omitempty"`
+	ExpiresAt    int64  `json:"e,omitempty"` // unix µs; 0: never
+	PasswordHash string `json:"p,omitempty"`
+	Deleted      bool   `json:"d,omitempty"`
+}
+
+func entryOf(l Link) *entry {
+	e := &entry{Target: l.Target, Kind: l.Kind, PasswordHash: l.PasswordHash, Deleted: !l.DeletedAt.IsZero()}
+	if !l.ExpiresAt.IsZero() {
+		e.ExpiresAt = l.ExpiresAt.UnixMicro()
+	}
+	return e
+}
+
+func (e *entry) expired(now time.Time) bool {
+	return e.ExpiresAt != 0 && now.UnixMicro() >= e.ExpiresAt
+}
+
+func cacheKey(code string) string { return "short:" + code }
+
+// resolve reads a link through the hot-key cache, the shared cache and the
+// store.
+func (s *Service) resolve(ctx context.Context, code string) (*entry, error) {
+	if e, ok := s.local.Get(code); ok {
+		localHit.Inc()
+		return e, nil
+	}
+	localMiss.Inc()
+	stripe := stripeOf(code)
+	s.localMu.Lock()
+	epoch := s.epochs[stripe]
+	s.localMu.Unlock()
+	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, cacheKey(code), s.cfg.CacheTTL, func(ctx context.Context) ([]byte, error) {
+		l, err := s.store.GetLink(ctx, code)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(entryOf(l))
+	})
+	var e *entry
+	switch {
+	case errors.Is(err, storeerr.ErrNotFound):
+		e = &entry{Missing: true}
+	case err != nil:
+		return nil, err
+	default:
+		e = new(entry)
+		if err := json.Unmarshal(raw, e); err != nil {
+			return nil, err
+		}
+	}
+	s.localMu.Lock()
+	if s.epochs[stripe] == epoch {
+		s.local.Add(code, e)
+	}
+	s.localMu.Unlock()
+	return e, nil
+}
+
+// stripeOf hashes a code (FNV-1a) to its epoch stripe.
+func stripeOf(code string) uint8 {
+	h := uint32(2166136261)
+	for i := 0; i < len(code); i++ {
+		h = (h ^ uint32(code[i])) * 16777619
+	}
+	return uint8(h)
+}
+
+func (s *Service) dropLocal(codes ...string) {
+	s.localMu.Lock()
+	for _, c := range codes {
+		s.epochs[stripeOf(c)]++
+		s.local.Remove(c)
+	}
+	s.localMu.Unlock()
+}
+
+func (s *Service) purgeLocal() {
+	s.localMu.Lock()
+	for i := range s.epochs {
+		s.epochs[i]++
+	}
+	s.local.Purge()
+	s.localMu.Unlock()
+}
+
+// invalidate runs after a write committed: the shared cache first, then
+// every replica's hot-key cache (this one's included). A client that gave
+// up must not stop it, hence WithoutCancel.
+func (s *Service) invalidate(ctx context.Context, shared bool, codes ...string) {
+	if len(codes) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if shared {
+		keys := make([]string, len(codes))
+		for i, c := range codes {
+			keys[i] = cacheKey(c)
+		}
+		_ = s.cache.Delete(ctx, keys...)
+	}
+	s.dropLocal(codes...)
+	if err := s.bus.Publish(ctx, invalidateTopic, []byte(strings.Join(codes, "\n"))); err != nil {
+		s.log.WarnContext(ctx, "shortener: invalidation broadcast failed; other replicas catch up within the hot-key TTL", "err", err)
+	}
+}

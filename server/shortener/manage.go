@@ -1,0 +1,167 @@
+package shortener
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	shortenerv1 "github.com/apiplatform/platform/gen/go/shortener/v1"
+	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/page"
+	"github.com/apiplatform/platform/server/platform/password"
+)
+
+// owned reads a live link the caller may manage.
+func (s *Service) owned(ctx context.Context, code string) (Link, auth.Principal, error) {
+	p, err := auth.Require(ctx)
+	if err != nil {
+		return Link{}, p, err
+	}
+	if err := validCode(code); err != nil {
+		return Link{}, p, err
+	}
+	l, err := s.store.GetLink(ctx, code)
+	if err != nil {
+		return Link{}, p, s.storeErr(ctx, err)
+	}
+	if !l.DeletedAt.IsZero() {
+		return Link{}, p, gone(ctx, "deleted")
+	}
+	if l.OwnerID != p.UserID && !p.Admin {
+		return Link{}, p, apierr.PermissionDenied("only the link's owner may do this")
+	}
+	return l, p, nil
+}
+
+// GetShortUrl implements ShortenerService.
+func (s *Service) GetShortUrl(ctx context.Context, req *shortenerv1.GetShortUrlRequest) (*shortenerv1.GetShortUrlResponse, error) {
+	l, _, err := s.owned(ctx, req.GetCode())
+	if err != nil {
+		return nil, err
+	}
+	return &shortenerv1.GetShortUrlResponse{ShortUrl: s.toProto(l)}, nil
+}
+
+// ListShortUrls implements ShortenerService.
+func (s *Service) ListShortUrls(ctx context.Context, req *shortenerv1.ListShortUrlsRequest) (*shortenerv1.ListShortUrlsResponse, error) {
+	p, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size, err := page.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeCursor(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.store.ListLinks(ctx, p.UserID, after, size+1)
+	if err != nil {
+		return nil, apierr.FromStorage(ctx, err, "")
+	}
+	resp := &shortenerv1.ListShortUrlsResponse{}
+	if len(rows) > size {
+		rows = rows[:size]
+		last := rows[size-1]
+		resp.NextPageToken = page.Token(last.CreatedAt, last.Code)
+	}
+	for _, l := range rows {
+		resp.ShortUrls = append(resp.ShortUrls, s.toProto(l))
+	}
+	return resp, nil
+}
+
+// UpdateShortUrl implements ShortenerService.
+func (s *Service) UpdateShortUrl(ctx context.Context, req *shortenerv1.UpdateShortUrlRequest) (*shortenerv1.UpdateShortUrlResponse, error) {
+	var v apierr.Validator
+	var u LinkUpdate
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if req.LongUrl != nil {
+		target, problem := s.targets.normalize(req.GetLongUrl())
+		v.Check(problem == "", "long_url", problem)
+		u.Target = &target
+	}
+	if req.ExpiresInSec != nil {
+		e := req.GetExpiresInSec()
+		v.Check(e >= 0 && e <= maxExpirySec, "expires_in_sec", fmt.Sprintf("must be 0 (no expiry) or 1 to %d seconds", maxExpirySec))
+		var at time.Time
+		if e > 0 {
+			at = now.Add(time.Duration(e) * time.Second)
+		}
+		u.ExpiresAt = &at
+	}
+	if req.Password != nil {
+		v.Check(len(req.GetPassword()) <= MaxPasswordBytes, "password", "must be at most 128 bytes")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	l, _, err := s.owned(ctx, req.GetCode())
+	if err != nil {
+		return nil, err
+	}
+	if u == (LinkUpdate{}) && req.Password == nil {
+		return &shortenerv1.UpdateShortUrlResponse{ShortUrl: s.toProto(l)}, nil
+	}
+	if req.Password != nil {
+		h := ""
+		if pw := req.GetPassword(); pw != "" {
+			if h, err = password.Hash(pw); err != nil {
+				return nil, apierr.Internal(ctx, err)
+			}
+		}
+		u.PasswordHash = &h
+	}
+	l, err = s.store.UpdateLink(ctx, l.Code, u)
+	if err != nil {
+		return nil, s.storeErr(ctx, err)
+	}
+	s.invalidate(ctx, true, l.Code)
+	return &shortenerv1.UpdateShortUrlResponse{ShortUrl: s.toProto(l)}, nil
+}
+
+// DeleteShortUrl implements ShortenerService.
+func (s *Service) DeleteShortUrl(ctx context.Context, req *shortenerv1.DeleteShortUrlRequest) (*shortenerv1.DeleteShortUrlResponse, error) {
+	l, _, err := s.owned(ctx, req.GetCode())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.DeleteLink(ctx, l.Code, s.now().UTC().Truncate(time.Microsecond)); err != nil {
+		return nil, s.storeErr(ctx, err)
+	}
+	s.invalidate(ctx, true, l.Code)
+	return &shortenerv1.DeleteShortUrlResponse{}, nil
+}
+
+func (s *Service) shortURL(code string) string { return s.base + "/" + code }
+
+func (s *Service) toProto(l Link) *shortenerv1.ShortUrl {
+	out := &shortenerv1.ShortUrl{
+		Code: l.Code, ShortUrl: s.shortURL(l.Code), LongUrl: l.Target, OwnerUserId: l.OwnerID,
+		RedirectKind:      shortenerv1.RedirectKind_REDIRECT_KIND_FOUND,
+		PasswordProtected: l.PasswordHash != "", CreateTime: timestamppb.New(l.CreatedAt), ClickCount: l.Clicks,
+	}
+	if l.Kind == http.StatusMovedPermanently {
+		out.RedirectKind = shortenerv1.RedirectKind_REDIRECT_KIND_MOVED_PERMANENTLY
+	}
+	if !l.ExpiresAt.IsZero() {
+		out.ExpireTime = timestamppb.New(l.ExpiresAt)
+	}
+	if !l.LastAccessAt.IsZero() {
+		out.LastAccessTime = timestamppb.New(l.LastAccessAt)
+	}
+	return out
+}
+
+func decodeCursor(tok string) (*Cursor, error) {
+	at, key, ok, err := page.Parse(tok, codeRE.MatchString)
+	if !ok {
+		return nil, err
+	}
+	return &Cursor{CreatedAt: at, Code: key}, nil
+}

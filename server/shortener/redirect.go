@@ -1,0 +1,125 @@
+package shortener
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"html"
+	"html/template"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/skip2/go-qrcode"
+	"google.golang.org/genproto/googleapis/api/httpbody"
+
+	shortenerv1 "github.com/apiplatform/platform/gen/go/shortener/v1"
+	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/platform/password"
+	"github.com/apiplatform/platform/server/platform/wire"
+)
+
+//go:embed form.html
+var formHTML string
+
+// html/template escapes the code in the text and in the form's action.
+var formTemplate = template.Must(template.New("form").Parse(formHTML))
+
+// FollowShortUrl implements ShortenerService.
+func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowShortUrlRequest) (*httpbody.HttpBody, error) {
+	code := req.GetCode()
+	e, refused, err := s.live(ctx, code)
+	if err != nil {
+		if refused != 0 {
+			redirectsTotal.WithLabelValues(strconv.Itoa(refused)).Inc()
+		}
+		return nil, err
+	}
+	now := s.now()
+	if e.PasswordHash != "" {
+		pw := req.GetPassword()
+		if pw == "" {
+			return s.passwordForm(ctx, code, http.StatusOK, "")
+		}
+		key := "short:pw:" + code + ":" + wire.FromContext(ctx).Addr.String()
+		if err := s.limit(ctx, key, s.cfg.PasswordLimit, "too many password attempts; retry later"); err != nil {
+			return nil, err
+		}
+		ok := false
+		if len(pw) <= MaxPasswordBytes {
+			if ok, err = password.Check(e.PasswordHash, pw); err != nil {
+				return nil, apierr.Internal(ctx, err)
+			}
+		}
+		if !ok {
+			return s.passwordForm(ctx, code, http.StatusForbidden, "Wrong password.")
+		}
+	}
+	s.clicks.add(s.clickOf(ctx, code, now))
+	cc := "private, no-store" // a 302 must come back to us: every click counts
+	if e.Kind == http.StatusMovedPermanently {
+		cc = "public, max-age=" + strconv.Itoa(int(s.cfg.PermanentMaxAge.Seconds()))
+	}
+	wire.SetStatus(ctx, e.Kind)
+	wire.SetHeader(ctx, "location", e.Target)
+	wire.SetHeader(ctx, "cache-control", cc)
+	redirectsTotal.WithLabelValues(strconv.Itoa(e.Kind)).Inc()
+	body := `<!doctype html><meta charset="utf-8"><title>Redirecting</title><a href="` +
+		html.EscapeString(e.Target) + `">` + html.EscapeString(e.Target) + "</a>\n"
+	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: []byte(body)}, nil
+}
+
+func (s *Service) passwordForm(ctx context.Context, code string, status int, msg string) (*httpbody.HttpBody, error) {
+	var buf bytes.Buffer
+	if err := formTemplate.Execute(&buf, struct{ Code, Error string }{code, msg}); err != nil {
+		return nil, apierr.Internal(ctx, err)
+	}
+	wire.SetStatus(ctx, status)
+	wire.SetHeader(ctx, "cache-control", "private, no-store")
+	redirectsTotal.WithLabelValues(strconv.Itoa(status)).Inc()
+	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: buf.Bytes()}, nil
+}
+
+// clickOf copies what the click needs from the call (the country is the
+// one the gateway vouches for, see wire).
+func (s *Service) clickOf(ctx context.Context, code string, now time.Time) rawClick {
+	e := wire.FromContext(ctx)
+	return rawClick{
+		code: code, at: now.UTC(), addr: e.Addr,
+		agent: cut(e.UserAgent, maxHeaderBytes), referer: cut(e.Referer, maxHeaderBytes), country: cut(e.Country, 8),
+	}
+}
+
+// enrich runs in the flusher: the costly parts of a click.
+func (s *Service) enrich(r rawClick) Click {
+	c := Click{Code: r.code, At: r.at, Agent: s.agents.classify(r.agent), Referer: refererHost(r.referer)}
+	c.Country = normCountry(r.country)
+	if c.Country == "" && s.geo != nil && r.addr.IsValid() {
+		c.Country = normCountry(s.geo.country(r.addr))
+	}
+	if c.Country == "" {
+		c.Country = UnknownCountry
+	}
+	return c
+}
+
+// GetQrCode implements ShortenerService.
+func (s *Service) GetQrCode(ctx context.Context, req *shortenerv1.GetQrCodeRequest) (*httpbody.HttpBody, error) {
+	size := int(req.GetSize())
+	if size == 0 {
+		size = 256
+	}
+	if size < 64 || size > 1024 {
+		return nil, apierr.InvalidArgument("size", "must be 0 (256) or 64 to 1024 pixels")
+	}
+	code := req.GetCode()
+	if _, _, err := s.live(ctx, code); err != nil {
+		return nil, err
+	}
+	png, err := qrcode.Encode(s.shortURL(code), qrcode.Medium, size)
+	if err != nil {
+		return nil, apierr.Internal(ctx, err)
+	}
+	wire.SetHeader(ctx, "cache-control", "public, max-age=3600")
+	return &httpbody.HttpBody{ContentType: "image/png", Data: png}, nil
+}
