@@ -1240,7 +1240,7 @@ var File_canvas_v1_canvas_proto protoreflect.FileDescriptor
 
 const file_canvas_v1_canvas_proto_rawDesc = "" +
 	"\n" +
-	"\x16canvas/v1/canvas.proto\x12\tcanvas.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
+	"\x16canvas/v1/canvas.proto\x12\tcanvas.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
 	"\x14GetCanvasInfoRequest\"\xb6\x01\n" +
 	"\x15GetCanvasInfoResponse\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\x05R\x05width\x12\x16\n" +
@@ -1295,19 +1295,19 @@ const file_canvas_v1_canvas_proto_rawDesc = "" +
 	"\n" +
 	"placements\x18\x01 \x03(\v2\x14.canvas.v1.PlacementR\n" +
 	"placements\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n" +
-	"\x0eBanUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
+	"\x0eBanUserRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x11\n" +
-	"\x0fBanUserResponse\"+\n" +
-	"\x10UnbanUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x13\n" +
-	"\x11UnbanUserResponse\"r\n" +
+	"\x0fBanUserResponse\"0\n" +
+	"\x10UnbanUserRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\"\x13\n" +
+	"\x11UnbanUserResponse\"|\n" +
 	"\x10ClearRectRequest\x12\f\n" +
 	"\x01x\x18\x01 \x01(\x05R\x01x\x12\f\n" +
-	"\x01y\x18\x02 \x01(\x05R\x01y\x12\x14\n" +
-	"\x05width\x18\x03 \x01(\x05R\x05width\x12\x16\n" +
-	"\x06height\x18\x04 \x01(\x05R\x06height\x12\x14\n" +
+	"\x01y\x18\x02 \x01(\x05R\x01y\x12\x19\n" +
+	"\x05width\x18\x03 \x01(\x05B\x03\xe0A\x02R\x05width\x12\x1b\n" +
+	"\x06height\x18\x04 \x01(\x05B\x03\xe0A\x02R\x06height\x12\x14\n" +
 	"\x05color\x18\x05 \x01(\x05R\x05color\"K\n" +
 	"\x11ClearRectResponse\x12\x1b\n" +
 	"\tfirst_seq\x18\x01 \x01(\x03R\bfirstSeq\x12\x19\n" +

@@ -51,12 +51,8 @@ type CanvasServiceClient interface {
 	// Returns the board as raw bytes (same packing as GetSnapshotResponse.pixels)
 	// for browsers and CDNs: `Content-Type: application/octet-stream`,
 	// `X-Canvas-Seq`, `ETag`, `Cache-Control: max-age=1, stale-while-revalidate=1`.
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetBoard(ctx context.Context, in *GetBoardRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 	// Returns the board as a PNG image for people.
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetBoardImage(ctx context.Context, in *GetBoardImageRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 	// Places one pixel. Any signed-in user, guests included, once per cooldown:
 	// earlier attempts get RESOURCE_EXHAUSTED with RetryInfo (HTTP 429 with
@@ -67,7 +63,8 @@ type CanvasServiceClient interface {
 	// far behind) the stream sends a resync and the client reloads the
 	// snapshot. REST streams newline-delimited JSON.
 	StreamPixels(ctx context.Context, in *StreamPixelsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamPixelsResponse], error)
-	// Lists the placements of one pixel, newest first.
+	// Lists the placements of one pixel, newest first. Admin only: others get
+	// PERMISSION_DENIED.
 	ListPixelHistory(ctx context.Context, in *ListPixelHistoryRequest, opts ...grpc.CallOption) (*ListPixelHistoryResponse, error)
 	// Bans a user from placing pixels, effective on their next call. Admin only.
 	BanUser(ctx context.Context, in *BanUserRequest, opts ...grpc.CallOption) (*BanUserResponse, error)
@@ -211,12 +208,8 @@ type CanvasServiceServer interface {
 	// Returns the board as raw bytes (same packing as GetSnapshotResponse.pixels)
 	// for browsers and CDNs: `Content-Type: application/octet-stream`,
 	// `X-Canvas-Seq`, `ETag`, `Cache-Control: max-age=1, stale-while-revalidate=1`.
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetBoard(context.Context, *GetBoardRequest) (*httpbody.HttpBody, error)
 	// Returns the board as a PNG image for people.
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetBoardImage(context.Context, *GetBoardImageRequest) (*httpbody.HttpBody, error)
 	// Places one pixel. Any signed-in user, guests included, once per cooldown:
 	// earlier attempts get RESOURCE_EXHAUSTED with RetryInfo (HTTP 429 with
@@ -227,7 +220,8 @@ type CanvasServiceServer interface {
 	// far behind) the stream sends a resync and the client reloads the
 	// snapshot. REST streams newline-delimited JSON.
 	StreamPixels(*StreamPixelsRequest, grpc.ServerStreamingServer[StreamPixelsResponse]) error
-	// Lists the placements of one pixel, newest first.
+	// Lists the placements of one pixel, newest first. Admin only: others get
+	// PERMISSION_DENIED.
 	ListPixelHistory(context.Context, *ListPixelHistoryRequest) (*ListPixelHistoryResponse, error)
 	// Bans a user from placing pixels, effective on their next call. Admin only.
 	BanUser(context.Context, *BanUserRequest) (*BanUserResponse, error)

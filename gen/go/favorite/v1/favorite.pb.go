@@ -440,23 +440,23 @@ var File_favorite_v1_favorite_proto protoreflect.FileDescriptor
 
 const file_favorite_v1_favorite_proto_rawDesc = "" +
 	"\n" +
-	"\x1afavorite/v1/favorite.proto\x12\vfavorite.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x01\n" +
+	"\x1afavorite/v1/favorite.proto\x12\vfavorite.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x01\n" +
 	"\bFavorite\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x10\n" +
 	"\x03hex\x18\x02 \x01(\tR\x03hex\x12-\n" +
 	"\x05space\x18\x03 \x01(\x0e2\x17.favorite.v1.ColorSpaceR\x05space\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\tR\x05value\x12;\n" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"*\n" +
-	"\x12SetFavoriteRequest\x12\x14\n" +
-	"\x05color\x18\x01 \x01(\tR\x05color\"H\n" +
+	"updateTime\"/\n" +
+	"\x12SetFavoriteRequest\x12\x19\n" +
+	"\x05color\x18\x01 \x01(\tB\x03\xe0A\x02R\x05color\"H\n" +
 	"\x13SetFavoriteResponse\x121\n" +
 	"\bfavorite\x18\x01 \x01(\v2\x15.favorite.v1.FavoriteR\bfavorite\"\x14\n" +
 	"\x12GetFavoriteRequest\"H\n" +
 	"\x13GetFavoriteResponse\x121\n" +
-	"\bfavorite\x18\x01 \x01(\v2\x15.favorite.v1.FavoriteR\bfavorite\"1\n" +
-	"\x16GetUserFavoriteRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"L\n" +
+	"\bfavorite\x18\x01 \x01(\v2\x15.favorite.v1.FavoriteR\bfavorite\"6\n" +
+	"\x16GetUserFavoriteRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\"L\n" +
 	"\x17GetUserFavoriteResponse\x121\n" +
 	"\bfavorite\x18\x01 \x01(\v2\x15.favorite.v1.FavoriteR\bfavorite*~\n" +
 	"\n" +

@@ -820,7 +820,7 @@ var File_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
-	"\x1aidentity/v1/identity.proto\x12\videntity.v1\x1a\x1afavorite/v1/favorite.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x01\n" +
+	"\x1aidentity/v1/identity.proto\x12\videntity.v1\x1a\x1afavorite/v1/favorite.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -836,16 +836,16 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\x12CreateGuestRequest\"l\n" +
 	"\x13CreateGuestResponse\x12%\n" +
 	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\x12.\n" +
-	"\asession\x18\x02 \x01(\v2\x14.identity.v1.SessionR\asession\"I\n" +
-	"\x0fRegisterRequest\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"i\n" +
+	"\asession\x18\x02 \x01(\v2\x14.identity.v1.SessionR\asession\"S\n" +
+	"\x0fRegisterRequest\x12\x1f\n" +
+	"\busername\x18\x01 \x01(\tB\x03\xe0A\x02R\busername\x12\x1f\n" +
+	"\bpassword\x18\x02 \x01(\tB\x03\xe0A\x02R\bpassword\"i\n" +
 	"\x10RegisterResponse\x12%\n" +
 	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\x12.\n" +
-	"\asession\x18\x02 \x01(\v2\x14.identity.v1.SessionR\asession\"F\n" +
-	"\fLoginRequest\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"f\n" +
+	"\asession\x18\x02 \x01(\v2\x14.identity.v1.SessionR\asession\"P\n" +
+	"\fLoginRequest\x12\x1f\n" +
+	"\busername\x18\x01 \x01(\tB\x03\xe0A\x02R\busername\x12\x1f\n" +
+	"\bpassword\x18\x02 \x01(\tB\x03\xe0A\x02R\bpassword\"f\n" +
 	"\rLoginResponse\x12%\n" +
 	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\x12.\n" +
 	"\asession\x18\x02 \x01(\v2\x14.identity.v1.SessionR\asession\"\x0f\n" +

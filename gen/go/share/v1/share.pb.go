@@ -583,7 +583,7 @@ var File_share_v1_share_proto protoreflect.FileDescriptor
 
 const file_share_v1_share_proto_rawDesc = "" +
 	"\n" +
-	"\x14share/v1/share.proto\x12\bshare.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n" +
+	"\x14share/v1/share.proto\x12\bshare.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n" +
 	"\x05Share\x12\x12\n" +
 	"\x04slug\x18\x01 \x01(\tR\x04slug\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1a\n" +
@@ -600,9 +600,9 @@ const file_share_v1_share_proto_rawDesc = "" +
 	"\bsnapshot\x18\x01 \x01(\bR\bsnapshot\x12$\n" +
 	"\x0eexpires_in_sec\x18\x02 \x01(\x03R\fexpiresInSec\"<\n" +
 	"\x13CreateShareResponse\x12%\n" +
-	"\x05share\x18\x01 \x01(\v2\x0f.share.v1.ShareR\x05share\"%\n" +
-	"\x0fGetShareRequest\x12\x12\n" +
-	"\x04slug\x18\x01 \x01(\tR\x04slug\"9\n" +
+	"\x05share\x18\x01 \x01(\v2\x0f.share.v1.ShareR\x05share\"*\n" +
+	"\x0fGetShareRequest\x12\x17\n" +
+	"\x04slug\x18\x01 \x01(\tB\x03\xe0A\x02R\x04slug\"9\n" +
 	"\x10GetShareResponse\x12%\n" +
 	"\x05share\x18\x01 \x01(\v2\x0f.share.v1.ShareR\x05share\"O\n" +
 	"\x11ListSharesRequest\x12\x1b\n" +
@@ -611,12 +611,12 @@ const file_share_v1_share_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"e\n" +
 	"\x12ListSharesResponse\x12'\n" +
 	"\x06shares\x18\x01 \x03(\v2\x0f.share.v1.ShareR\x06shares\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"(\n" +
-	"\x12RevokeShareRequest\x12\x12\n" +
-	"\x04slug\x18\x01 \x01(\tR\x04slug\"\x15\n" +
-	"\x13RevokeShareResponse\")\n" +
-	"\x13GetSharePageRequest\x12\x12\n" +
-	"\x04slug\x18\x01 \x01(\tR\x04slug2\x89\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n" +
+	"\x12RevokeShareRequest\x12\x17\n" +
+	"\x04slug\x18\x01 \x01(\tB\x03\xe0A\x02R\x04slug\"\x15\n" +
+	"\x13RevokeShareResponse\".\n" +
+	"\x13GetSharePageRequest\x12\x17\n" +
+	"\x04slug\x18\x01 \x01(\tB\x03\xe0A\x02R\x04slug2\x89\x04\n" +
 	"\fShareService\x12l\n" +
 	"\vCreateShare\x12\x1c.share.v1.CreateShareRequest\x1a\x1d.share.v1.CreateShareResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*b\x05share\"\x0e/api/v1/shares\x12g\n" +
 	"\bGetShare\x12\x19.share.v1.GetShareRequest\x1a\x1a.share.v1.GetShareResponse\"$\x82\xd3\xe4\x93\x02\x1eb\x05share\x12\x15/api/v1/shares/{slug}\x12_\n" +

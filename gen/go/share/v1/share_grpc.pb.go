@@ -51,8 +51,6 @@ type ShareServiceClient interface {
 	// counts a hit. Cacheable by a CDN for a short time (`Cache-Control: public,
 	// max-age=60`), with an `ETag`; a request whose `If-None-Match` matches gets
 	// 304 and no body.
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetSharePage(ctx context.Context, in *GetSharePageRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 }
 
@@ -136,8 +134,6 @@ type ShareServiceServer interface {
 	// counts a hit. Cacheable by a CDN for a short time (`Cache-Control: public,
 	// max-age=60`), with an `ETag`; a request whose `If-None-Match` matches gets
 	// 304 and no body.
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetSharePage(context.Context, *GetSharePageRequest) (*httpbody.HttpBody, error)
 	mustEmbedUnimplementedShareServiceServer()
 }

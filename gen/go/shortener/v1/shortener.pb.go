@@ -957,9 +957,11 @@ type GetStatsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The short code.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	// First day, `YYYY-MM-DD` (UTC), inclusive.
+	// First day, `YYYY-MM-DD` (UTC), inclusive; empty means 29 days before
+	// `to`.
 	From string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
-	// Last day, `YYYY-MM-DD` (UTC), inclusive; at most 366 days after `from`.
+	// Last day, `YYYY-MM-DD` (UTC), inclusive; at most 366 days after `from`;
+	// empty means today.
 	To            string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1285,7 +1287,7 @@ var File_shortener_v1_shortener_proto protoreflect.FileDescriptor
 
 const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\n" +
-	"\x1cshortener/v1/shortener.proto\x12\fshortener.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x03\n" +
+	"\x1cshortener/v1/shortener.proto\x12\fshortener.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x03\n" +
 	"\bShortUrl\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1b\n" +
 	"\tshort_url\x18\x02 \x01(\tR\bshortUrl\x12\x19\n" +
@@ -1300,29 +1302,29 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\vclick_count\x18\t \x01(\x03R\n" +
 	"clickCount\x12D\n" +
 	"\x10last_access_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAccessTime\"\xcb\x01\n" +
-	"\x15CreateShortUrlRequest\x12\x19\n" +
-	"\blong_url\x18\x01 \x01(\tR\alongUrl\x12\x14\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAccessTime\"\xd0\x01\n" +
+	"\x15CreateShortUrlRequest\x12\x1e\n" +
+	"\blong_url\x18\x01 \x01(\tB\x03\xe0A\x02R\alongUrl\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12$\n" +
 	"\x0eexpires_in_sec\x18\x03 \x01(\x03R\fexpiresInSec\x12\x1a\n" +
 	"\bpassword\x18\x04 \x01(\tR\bpassword\x12?\n" +
 	"\rredirect_kind\x18\x05 \x01(\x0e2\x1a.shortener.v1.RedirectKindR\fredirectKind\"M\n" +
 	"\x16CreateShortUrlResponse\x123\n" +
-	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"^\n" +
-	"\x1bBatchCreateShortUrlsRequest\x12?\n" +
-	"\brequests\x18\x01 \x03(\v2#.shortener.v1.CreateShortUrlRequestR\brequests\"\x95\x01\n" +
+	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"c\n" +
+	"\x1bBatchCreateShortUrlsRequest\x12D\n" +
+	"\brequests\x18\x01 \x03(\v2#.shortener.v1.CreateShortUrlRequestB\x03\xe0A\x02R\brequests\"\x95\x01\n" +
 	"\x1aBatchCreateShortUrlsResult\x123\n" +
 	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\x05R\terrorCode\x12#\n" +
 	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"b\n" +
 	"\x1cBatchCreateShortUrlsResponse\x12B\n" +
-	"\aresults\x18\x01 \x03(\v2(.shortener.v1.BatchCreateShortUrlsResultR\aresults\"G\n" +
-	"\x15FollowShortUrlRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"(\n" +
-	"\x12GetShortUrlRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\"J\n" +
+	"\aresults\x18\x01 \x03(\v2(.shortener.v1.BatchCreateShortUrlsResultR\aresults\"L\n" +
+	"\x15FollowShortUrlRequest\x12\x17\n" +
+	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"-\n" +
+	"\x12GetShortUrlRequest\x12\x17\n" +
+	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\"J\n" +
 	"\x13GetShortUrlResponse\x123\n" +
 	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"R\n" +
 	"\x14ListShortUrlsRequest\x12\x1b\n" +
@@ -1332,9 +1334,9 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\x15ListShortUrlsResponse\x125\n" +
 	"\n" +
 	"short_urls\x18\x01 \x03(\v2\x16.shortener.v1.ShortUrlR\tshortUrls\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc4\x01\n" +
-	"\x15UpdateShortUrlRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1e\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc9\x01\n" +
+	"\x15UpdateShortUrlRequest\x12\x17\n" +
+	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\x12\x1e\n" +
 	"\blong_url\x18\x02 \x01(\tH\x00R\alongUrl\x88\x01\x01\x12)\n" +
 	"\x0eexpires_in_sec\x18\x03 \x01(\x03H\x01R\fexpiresInSec\x88\x01\x01\x12\x1f\n" +
 	"\bpassword\x18\x04 \x01(\tH\x02R\bpassword\x88\x01\x01B\v\n" +
@@ -1342,12 +1344,12 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\x0f_expires_in_secB\v\n" +
 	"\t_password\"M\n" +
 	"\x16UpdateShortUrlResponse\x123\n" +
-	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"+\n" +
-	"\x15DeleteShortUrlRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\"\x18\n" +
-	"\x16DeleteShortUrlResponse\"I\n" +
-	"\x0fGetStatsRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"0\n" +
+	"\x15DeleteShortUrlRequest\x12\x17\n" +
+	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\"\x18\n" +
+	"\x16DeleteShortUrlResponse\"N\n" +
+	"\x0fGetStatsRequest\x12\x17\n" +
+	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\"a\n" +
 	"\tDayClicks\x12\x12\n" +
@@ -1365,9 +1367,9 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\x04days\x18\x02 \x03(\v2\x17.shortener.v1.DayClicksR\x04days\x129\n" +
 	"\tcountries\x18\x03 \x03(\v2\x1b.shortener.v1.CountryClicksR\tcountries\x12,\n" +
 	"\x12total_human_clicks\x18\x04 \x01(\x03R\x10totalHumanClicks\x12(\n" +
-	"\x10total_bot_clicks\x18\x05 \x01(\x03R\x0etotalBotClicks\":\n" +
-	"\x10GetQrCodeRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x10total_bot_clicks\x18\x05 \x01(\x03R\x0etotalBotClicks\"?\n" +
+	"\x10GetQrCodeRequest\x12\x17\n" +
+	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x05R\x04size*k\n" +
 	"\fRedirectKind\x12\x1d\n" +
 	"\x19REDIRECT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +

@@ -50,8 +50,6 @@ type ShortenerServiceClient interface {
 	// `Location`, 404 for unknown codes and 410 for expired or deleted ones. A
 	// password-protected link answers a small HTML form until the right
 	// password is posted. Every call counts a click (asynchronously).
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	FollowShortUrl(ctx context.Context, in *FollowShortUrlRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 	// Returns a short URL's details. Owner or admin only.
 	GetShortUrl(ctx context.Context, in *GetShortUrlRequest, opts ...grpc.CallOption) (*GetShortUrlResponse, error)
@@ -66,8 +64,6 @@ type ShortenerServiceClient interface {
 	// link-preview crawlers counted apart. Owner or admin only.
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 	// Returns a QR code of the short URL as a PNG image.
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetQrCode(ctx context.Context, in *GetQrCodeRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 }
 
@@ -186,8 +182,6 @@ type ShortenerServiceServer interface {
 	// `Location`, 404 for unknown codes and 410 for expired or deleted ones. A
 	// password-protected link answers a small HTML form until the right
 	// password is posted. Every call counts a click (asynchronously).
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	FollowShortUrl(context.Context, *FollowShortUrlRequest) (*httpbody.HttpBody, error)
 	// Returns a short URL's details. Owner or admin only.
 	GetShortUrl(context.Context, *GetShortUrlRequest) (*GetShortUrlResponse, error)
@@ -202,8 +196,6 @@ type ShortenerServiceServer interface {
 	// link-preview crawlers counted apart. Owner or admin only.
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	// Returns a QR code of the short URL as a PNG image.
-	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
-	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetQrCode(context.Context, *GetQrCodeRequest) (*httpbody.HttpBody, error)
 	mustEmbedUnimplementedShortenerServiceServer()
 }

@@ -1745,10 +1745,10 @@ var File_vote_v1_vote_proto protoreflect.FileDescriptor
 
 const file_vote_v1_vote_proto_rawDesc = "" +
 	"\n" +
-	"\x12vote/v1/vote.proto\x12\avote.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n" +
-	"\tCandidate\x12!\n" +
-	"\fcandidate_id\x18\x01 \x01(\tR\vcandidateId\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xf3\x02\n" +
+	"\x12vote/v1/vote.proto\x12\avote.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"L\n" +
+	"\tCandidate\x12&\n" +
+	"\fcandidate_id\x18\x01 \x01(\tB\x03\xe0A\x02R\vcandidateId\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tB\x03\xe0A\x02R\x04name\"\xf3\x02\n" +
 	"\bElection\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x14\n" +
@@ -1763,45 +1763,45 @@ const file_vote_v1_vote_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x1f\n" +
 	"\vhome_region\x18\b \x01(\tR\n" +
-	"homeRegion\"\xd3\x01\n" +
-	"\x15CreateElectionRequest\x12\x14\n" +
-	"\x05title\x18\x01 \x01(\tR\x05title\x122\n" +
+	"homeRegion\"\xdd\x01\n" +
+	"\x15CreateElectionRequest\x12\x19\n" +
+	"\x05title\x18\x01 \x01(\tB\x03\xe0A\x02R\x05title\x127\n" +
 	"\n" +
-	"candidates\x18\x02 \x03(\v2\x12.vote.v1.CandidateR\n" +
+	"candidates\x18\x02 \x03(\v2\x12.vote.v1.CandidateB\x03\xe0A\x02R\n" +
 	"candidates\x129\n" +
 	"\n" +
 	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"G\n" +
 	"\x16CreateElectionResponse\x12-\n" +
-	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\"5\n" +
-	"\x12GetElectionRequest\x12\x1f\n" +
-	"\velection_id\x18\x01 \x01(\tR\n" +
+	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\":\n" +
+	"\x12GetElectionRequest\x12$\n" +
+	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"D\n" +
 	"\x13GetElectionResponse\x12-\n" +
-	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\"6\n" +
-	"\x13OpenElectionRequest\x12\x1f\n" +
-	"\velection_id\x18\x01 \x01(\tR\n" +
+	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\";\n" +
+	"\x13OpenElectionRequest\x12$\n" +
+	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"E\n" +
 	"\x14OpenElectionResponse\x12-\n" +
-	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\"7\n" +
-	"\x14CloseElectionRequest\x12\x1f\n" +
-	"\velection_id\x18\x01 \x01(\tR\n" +
+	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\"<\n" +
+	"\x14CloseElectionRequest\x12$\n" +
+	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"F\n" +
 	"\x15CloseElectionResponse\x12-\n" +
-	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\"z\n" +
-	"\x0fCastVoteRequest\x12\x1f\n" +
-	"\velection_id\x18\x01 \x01(\tR\n" +
-	"electionId\x12!\n" +
-	"\fcandidate_id\x18\x02 \x01(\tR\vcandidateId\x12#\n" +
+	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\"\x84\x01\n" +
+	"\x0fCastVoteRequest\x12$\n" +
+	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
+	"electionId\x12&\n" +
+	"\fcandidate_id\x18\x02 \x01(\tB\x03\xe0A\x02R\vcandidateId\x12#\n" +
 	"\rcaptcha_token\x18\x03 \x01(\tR\fcaptchaToken\"\x80\x01\n" +
 	"\x10CastVoteResponse\x12\x17\n" +
 	"\avote_id\x18\x01 \x01(\tR\x06voteId\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12;\n" +
 	"\vaccepted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"acceptedAt\"P\n" +
-	"\x14GetVoteStatusRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
-	"\velection_id\x18\x02 \x01(\tR\n" +
+	"acceptedAt\"Z\n" +
+	"\x14GetVoteStatusRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\x12$\n" +
+	"\velection_id\x18\x02 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"\x83\x01\n" +
 	"\x15GetVoteStatusResponse\x12\x14\n" +
 	"\x05voted\x18\x01 \x01(\bR\x05voted\x12\x17\n" +
@@ -1818,25 +1818,25 @@ const file_vote_v1_vote_proto_rawDesc = "" +
 	"\x06counts\x18\x03 \x03(\v2\x17.vote.v1.CandidateCountR\x06counts\x12\x1f\n" +
 	"\vtotal_votes\x18\x04 \x01(\x03R\n" +
 	"totalVotes\x12/\n" +
-	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"4\n" +
-	"\x11GetResultsRequest\x12\x1f\n" +
-	"\velection_id\x18\x01 \x01(\tR\n" +
+	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"9\n" +
+	"\x11GetResultsRequest\x12$\n" +
+	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\":\n" +
 	"\x12GetResultsResponse\x12$\n" +
-	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"8\n" +
-	"\x15GetLiveResultsRequest\x12\x1f\n" +
-	"\velection_id\x18\x01 \x01(\tR\n" +
+	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"=\n" +
+	"\x15GetLiveResultsRequest\x12$\n" +
+	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\">\n" +
 	"\x16GetLiveResultsResponse\x12$\n" +
-	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"\\\n" +
-	"\x14StreamResultsRequest\x12\x1f\n" +
-	"\velection_id\x18\x01 \x01(\tR\n" +
+	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"a\n" +
+	"\x14StreamResultsRequest\x12$\n" +
+	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\x12#\n" +
 	"\rsince_version\x18\x02 \x01(\x03R\fsinceVersion\"=\n" +
 	"\x15StreamResultsResponse\x12$\n" +
-	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"7\n" +
-	"\x14GetStatisticsRequest\x12\x1f\n" +
-	"\velection_id\x18\x01 \x01(\tR\n" +
+	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"<\n" +
+	"\x14GetStatisticsRequest\x12$\n" +
+	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"V\n" +
 	"\x0eVotesPerSecond\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
@@ -1850,9 +1850,9 @@ const file_vote_v1_vote_proto_rawDesc = "" +
 	"rejections\x18\x02 \x03(\v2\x17.vote.v1.RejectionCountR\n" +
 	"rejections\x12\x1f\n" +
 	"\vtotal_votes\x18\x03 \x01(\x03R\n" +
-	"totalVotes\"5\n" +
-	"\x12ExportAuditRequest\x12\x1f\n" +
-	"\velection_id\x18\x01 \x01(\tR\n" +
+	"totalVotes\":\n" +
+	"\x12ExportAuditRequest\x12$\n" +
+	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"\x9c\x02\n" +
 	"\x13ExportAuditResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n" +

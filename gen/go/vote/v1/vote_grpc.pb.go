@@ -40,7 +40,7 @@ const (
 //
 // VoteService runs elections.
 type VoteServiceClient interface {
-	// Creates an election in the draft state. Admin only.
+	// Creates an election in the draft state. Admin only. REST answers 201.
 	CreateElection(ctx context.Context, in *CreateElectionRequest, opts ...grpc.CallOption) (*CreateElectionResponse, error)
 	// Returns an election. Anyone may call it.
 	GetElection(ctx context.Context, in *GetElectionRequest, opts ...grpc.CallOption) (*GetElectionResponse, error)
@@ -55,7 +55,7 @@ type VoteServiceClient interface {
 	// election) returns the original acceptance. Outside the voting window:
 	// FAILED_PRECONDITION. The CAPTCHA token may also come in the
 	// x-captcha-token metadata (X-Captcha-Token header over REST). An
-	// acceptance means the vote is durably stored.
+	// acceptance means the vote is durably stored. REST answers 201.
 	CastVote(ctx context.Context, in *CastVoteRequest, opts ...grpc.CallOption) (*CastVoteResponse, error)
 	// Tells whether a user voted in an election. The user themself or an admin.
 	GetVoteStatus(ctx context.Context, in *GetVoteStatusRequest, opts ...grpc.CallOption) (*GetVoteStatusResponse, error)
@@ -217,7 +217,7 @@ type VoteService_ExportAuditClient = grpc.ServerStreamingClient[ExportAuditRespo
 //
 // VoteService runs elections.
 type VoteServiceServer interface {
-	// Creates an election in the draft state. Admin only.
+	// Creates an election in the draft state. Admin only. REST answers 201.
 	CreateElection(context.Context, *CreateElectionRequest) (*CreateElectionResponse, error)
 	// Returns an election. Anyone may call it.
 	GetElection(context.Context, *GetElectionRequest) (*GetElectionResponse, error)
@@ -232,7 +232,7 @@ type VoteServiceServer interface {
 	// election) returns the original acceptance. Outside the voting window:
 	// FAILED_PRECONDITION. The CAPTCHA token may also come in the
 	// x-captcha-token metadata (X-Captcha-Token header over REST). An
-	// acceptance means the vote is durably stored.
+	// acceptance means the vote is durably stored. REST answers 201.
 	CastVote(context.Context, *CastVoteRequest) (*CastVoteResponse, error)
 	// Tells whether a user voted in an election. The user themself or an admin.
 	GetVoteStatus(context.Context, *GetVoteStatusRequest) (*GetVoteStatusResponse, error)

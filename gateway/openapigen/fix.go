@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi2"
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// The names the plugin gives the Google types (openapi_naming_strategy=simple).
+const (
+	statusSchema   = "Status"
+	httpBodySchema = "HttpBody"
+)
+
+// Security scheme names, as in options.yaml.
+const (
+	bearerScheme = "BearerAuth"
+	apiKeyScheme = "ApiKeyAuth"
+	cookieScheme = "SessionCookie"
+)
+
+// emptySchema is what the plugin writes for a response declared without one.
+func emptySchema(s *openapi2.SchemaRef) bool {
+	return s == nil || (s.Ref == "" && (s.Value == nil || s.Value.Type == nil && len(s.Value.Properties) == 0))
+}
+
+func isRef(s *openapi2.SchemaRef, name string) bool {
+	return s != nil && strings.HasSuffix(s.Ref, "/"+name)
+}
+
+// fixV2 corrects what the plugin writes but the server does not do, and
+// returns the operations (by operationId) answering a raw google.api.HttpBody
+// with the media types they produce.
+//
+//   - The plugin always describes a 200; an operation whose options name
+//     another 2xx (201) answers that instead: it takes over the 200's schema.
+//   - An empty security list cannot be written in the options, so a public
+//     operation says `security: [{}]` there; here that becomes `[]`.
+func fixV2(doc *openapi2.T) map[string][]string {
+	httpBody := map[string][]string{}
+	for _, item := range doc.Paths {
+		for _, op := range item.Operations() {
+			ok := op.Responses.Value("200")
+			for code, r := range op.Responses.Map() {
+				if code != "200" && strings.HasPrefix(code, "2") && ok != nil {
+					if emptySchema(r.Schema) {
+						r.Schema = ok.Schema
+					}
+					op.Responses.Delete("200")
+					ok = r
+				}
+			}
+			if ok != nil && isRef(ok.Schema, httpBodySchema) {
+				httpBody[op.OperationID] = op.Produces
+			}
+			if op.Security != nil && len(*op.Security) == 1 && len((*op.Security)[0]) == 0 {
+				*op.Security = openapi2.SecurityRequirements{}
+			}
+		}
+	}
+	return httpBody
+}
+
+// fixV3 adds what OpenAPI 2 cannot express.
+func fixV3(doc *openapi3.T, httpBody map[string][]string) error {
+	doc.Servers = openapi3.Servers{
+		{URL: "/", Description: "The server that serves this document (at /openapi.json)."},
+	}
+	fixSecurity(doc)
+	if err := typeStatusDetails(doc); err != nil {
+		return err
+	}
+	region := &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+		Description: "The region of the replica that answered.",
+		Schema:      openapi3.NewStringSchema().NewRef(),
+	}}}
+	doc.Components.Headers = openapi3.Headers{"X-Region": region}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			produces, raw := httpBody[op.OperationID]
+			for code, r := range op.Responses.Map() {
+				fixResponse(code, r.Value, raw, produces)
+				if r.Value.Headers == nil {
+					r.Value.Headers = openapi3.Headers{}
+				}
+				r.Value.Headers["X-Region"] = &openapi3.HeaderRef{Ref: "#/components/headers/X-Region", Value: region.Value}
+			}
+			if op.Security != nil {
+				addCookie(op.Security)
+			}
+			if op.Extensions[anonymousExt] == true {
+				*op.Security = append(openapi3.SecurityRequirements{{}}, *op.Security...)
+				delete(op.Extensions, anonymousExt)
+			}
+			optionalBody(doc, op)
+		}
+	}
+	delete(doc.Components.Schemas, httpBodySchema)
+	return dropUnused(doc)
+}
+
+// dropUnused removes the schemas no operation reaches: the plugin writes a
+// definition for every response message, also those an operation answers
+// only a field of (`response_body`).
+func dropUnused(doc *openapi3.T) error {
+	for {
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return err
+		}
+		dropped := false
+		for name := range doc.Components.Schemas {
+			if !bytes.Contains(b, []byte(`"#/components/schemas/`+name+`"`)) {
+				delete(doc.Components.Schemas, name)
+				dropped = true
+			}
+		}
+		if !dropped {
+			return nil
+		}
+	}
+}
+
+// anonymousExt marks, in options.yaml, a public operation whose answer
+// depends on the credential when one is sent.
+const anonymousExt = "x-anonymous-allowed"
+
+// optionalBody: the gateway reads an empty body as an empty message, so a
+// body is required only when its message has required fields.
+func optionalBody(doc *openapi3.T, op *openapi3.Operation) {
+	if op.RequestBody == nil || op.RequestBody.Value == nil {
+		return
+	}
+	for _, mt := range op.RequestBody.Value.Content {
+		s := mt.Schema
+		if s != nil && s.Value == nil && s.Ref != "" {
+			s = doc.Components.Schemas[strings.TrimPrefix(s.Ref, "#/components/schemas/")]
+		}
+		if s == nil || s.Value == nil || len(s.Value.Required) == 0 {
+			op.RequestBody.Value.Required = false
+		}
+	}
+}
+
+// fixResponse gives raw answers their media types: an error is always a
+// JSON Status; a success or the password form of an HttpBody operation is
+// the bytes of the type it produces; a 304 has no body.
+func fixResponse(code string, r *openapi3.Response, raw bool, produces []string) {
+	status, _ := strconv.Atoi(code)
+	if r.Content != nil {
+		for _, mt := range r.Content {
+			if mt.Schema != nil && strings.HasSuffix(mt.Schema.Ref, "/"+statusSchema) {
+				r.Content = openapi3.NewContentWithJSONSchemaRef(mt.Schema)
+				return
+			}
+		}
+	}
+	// The plugin canonicalises header names (Etag); keep the usual spelling.
+	if h, ok := r.Headers["Etag"]; ok {
+		delete(r.Headers, "Etag")
+		r.Headers["ETag"] = h
+	}
+	if h, ok := r.Headers["Location"]; ok {
+		h.Value.Required = true
+	}
+	if !raw || status == 304 {
+		if status == 304 {
+			r.Content = nil
+		}
+		return
+	}
+	r.Content = openapi3.Content{}
+	for _, mt := range produces {
+		s := openapi3.NewStringSchema()
+		if !strings.HasPrefix(mt, "text/") {
+			s.Format = "binary"
+		}
+		r.Content[mt] = openapi3.NewMediaType().WithSchema(s)
+	}
+}
+
+// fixSecurity makes the two Authorization schemes HTTP bearer schemes and
+// adds the browser's session cookie, which the gateway accepts wherever a
+// bearer token is (OpenAPI 2 has no cookie parameters).
+func fixSecurity(doc *openapi3.T) {
+	for _, name := range []string{bearerScheme, apiKeyScheme} {
+		s := doc.Components.SecuritySchemes[name].Value
+		format := "opaque session token"
+		if name == apiKeyScheme {
+			format = "API key"
+		}
+		doc.Components.SecuritySchemes[name].Value = &openapi3.SecurityScheme{
+			Type: "http", Scheme: "bearer", BearerFormat: format, Description: s.Description,
+		}
+	}
+	doc.Components.SecuritySchemes[cookieScheme] = &openapi3.SecuritySchemeRef{Value: &openapi3.SecurityScheme{
+		Type: "apiKey", In: "cookie", Name: "session",
+		Description: "The HttpOnly `session` cookie the gateway sets for browsers whenever an identity operation returns a session.",
+	}}
+	addCookie(&doc.Security)
+}
+
+func addCookie(srs *openapi3.SecurityRequirements) {
+	for _, sr := range *srs {
+		if _, ok := sr[bearerScheme]; ok {
+			*srs = append(*srs, openapi3.SecurityRequirement{cookieScheme: {}})
+			return
+		}
+	}
+}
+
+// detail is one google.rpc error detail the server sends.
+type detail struct {
+	name, doc string
+	props     openapi3.Schemas
+}
+
+// typeStatusDetails replaces Status.details' untyped Any with the details
+// the server sends (server/platform/apierr), told apart by `@type`.
+func typeStatusDetails(doc *openapi3.T) error {
+	st := doc.Components.Schemas[statusSchema]
+	if st == nil || st.Value.Properties["details"] == nil {
+		return fmt.Errorf("no %s schema with details in the plugin's output", statusSchema)
+	}
+	str := func(d string) *openapi3.SchemaRef { return described(openapi3.NewStringSchema(), d).NewRef() }
+	violation := described(openapi3.NewObjectSchema(), "One bad field.").
+		WithProperty("field", described(openapi3.NewStringSchema(), "The field's path in the JSON body or query, e.g. `longUrl` or `candidates[1].name`.")).
+		WithProperty("description", described(openapi3.NewStringSchema(), "Why its value was refused."))
+	violation.Required = []string{"field", "description"}
+	details := []detail{
+		{"ErrorInfo", "A machine-readable reason (domain `apiplatform`), with metadata for some reasons.", openapi3.Schemas{
+			"reason": str("e.g. `NOT_FOUND`, `GONE`, `ALREADY_VOTED`, `RATE_LIMITED`."),
+			"domain": str("Always `apiplatform`."),
+			"metadata": described(openapi3.NewObjectSchema(), "Details of the reason, e.g. `voteId` of ALREADY_VOTED.").
+				WithAdditionalProperties(openapi3.NewStringSchema()).NewRef(),
+		}},
+		{"BadRequest", "The fields of the request that were refused.", openapi3.Schemas{
+			"fieldViolations": openapi3.NewArraySchema().WithItems(violation).NewRef(),
+		}},
+		{"RetryInfo", "When to retry (also sent as the Retry-After header).", openapi3.Schemas{
+			"retryDelay": str("A duration in seconds with an `s` suffix, e.g. `1.500s`."),
+		}},
+	}
+	var oneOf openapi3.SchemaRefs
+	mapping := map[string]openapi3.MappingRef{}
+	for _, d := range details {
+		typeURL := "type.googleapis.com/google.rpc." + d.name
+		s := described(openapi3.NewObjectSchema(), d.doc)
+		s.Properties = maps.Clone(d.props)
+		s.Properties["@type"] = openapi3.NewStringSchema().WithEnum(typeURL).NewRef()
+		s.Required = slices.Sorted(maps.Keys(s.Properties))
+		doc.Components.Schemas[d.name] = s.NewRef()
+		ref := "#/components/schemas/" + d.name
+		oneOf = append(oneOf, openapi3.NewSchemaRef(ref, s))
+		mapping[typeURL] = openapi3.MappingRef{Ref: ref}
+	}
+	items := &openapi3.Schema{OneOf: oneOf, Discriminator: &openapi3.Discriminator{PropertyName: "@type", Mapping: mapping}}
+	st.Value.Properties["details"] = described(openapi3.NewArraySchema().WithItems(items),
+		"Standard details: BadRequest, ErrorInfo, RetryInfo.").NewRef()
+	st.Value.Required = []string{"code", "message"}
+	delete(doc.Components.Schemas, "Any")
+	return nil
+}
+
+func described(s *openapi3.Schema, doc string) *openapi3.Schema {
+	s.Description = doc
+	return s
+}
