@@ -219,8 +219,8 @@ func TestCanvasModeration(t *testing.T) {
 				}
 				// Only admins moderate; bad input names its field.
 				wantCode(t, c.ban(t, tok1, g2, "no"), codes.PermissionDenied)
-				wantField(t, c.ban(t, admin, "not-a-user", ""), "user_id")
-				wantField(t, c.ban(t, admin, "'; DROP TABLE canvas_bans; --", ""), "user_id")
+				wantField(t, c.ban(t, admin, "not-a-user", ""), "userId")
+				wantField(t, c.ban(t, admin, "'; DROP TABLE canvas_bans; --", ""), "userId")
 				wantField(t, c.ban(t, admin, g2, strings.Repeat("é", 501)), "reason")
 				wantCode(t, c.ban(t, admin, uuid.NewString(), ""), codes.NotFound)
 				wantCode(t, c.unban(t, admin, g2), codes.NotFound)
@@ -337,9 +337,9 @@ func TestCanvasHistoryPages(t *testing.T) {
 					t.Fatalf("untouched pixel: %v, %v", h, err)
 				}
 				_, err := c.history(t, admin, 20, 30, 101, "")
-				wantField(t, err, "page_size")
+				wantField(t, err, "pageSize")
 				_, err = c.history(t, admin, 20, 30, 2, "bm90IGEgdG9rZW4")
-				wantField(t, err, "page_token")
+				wantField(t, err, "pageToken")
 				_, err = c.history(t, admin, 64, -1, 2, "")
 				wantField(t, err, "x")
 				wantField(t, err, "y")
@@ -501,7 +501,7 @@ func TestCanvasStream(t *testing.T) {
 				if err == nil {
 					_, err = s.next()
 				}
-				wantField(t, err, "since_seq")
+				wantField(t, err, "sinceSeq")
 			})
 		}
 	})

@@ -151,11 +151,11 @@ func TestBadInput(t *testing.T) {
 		_, err := c.setFavorite(t, tok, "red", strings.Repeat("k", 200))
 		wantField(t, err, "Idempotency-Key")
 		_, err = c.createShare(t, tok, true, 5)
-		wantField(t, err, "expires_in_sec")
+		wantField(t, err, "expiresInSec")
 		_, err = c.getShare(t, tok, "not-a-slug!")
 		wantField(t, err, "slug")
 		_, err = c.getUserFavorite(t, tok, "not-a-uuid")
-		wantField(t, err, "user_id")
+		wantField(t, err, "userId")
 		_, _, err = c.register(t, "", "x", "short")
 		st := wantCode(t, err, codes.InvalidArgument)
 		if !strings.Contains(fmt.Sprint(st.Details()), "username") || !strings.Contains(fmt.Sprint(st.Details()), "password") {

@@ -89,9 +89,9 @@ func TestShortenerCreateFollowStats(t *testing.T) {
 					t.Fatalf("second page: %v, %v", page, err)
 				}
 				_, err = c.list(t, tok, 101, "")
-				wantField(t, err, "page_size")
+				wantField(t, err, "pageSize")
 				_, err = c.list(t, tok, 0, "garbage!")
-				wantField(t, err, "page_token")
+				wantField(t, err, "pageToken")
 			})
 		}
 	})
@@ -139,17 +139,17 @@ func TestShortenerAliasesAndValidation(t *testing.T) {
 					if err == nil {
 						t.Fatalf("%s: %q accepted", name, long)
 					}
-					wantField(t, err, "long_url")
+					wantField(t, err, "longUrl")
 				}
 				_, err = c.create(t, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/", ExpiresInSec: -5})
-				wantField(t, err, "expires_in_sec")
+				wantField(t, err, "expiresInSec")
 				_, err = c.create(t, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/", Password: strings.Repeat("p", 129)})
 				wantField(t, err, "password")
 				_, err = c.create(t, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/", RedirectKind: 9})
-				wantField(t, err, "redirect_kind")
+				wantField(t, err, "redirectKind")
 				// Several problems are all named at once.
 				_, err = c.create(t, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "ftp://x", Alias: "api"})
-				wantField(t, err, "long_url")
+				wantField(t, err, "longUrl")
 				wantField(t, err, "alias")
 
 				page, err := c.list(t, tok, 0, "")
@@ -222,9 +222,9 @@ func TestShortenerManage(t *testing.T) {
 				}
 				bad := "javascript:alert(1)"
 				_, err = c.update(t, tok, &shortenerv1.UpdateShortUrlRequest{Code: u.GetCode(), LongUrl: &bad})
-				wantField(t, err, "long_url")
+				wantField(t, err, "longUrl")
 				_, err = c.update(t, tok, &shortenerv1.UpdateShortUrlRequest{Code: u.GetCode(), ExpiresInSec: shortI64(-1)})
-				wantField(t, err, "expires_in_sec")
+				wantField(t, err, "expiresInSec")
 				if f := c.follow(t, u.GetCode(), "", shortBrowserUA); f.location != newTarget {
 					t.Fatalf("a refused edit changed the link: %q", f.location)
 				}
@@ -233,7 +233,7 @@ func TestShortenerManage(t *testing.T) {
 				_, err = c.get(t, stranger, u.GetCode())
 				wantCode(t, err, codes.PermissionDenied)
 				_, err = c.update(t, stranger, &shortenerv1.UpdateShortUrlRequest{Code: u.GetCode(), LongUrl: &bad})
-				wantField(t, err, "long_url") // validation first: no lookup for a bad request
+				wantField(t, err, "longUrl") // validation first: no lookup for a bad request
 				evil := "https://evil.example/"
 				_, err = c.update(t, stranger, &shortenerv1.UpdateShortUrlRequest{Code: u.GetCode(), LongUrl: &evil})
 				wantCode(t, err, codes.PermissionDenied)
@@ -406,7 +406,7 @@ func TestShortenerBatch(t *testing.T) {
 						t.Fatalf("item %d: %v, want %v", i, r, want[i])
 					}
 				}
-				if !strings.Contains(res[1].GetErrorMessage(), "long_url") || !strings.Contains(res[5].GetErrorMessage(), "alias") {
+				if !strings.Contains(res[1].GetErrorMessage(), "longUrl") || !strings.Contains(res[5].GetErrorMessage(), "alias") {
 					t.Fatalf("messages do not name the field: %q, %q", res[1].GetErrorMessage(), res[5].GetErrorMessage())
 				}
 				if res[2].GetShortUrl().GetCode() != dup || !res[2].GetShortUrl().GetPasswordProtected() {

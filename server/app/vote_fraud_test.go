@@ -117,7 +117,7 @@ func TestVoteCaptcha(t *testing.T) {
 		id := e.GetElectionId()
 		_, u := env.voter(t)
 		_, err := c.cast(t, u, id, "red", castOpts{})
-		wantField(t, err, "captcha_token")
+		wantField(t, err, "captchaToken")
 		_, err = c.cast(t, u, id, "red", castOpts{captcha: "robot"})
 		wantReason(t, err, codes.PermissionDenied, "CAPTCHA_FAILED")
 		v, err := c.cast(t, u, id, "red", castOpts{captcha: "human", key: "k"})

@@ -51,7 +51,7 @@ func TestVoteStreamResults(t *testing.T) {
 		}
 		s.await(t, 5*time.Second, func(tl *votev1.Tally) bool { return tl.GetVersion() == 4 })
 
-		wantField(t, c.stream(t, "", id, -1).refused(t), "since_version")
+		wantField(t, c.stream(t, "", id, -1).refused(t), "sinceVersion")
 		wantCode(t, c.stream(t, "", "00000000-0000-4000-8000-000000000000", 0).refused(t), codes.NotFound)
 	})
 }

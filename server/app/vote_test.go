@@ -71,17 +71,17 @@ func TestVoteElectionLifecycle(t *testing.T) {
 		_, err = c.cast(t, guest, id, "red", castOpts{})
 		wantCode(t, err, codes.PermissionDenied)
 		_, err = c.cast(t, alice, id, "purple", castOpts{})
-		wantField(t, err, "candidate_id")
+		wantField(t, err, "candidateId")
 		_, err = c.cast(t, alice, id, "red'; DROP TABLE votes; --", castOpts{})
-		wantField(t, err, "candidate_id")
+		wantField(t, err, "candidateId")
 		_, err = c.cast(t, alice, "not-an-id", "red", castOpts{})
-		wantField(t, err, "election_id")
+		wantField(t, err, "electionId")
 		_, err = c.cast(t, alice, strings.ToUpper(id), "red", castOpts{})
-		wantField(t, err, "election_id")
+		wantField(t, err, "electionId")
 		_, err = c.cast(t, alice, "00000000-0000-4000-8000-000000000000", "red", castOpts{})
 		wantCode(t, err, codes.NotFound)
 		_, err = c.cast(t, alice, id, "red", castOpts{captcha: strings.Repeat("x", 5000)})
-		wantField(t, err, "captcha_token")
+		wantField(t, err, "captchaToken")
 
 		v, err := c.cast(t, alice, id, "red", castOpts{})
 		if err != nil {
@@ -124,7 +124,7 @@ func TestVoteElectionLifecycle(t *testing.T) {
 			t.Fatalf("guest's own status = %v, %v", st, err)
 		}
 		_, err = c.status(t, alice, "nobody", id)
-		wantField(t, err, "user_id")
+		wantField(t, err, "userId")
 
 		// Exact results count the stored votes; the live count catches up.
 		want := map[string]int64{"red": 1, "green": 0, "blue_2": 1}
@@ -219,12 +219,12 @@ func TestVoteElectionValidation(t *testing.T) {
 			{"title", &votev1.CreateElectionRequest{Title: strings.Repeat("é", 201), Candidates: two}},
 			{"title", &votev1.CreateElectionRequest{Title: "nul\x00byte", Candidates: two}},
 			{"candidates", &votev1.CreateElectionRequest{Title: "t", Candidates: two[:1]}},
-			{"candidates[1].candidate_id", &votev1.CreateElectionRequest{Title: "t", Candidates: []*votev1.Candidate{{CandidateId: "a", Name: "A"}, {CandidateId: "a", Name: "B"}}}},
-			{"candidates[0].candidate_id", &votev1.CreateElectionRequest{Title: "t", Candidates: []*votev1.Candidate{{CandidateId: "<script>", Name: "A"}, {CandidateId: "b", Name: "B"}}}},
-			{"candidates[0].candidate_id", &votev1.CreateElectionRequest{Title: "t", Candidates: []*votev1.Candidate{{CandidateId: strings.Repeat("x", 65), Name: "A"}, {CandidateId: "b", Name: "B"}}}},
+			{"candidates[1].candidateId", &votev1.CreateElectionRequest{Title: "t", Candidates: []*votev1.Candidate{{CandidateId: "a", Name: "A"}, {CandidateId: "a", Name: "B"}}}},
+			{"candidates[0].candidateId", &votev1.CreateElectionRequest{Title: "t", Candidates: []*votev1.Candidate{{CandidateId: "<script>", Name: "A"}, {CandidateId: "b", Name: "B"}}}},
+			{"candidates[0].candidateId", &votev1.CreateElectionRequest{Title: "t", Candidates: []*votev1.Candidate{{CandidateId: strings.Repeat("x", 65), Name: "A"}, {CandidateId: "b", Name: "B"}}}},
 			{"candidates[1].name", &votev1.CreateElectionRequest{Title: "t", Candidates: []*votev1.Candidate{{CandidateId: "a", Name: "A"}, {CandidateId: "b", Name: ""}}}},
-			{"end_time", &votev1.CreateElectionRequest{Title: "t", Candidates: two, EndTime: past}},
-			{"end_time", &votev1.CreateElectionRequest{Title: "t", Candidates: two,
+			{"endTime", &votev1.CreateElectionRequest{Title: "t", Candidates: two, EndTime: past}},
+			{"endTime", &votev1.CreateElectionRequest{Title: "t", Candidates: two,
 				StartTime: timestamppb.New(time.Now().Add(2 * time.Hour)), EndTime: timestamppb.New(time.Now().Add(time.Hour))}},
 		} {
 			_, err := c.createElection(t, env.admin, tc.req)
@@ -240,11 +240,11 @@ func TestVoteElectionValidation(t *testing.T) {
 		_, err = c.getElection(t, "", "00000000-0000-4000-8000-000000000000")
 		wantCode(t, err, codes.NotFound)
 		_, err = c.getElection(t, "", "x")
-		wantField(t, err, "election_id")
+		wantField(t, err, "electionId")
 		_, err = c.openElection(t, env.admin, "00000000-0000-4000-8000-000000000000")
 		wantCode(t, err, codes.NotFound)
 		_, err = c.results(t, "", "1 OR 1=1")
-		wantField(t, err, "election_id")
+		wantField(t, err, "electionId")
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -32,16 +33,43 @@ func InvalidArgument(field, description string) error {
 }
 
 // InvalidArguments is INVALID_ARGUMENT listing every offending field.
+// Fields are named as in proto (`long_url`, `candidates[1].name`) and
+// reported by their JSON names (`longUrl`), the names REST bodies use and
+// protojson accepts from gRPC clients too.
 func InvalidArguments(vs ...FieldViolation) error {
 	br := &errdetails.BadRequest{}
 	msg := "invalid request"
 	for i, v := range vs {
-		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
+		field := JSONPath(v.Field)
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: field, Description: v.Description})
 		if i == 0 {
-			msg = v.Field + ": " + v.Description
+			msg = field + ": " + v.Description
 		}
 	}
 	return with(codes.InvalidArgument, msg, br)
+}
+
+// JSONPath turns a proto field path into its JSON (lowerCamelCase) form the
+// way protoc derives json_name: each `_` is dropped and the next letter
+// upper-cased. Indexes and dots are kept.
+func JSONPath(field string) string {
+	if !strings.Contains(field, "_") {
+		return field
+	}
+	var b strings.Builder
+	upper := false
+	for _, r := range field {
+		switch {
+		case r == '_':
+			upper = true
+			continue
+		case upper && r >= 'a' && r <= 'z':
+			r -= 'a' - 'A'
+		}
+		upper = false
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Validator collects field violations so a request reports all of them.
