@@ -123,6 +123,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 	// The web client (files embedded in the binary) under /app/; the bare
 	// root sends browsers there.
 	root.Handle(WebPrefix, WebHandler())
+	apiDocs(root)
 	root.Handle("GET /{$}", http.RedirectHandler(WebPrefix, http.StatusFound))
 	root.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// grpc-gateway routes no HEAD: answer it as the GET (net/http sends
