@@ -100,6 +100,9 @@ func fixV3(doc *openapi3.T, httpBody map[string][]string) error {
 				delete(op.Extensions, anonymousExt)
 			}
 			optionalBody(doc, op)
+			if isStream(op) {
+				streamErrors(op)
+			}
 		}
 	}
 	delete(doc.Components.Schemas, httpBodySchema)
@@ -124,6 +127,39 @@ func dropUnused(doc *openapi3.T) error {
 		}
 		if !dropped {
 			return nil
+		}
+	}
+}
+
+// isStream: the plugin describes a server stream's 200 as "Stream result
+// of" its message, one JSON object a line.
+func isStream(op *openapi3.Operation) bool {
+	ok := op.Responses.Status(200)
+	if ok == nil || ok.Value == nil {
+		return false
+	}
+	for _, mt := range ok.Value.Content {
+		if mt.Schema != nil && mt.Schema.Value != nil && strings.HasPrefix(mt.Schema.Value.Title, "Stream result of") {
+			return true
+		}
+	}
+	return false
+}
+
+// streamErrors: grpc-gateway wraps the status of a failed stream in
+// `{"error": ...}`, also when it fails before its first message.
+func streamErrors(op *openapi3.Operation) {
+	for code, r := range op.Responses.Map() {
+		if code[0] != '4' && code[0] != '5' {
+			continue
+		}
+		for _, mt := range r.Value.Content {
+			if mt.Schema != nil && strings.HasSuffix(mt.Schema.Ref, "/"+statusSchema) {
+				wrapped := openapi3.NewObjectSchema().WithProperty("error", mt.Schema.Value)
+				wrapped.Properties["error"] = mt.Schema
+				wrapped.Required = []string{"error"}
+				mt.Schema = described(wrapped, "The stream's status, wrapped.").NewRef()
+			}
 		}
 	}
 }

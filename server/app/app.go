@@ -92,6 +92,10 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop before connections are cut.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+
+	// HTTPMiddleware, when set, wraps the gateway's handler: the end-to-end
+	// tests check every REST answer against the OpenAPI document with it.
+	HTTPMiddleware func(http.Handler) http.Handler
 }
 
 // Defaults fills unset fields.
@@ -239,6 +243,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		})
 		if err != nil {
 			return nil, err
+		}
+		if cfg.HTTPMiddleware != nil {
+			gw = cfg.HTTPMiddleware(gw)
 		}
 		s.http = NewHTTPServer(otelhttp.NewHandler(gw, "gateway"))
 	}

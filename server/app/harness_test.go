@@ -100,6 +100,11 @@ func testConfig(t testing.TB) app.Config {
 	}
 	roomy := ratelimit.Limit{Rate: 10_000, Period: time.Minute, Burst: 10_000}
 	cfg.Identity.GuestLimit, cfg.Share.AddrLimit = roomy, roomy
+	// Every REST answer of a test is checked against the OpenAPI document
+	// (benchmarks measure the server alone).
+	if _, isTest := t.(*testing.T); isTest {
+		cfg.HTTPMiddleware = contractCheck(t)
+	}
 	return cfg
 }
 

@@ -1,0 +1,213 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/apiplatform/platform/gen/openapi"
+)
+
+// The OpenAPI document, loaded once for every server the tests start.
+var contract = sync.OnceValues(func() (routers.Router, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(openapi.JSON)
+	if err != nil {
+		return nil, err
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, err
+	}
+	return gorillamux.NewRouter(doc)
+})
+
+// Paths the gateway serves beside the API (web client, health, the
+// document itself): not operations of the document.
+func outsideContract(path string) bool {
+	for _, p := range []string{"/app", "/docs", "/openapi.json", "/healthz", "/readyz", "/livez"} {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return path == "/"
+}
+
+// maxChecked bounds the bytes of one answer kept for checking; longer
+// bodies (long-lived streams) are checked up to there.
+const maxChecked = 8 << 20
+
+// contractCheck wraps the gateway so that every answer the suite receives
+// is validated against the OpenAPI document with kin-openapi's
+// openapi3filter: an undocumented status, a missing documented header, a
+// media type or body the document does not describe fails the test that
+// started the server. Failures are reported when that test's servers are
+// gone (the cleanup is registered before any server starts).
+func contractCheck(t testing.TB) func(http.Handler) http.Handler {
+	router, err := contract()
+	if err != nil {
+		t.Fatalf("OpenAPI document: %v", err)
+	}
+	var mu sync.Mutex
+	var failures []string
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range failures {
+			t.Errorf("answer not in the OpenAPI document: %s", f)
+		}
+	})
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if outsideContract(r.URL.Path) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := &recorder{ResponseWriter: w}
+			req := r.Clone(context.WithoutCancel(r.Context()))
+			next.ServeHTTP(rec, r)
+			if err := checkAnswer(router, req, rec); err != nil {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("%s %s -> %d: %v", r.Method, r.URL.RequestURI(), rec.status(), err))
+				mu.Unlock()
+			}
+		})
+	}
+}
+
+func checkAnswer(router routers.Router, req *http.Request, rec *recorder) error {
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		// Not an operation of the document (an unknown path, or a method
+		// the path does not have): it must not succeed.
+		if rec.status()/100 == 2 {
+			return fmt.Errorf("succeeded outside the document (%v)", err)
+		}
+		return nil
+	}
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	status := rec.status()
+	resp := route.Operation.Responses.Status(status)
+	if resp == nil {
+		return errors.New("status not documented")
+	}
+	// openapi3filter skips 301, 304, 307 and 308 entirely: check their
+	// required headers here.
+	for name, h := range resp.Value.Headers {
+		if h.Value.Required && rec.Header().Get(name) == "" {
+			return fmt.Errorf("required header %s missing", name)
+		}
+	}
+	if rec.truncated {
+		return nil
+	}
+	body := rec.body.Bytes()
+	if isStream(route.Operation) && status == http.StatusOK {
+		return checkLines(in, rec, body)
+	}
+	return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: status, Header: rec.Header(), Body: io.NopCloser(bytes.NewReader(body)), Options: opts,
+	})
+}
+
+// isStream: grpc-gateway streams a server-streaming RPC as one JSON object
+// a line, which the plugin describes as "Stream result of" the message.
+func isStream(op *openapi3.Operation) bool {
+	ok := op.Responses.Status(http.StatusOK)
+	if ok == nil {
+		return false
+	}
+	for _, mt := range ok.Value.Content {
+		if mt.Schema != nil && mt.Schema.Value != nil && strings.HasPrefix(mt.Schema.Value.Title, "Stream result of") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkLines validates each complete line of a stream as one answer; a
+// last line without its newline was cut by the client.
+func checkLines(in *openapi3filter.RequestValidationInput, rec *recorder, body []byte) error {
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, maxChecked)
+	complete := bytes.HasSuffix(body, []byte("\n"))
+	var lines [][]byte
+	for sc.Scan() {
+		lines = append(lines, append([]byte(nil), sc.Bytes()...))
+	}
+	if !complete && len(lines) > 0 {
+		lines = lines[:len(lines)-1]
+	}
+	for i, line := range lines {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: in, Status: http.StatusOK, Header: rec.Header(), Body: io.NopCloser(bytes.NewReader(line)), Options: in.Options,
+		})
+		if err != nil {
+			return fmt.Errorf("stream message %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// recorder passes the answer through and keeps a copy of it.
+type recorder struct {
+	http.ResponseWriter
+	code      int
+	body      bytes.Buffer
+	truncated bool
+}
+
+func (r *recorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	if r.body.Len()+len(b) <= maxChecked {
+		r.body.Write(b)
+	} else {
+		r.truncated = true
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush keeps streams flowing: grpc-gateway flushes after every message.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func init() {
+	// HTML answers (share pages, the link-password form, redirect pages)
+	// are checked as text against their `type: string` schema.
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+}
