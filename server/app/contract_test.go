@@ -18,6 +18,13 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/apiplatform/platform/gen/openapi"
+	"github.com/apiplatform/platform/server/canvas"
+	"github.com/apiplatform/platform/server/favorite"
+	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/share"
+	"github.com/apiplatform/platform/server/shortener"
+	"github.com/apiplatform/platform/server/vote"
 )
 
 // The OpenAPI document, loaded once for every server the tests start.
@@ -210,4 +217,67 @@ func init() {
 	// HTML answers (share pages, the link-password form, redirect pages)
 	// are checked as text against their `type: string` schema.
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+}
+
+// TestOpenAPISecurityMatchesPolicies: the security the document states for
+// each operation is the policy the server enforces (server/<svc>.Policies):
+// public operations need no credential, the others list the credentials
+// and answer 401, and admin- or registered-only ones answer 403 too.
+func TestOpenAPISecurityMatchesPolicies(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(openapi.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An RPC with additional bindings has one operation per binding
+	// (ShortenerService_FollowShortUrl, ..._FollowShortUrl2).
+	ops := map[string][]*openapi3.Operation{}
+	count := 0
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			id := strings.TrimRight(op.OperationID, "0123456789")
+			ops[id] = append(ops[id], op)
+			count++
+		}
+	}
+	sets := []auth.Policies{identity.Policies, favorite.Policies, share.Policies, shortener.Policies, vote.Policies, canvas.Policies}
+	seen := 0
+	for _, set := range sets {
+		for method, policy := range set {
+			// "/share.v1.ShareService/CreateShare" is ShareService_CreateShare.
+			svc, name, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+			id := svc[strings.LastIndex(svc, ".")+1:] + "_" + name
+			if len(ops[id]) == 0 {
+				t.Errorf("%s: no operation %s in the document", method, id)
+			}
+			for _, op := range ops[id] {
+				seen++
+				checkSecurity(t, doc, op, policy)
+			}
+		}
+	}
+	if seen != count {
+		t.Errorf("%d operations in the document, %d with a policy", count, seen)
+	}
+}
+
+func checkSecurity(t *testing.T, doc *openapi3.T, op *openapi3.Operation, policy auth.Policy) {
+	t.Helper()
+	id := op.OperationID
+	security := doc.Security
+	if op.Security != nil {
+		security = *op.Security
+	}
+	anonymous := len(security) == 0
+	for _, req := range security {
+		anonymous = anonymous || len(req) == 0
+	}
+	has := func(code int) bool { return op.Responses.Status(code) != nil }
+	switch {
+	case policy == auth.Public && !anonymous:
+		t.Errorf("%s is public but the document requires a credential", id)
+	case policy != auth.Public && (anonymous || !has(401)):
+		t.Errorf("%s needs a session but the document says anonymous=%v, 401=%v", id, anonymous, has(401))
+	case (policy == auth.Admin || policy == auth.Registered) && !has(403):
+		t.Errorf("%s is admin- or registered-only but documents no 403", id)
+	}
 }
