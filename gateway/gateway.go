@@ -54,6 +54,17 @@ type Config struct {
 	// CF-IPCountry). It is forwarded only from trusted proxies: anyone else
 	// could write it.
 	CountryHeader string
+	// PublicOrigins are the origins browsers see this site at (e.g.
+	// https://colors.example); state-changing browser calls from them are
+	// same-origin even when a CDN rewrote Host.
+	PublicOrigins []string
+	// CORSOrigins may call the API from their pages with a bearer token
+	// ("*": any); empty: none.
+	CORSOrigins []string
+	// BodyTimeout bounds the reading of a request body, WriteTimeout the
+	// writing of a non-streaming answer (defaults DefaultBodyTimeout,
+	// DefaultWriteTimeout; streams are not bounded).
+	BodyTimeout, WriteTimeout time.Duration
 }
 
 // Cookie names.
@@ -85,6 +96,12 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 	if cfg.CountryHeader == "" {
 		cfg.CountryHeader = "CF-IPCountry"
 	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	json := &runtime.JSONPb{
 		// Zero values are part of the answer (e.g. "snapshot": false).
 		MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
@@ -101,6 +118,8 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 		runtime.WithMetadata(cfg.requestMetadata),
 		runtime.WithForwardResponseOption(cfg.forwardResponse),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithMiddlewares(probeMiddleware),
 	)
 	for _, register := range handlers {
 		if err := register(ctx, mux, conn); err != nil {
@@ -136,13 +155,12 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 		mux.ServeHTTP(w, r)
 	}))
 	forwarded := cfg.forwardedHeaders()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBodyBytes)
+	return cfg.edge(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Made safe once for gRPC metadata (any byte of any client),
 		// decoded once by the server's wire interceptor.
 		wire.SafeHeaders(r.Header, forwarded...)
 		root.ServeHTTP(w, r)
-	}), nil
+	}))
 }
 
 // incomingHeader forwards only the headers services read; everything else a
@@ -291,8 +309,14 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 		}
 	}
-	if code, ok := statusIntent(ctx); ok && code >= 400 {
-		w = statusWriter{ResponseWriter: w, code: code}
+	code := runtime.HTTPStatusFromCode(status.Code(err))
+	if c, ok := statusIntent(ctx); ok && c >= 400 {
+		code = c
+		w = statusWriter{ResponseWriter: w, code: c}
+	}
+	if wantsPage(ctx, r) {
+		writePage(w, code)
+		return
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }

@@ -158,10 +158,12 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&cfg.RedisURL, "redis-url", "REDIS_URL", "", "Redis for rate limits, caches and the bus: redis://host:6379/0, ?master_name= for Sentinel, ?cluster=true for Cluster (empty: in-process)")
 	fs.str(&cfg.PublicBaseURL, "public-url", "PUBLIC_URL", "", "base URL of links handed out (default http://<http-addr>)")
 	fs.str(&cfg.AdminUser, "admin-user", "ADMIN_USER", "", "ensure this admin account exists at start")
-	fs.str(&cfg.AdminPassword, "admin-password", "ADMIN_PASSWORD", "", "password of --admin-user")
+	var adminPasswordFile string
+	fs.str(&adminPasswordFile, "admin-password-file", "ADMIN_PASSWORD_FILE", "", "file holding the password of --admin-user (else env ADMIN_PASSWORD; never on the command line)")
 	fs.str(&cfg.GatewaySecret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with separately run gateways; comma-separated to accept several during a rotation (random if empty)")
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
-	fs.boolean(&cfg.SecureCookies, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
+	fs.boolean(&cfg.SecureCookies, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (always when --public-url is https)")
+	edgeFlags(fs, &cfg.Edge)
 	fs.countryHeader(&cfg.CountryHeader)
 	shortenerFlags(fs, &cfg.Shortener)
 	voteFlags(fs, &cfg.Vote)
@@ -175,6 +177,9 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	var err error
 	if cfg.TrustedProxies, err = parsePrefixes(proxies); err != nil {
+		return err
+	}
+	if cfg.AdminPassword, err = adminPassword(adminPasswordFile); err != nil {
 		return err
 	}
 	cfg.Logger = log
@@ -234,7 +239,11 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.str(&httpAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8080", "listen address")
 	fs.str(&secret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with the servers (required; the first of a comma-separated list is sent)")
 	fs.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs allowed to set X-Forwarded-For")
-	fs.boolean(&secure, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (behind HTTPS)")
+	fs.boolean(&secure, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (always when --public-url is https)")
+	var publicURL string
+	fs.str(&publicURL, "public-url", "PUBLIC_URL", "", "base URL browsers see this site at (its origin counts as same-origin for browser calls)")
+	var edge app.EdgeConfig
+	edgeFlags(fs, &edge)
 	var country string
 	fs.countryHeader(&country)
 	var otlp, region string
@@ -265,11 +274,18 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	h, err := gateway.New(ctx, conn, gateway.Config{GatewaySecret: secret, TrustedProxies: trusted, SecureCookies: secure, CountryHeader: country})
+	var origins []string
+	if o := gateway.OriginOf(publicURL); o != "" {
+		origins = append(origins, o)
+	}
+	h, err := gateway.New(ctx, conn, gateway.Config{
+		GatewaySecret: secret, TrustedProxies: trusted, SecureCookies: secure || app.SecureURL(publicURL), CountryHeader: country,
+		PublicOrigins: origins, CORSOrigins: edge.CORSOrigins, BodyTimeout: edge.HTTPBodyTimeout, WriteTimeout: edge.HTTPWriteTimeout,
+	})
 	if err != nil {
 		return err
 	}
-	srv := app.NewHTTPServer(otelhttp.NewHandler(h, "gateway"))
+	srv := edge.NewHTTPServer(otelhttp.NewHandler(h, "gateway"))
 	srv.Addr = httpAddr
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()

@@ -79,6 +79,10 @@ type Config struct {
 	// proxies only.
 	CountryHeader string
 
+	// Edge bounds connections, timeouts and open streams, and lists the
+	// origins allowed cross-origin calls.
+	Edge EdgeConfig
+
 	Identity  identity.Config
 	Favorite  favorite.Config
 	Share     share.Config
@@ -121,6 +125,7 @@ func (c *Config) Defaults() {
 	if c.CountryHeader == "" {
 		c.CountryHeader = "CF-IPCountry"
 	}
+	c.Edge = c.Edge.withDefaults()
 }
 
 // fillServiceConfigs hands the services the process-wide settings they
@@ -189,7 +194,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", telemetry.MetricsHandler())
-		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	}
 
 	cfg.fillServiceConfigs()
@@ -222,7 +228,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.health = health.NewServer()
 	s.grpc = newGRPCServer(serverDeps{
 		log: s.log, region: cfg.Region, gatewaySecret: cfg.GatewaySecret, authn: identities, policies: policies,
-		requestTimeout: cfg.RequestTimeout,
+		requestTimeout: cfg.RequestTimeout, edge: cfg.Edge,
 	})
 	for _, svc := range a.services {
 		svc.Register(s.grpc)
@@ -237,17 +243,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 		s.closers = append(s.closers, s.conn.Close)
-		gw, err := gateway.New(ctx, s.conn, gateway.Config{
-			GatewaySecret: cfg.GatewaySecret, TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
-			CountryHeader: cfg.CountryHeader,
-		})
+		gw, err := gateway.New(ctx, s.conn, cfg.gatewayConfig())
 		if err != nil {
 			return nil, err
 		}
 		if cfg.HTTPMiddleware != nil {
 			gw = cfg.HTTPMiddleware(gw)
 		}
-		s.http = NewHTTPServer(otelhttp.NewHandler(gw, "gateway"))
+		s.http = cfg.Edge.NewHTTPServer(otelhttp.NewHandler(gw, "gateway"))
 	}
 	s.cfg = cfg
 	return s, nil
@@ -299,13 +302,6 @@ func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, bus.Bus,
 	s.closers = append(s.closers, bs.Close)
 	return ratelimit.FailOpen(ratelimit.NewRedis(rc), s.log),
 		cache.NewRedis(rc, "cache:"), bs, rc, nil
-}
-
-// NewHTTPServer configures net/http for long-lived streams: no write
-// timeout (it would cut result and pixel streams), but bounded header reads
-// and idle keep-alives.
-func NewHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 }
 
 // GRPCAddr is the bound gRPC address.

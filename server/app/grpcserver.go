@@ -27,6 +27,7 @@ type serverDeps struct {
 	// requestTimeout bounds unary calls that carry no earlier deadline, so
 	// a stuck dependency cannot pile up requests without end.
 	requestTimeout time.Duration
+	edge           EdgeConfig
 }
 
 // newGRPCServer builds the gRPC server with its whole interceptor chain in
@@ -35,6 +36,8 @@ type serverDeps struct {
 //  2. sanitize keeps non-status error text from reaching clients;
 //  3. region stamps the serving region on every response;
 //  4. client address, then auth, which may rate limit by that address;
+//  5. (streams) the cap on open streams, counted by that address before
+//     auth so that anonymous floods are held too;
 //
 // metrics come first of all so that they see every outcome, including
 // panics turned into INTERNAL and calls refused by auth. Tracing is a stats
@@ -46,7 +49,8 @@ func newGRPCServer(d serverDeps) *grpc.Server {
 	})
 	edge := wire.Interceptors{GatewaySecret: d.gatewaySecret}
 	authz := auth.Interceptors{Auth: d.authn, Policies: d.policies}
-	return grpc.NewServer(
+	streams := streamLimiter(d.edge)
+	return grpc.NewServer(append(transportOptions(d.edge),
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(
 			telemetry.RPCMetrics.UnaryServerInterceptor(),
@@ -63,9 +67,10 @@ func newGRPCServer(d serverDeps) *grpc.Server {
 			sanitizeStream,
 			regionStream(d.region),
 			edge.Stream(),
+			streams.Stream(),
 			authz.Stream(),
 		),
-	)
+	)...)
 }
 
 func deadlineUnary(d time.Duration) grpc.UnaryServerInterceptor {
