@@ -16,6 +16,7 @@ func shortenerFlags(fs flags, cfg *shortener.Config) {
 		_ = own.Set(v)
 	}
 	fs.Var(own, "shortener-own-hosts", "comma-separated further host names of this shortener, refused as link targets (env SHORTENER_OWN_HOSTS)")
+	fs.boolean(&cfg.AllowPrivateTargets, "shortener-allow-private-targets", "SHORTENER_ALLOW_PRIVATE_TARGETS", "let links point at private-network hosts (intranet deployments); loopback, link-local and metadata addresses stay refused")
 	fs.str(&cfg.GeoIPFile, "shortener-geoip-db", "SHORTENER_GEOIP_DB", "", "MaxMind DB file (e.g. GeoLite2-Country.mmdb) for click countries without a CDN header")
 	intFlag(fs, &cfg.MaxInFlight, "shortener-max-in-flight", "SHORTENER_MAX_IN_FLIGHT", d.MaxInFlight, "concurrent shortener calls before shedding load with 503")
 	intFlag(fs, &cfg.LocalCacheSize, "shortener-local-cache-size", "SHORTENER_LOCAL_CACHE_SIZE", d.LocalCacheSize, "entries of the per-process hot-key cache")

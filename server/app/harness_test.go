@@ -259,6 +259,11 @@ func (r restAPI) do(t *testing.T, method, path, token string, body any, headers 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if body != nil {
+		// As browsers' fetch and API clients label it; the gateway refuses
+		// unlabelled bodies on cookie-authenticated calls (CSRF).
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}

@@ -93,6 +93,10 @@ type Config struct {
 	// CreateLimit bounds create calls (single or batch) per user;
 	// PasswordLimit bounds password attempts per link and client address.
 	CreateLimit, PasswordLimit ratelimit.Limit
+	// AllowPrivateTargets lets links point into private networks (RFC 1918,
+	// fc00::/7, .internal names), for intranet deployments. Loopback,
+	// link-local and metadata addresses are refused regardless.
+	AllowPrivateTargets bool
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
@@ -197,7 +201,7 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, base: strings.TrimRight(cfg.PublicBaseURL, "/"), store: d.Store, cache: d.Cache, bus: d.Bus,
 		limiter: d.Limiter, log: d.Log, codec: cd, agents: newClassifier(), now: time.Now,
-		targets: targetRules{own: ownHosts(append([]string{cfg.PublicBaseURL}, cfg.OwnHosts...)...)},
+		targets: targetRules{own: ownHosts(append([]string{cfg.PublicBaseURL}, cfg.OwnHosts...)...), allowPrivate: cfg.AllowPrivateTargets},
 		local:   expirable.NewLRU[string, *entry](cfg.LocalCacheSize, nil, cfg.LocalCacheTTL),
 	}
 	s.ids = &idAllocator{block: cfg.IDBlock, reserve: d.Store.ReserveIDs}

@@ -14,8 +14,13 @@ import (
 const MaxURLBytes = 2048
 
 // targetRules checks target URLs; own are the hosts of this shortener
-// (lower case), which a target may not point at: the link would loop.
-type targetRules struct{ own map[string]bool }
+// (in canonicalHost form), which a target may not point at: the link would
+// loop; allowPrivate lets targets inside private networks through (for
+// intranet deployments; see target.go).
+type targetRules struct {
+	own          map[string]bool
+	allowPrivate bool
+}
 
 // idnaProfile converts international host names to their ASCII form
 // (punycode), refusing what browsers refuse to resolve.
@@ -62,17 +67,9 @@ func (tr targetRules) normalize(raw string) (string, string) {
 	if port := u.Port(); port != "" && !validPort(port) {
 		return "", "has an invalid port"
 	}
-	if ip := net.ParseIP(strings.Trim(host, "[]")); ip == nil {
-		ascii, err := idnaProfile.ToASCII(strings.TrimSuffix(host, "."))
-		if err != nil || ascii == "" || len(ascii) > 253 || strings.HasSuffix(ascii, ".") || strings.Contains(ascii, "..") {
-			return "", "has an invalid host name"
-		}
-		host = strings.ToLower(ascii)
-	} else {
-		host = strings.ToLower(host)
-	}
-	if tr.own[host] {
-		return "", "must not point at this shortener (the link would loop)"
+	host, problem := tr.host(host)
+	if problem != "" {
+		return "", problem
 	}
 	u.Scheme = scheme
 	if p := u.Port(); p != "" {
@@ -116,11 +113,7 @@ func ownHosts(names ...string) map[string]bool {
 		} else if h, _, err := net.SplitHostPort(n); err == nil {
 			n = h
 		}
-		n = strings.ToLower(strings.Trim(n, "[]"))
-		if ascii, err := idnaProfile.ToASCII(n); err == nil && ascii != "" {
-			n = strings.ToLower(ascii)
-		}
-		out[n] = true
+		out[canonicalHost(n)] = true
 	}
 	return out
 }
