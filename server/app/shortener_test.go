@@ -329,14 +329,14 @@ func TestShortenerPassword(t *testing.T) {
 				shortWaitStats(t, c, tok, u.GetCode(), 1, 0)
 
 				// The password can be changed and removed.
-				pw := "new one"
+				pw := "new one!"
 				if _, err := c.update(t, tok, &shortenerv1.UpdateShortUrlRequest{Code: u.GetCode(), Password: &pw}); err != nil {
 					t.Fatal(err)
 				}
 				if f := c.follow(t, u.GetCode(), "open sesame", shortBrowserUA); f.status != http.StatusForbidden {
 					t.Fatalf("old password after change: %d", f.status)
 				}
-				if f := c.follow(t, u.GetCode(), "new one", shortBrowserUA); f.status != http.StatusFound {
+				if f := c.follow(t, u.GetCode(), "new one!", shortBrowserUA); f.status != http.StatusFound {
 					t.Fatalf("new password: %d", f.status)
 				}
 				none := ""
@@ -352,14 +352,14 @@ func TestShortenerPassword(t *testing.T) {
 		// JSON bodies work on POST too.
 		r := shortREST{p}
 		_, tok := grpcAPI{p}.guest(t)
-		u := shortMustCreate(t, r, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/x", Password: "pw"})
-		res, body := shortSend(t, shortNoRedirects, "POST", p.base+"/"+u.GetCode(), "", "application/json", []byte(`{"password":"pw"}`))
+		u := shortMustCreate(t, r, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/x", Password: "pw-secret"})
+		res, body := shortSend(t, shortNoRedirects, "POST", p.base+"/"+u.GetCode(), "", "application/json", []byte(`{"password":"pw-secret"}`))
 		if res.StatusCode != http.StatusFound || res.Header.Get("Location") != "https://example.com/x" {
 			t.Fatalf("JSON post: %d %s", res.StatusCode, body)
 		}
 		// JSON labelled as a form (what `curl -d` sends) is still JSON, for
 		// the password form and the rest of the API alike.
-		res, body = shortSend(t, shortNoRedirects, "POST", p.base+"/"+u.GetCode(), "", "application/x-www-form-urlencoded", []byte(`{"password":"pw"}`))
+		res, body = shortSend(t, shortNoRedirects, "POST", p.base+"/"+u.GetCode(), "", "application/x-www-form-urlencoded", []byte(`{"password":"pw-secret"}`))
 		if res.StatusCode != http.StatusFound {
 			t.Fatalf("JSON posted as a form: %d %s", res.StatusCode, body)
 		}
@@ -388,7 +388,7 @@ func TestShortenerBatch(t *testing.T) {
 				res, err := c.batch(t, tok,
 					shortReq("https://example.com/1"),
 					shortReq("ftp://example.com/2"),
-					&shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/3", Alias: dup, Password: "pw"},
+					&shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/3", Alias: dup, Password: "pw-secret"},
 					&shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/4", Alias: dup},
 					&shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/5", Alias: taken},
 					&shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/6", Alias: "api"},
@@ -524,7 +524,7 @@ func TestShortenerTrustedProxies(t *testing.T) {
 		// Password attempts (burst 2 per link and client address): clients
 		// behind the trusted proxy each have their own budget; a stranger's
 		// spoofed X-Forwarded-For does not buy it a fresh one.
-		pw := shortMustCreate(t, r, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/pw", Password: "right"})
+		pw := shortMustCreate(t, r, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/pw", Password: "right-password"})
 		for i := range 4 {
 			xff := fmt.Sprintf("81.2.69.%d", i+1)
 			for range 2 {
@@ -587,7 +587,7 @@ func TestShortenerLoadShedding(t *testing.T) {
 		cfg.Shortener.MaxInFlight = 1
 	})
 	_, tok := grpcAPI{p}.guest(t)
-	u := shortMustCreate(t, shortREST{p}, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/busy", Password: "pw"})
+	u := shortMustCreate(t, shortREST{p}, tok, &shortenerv1.CreateShortUrlRequest{LongUrl: "https://example.com/busy", Password: "pw-secret"})
 	burst := func(one func() (int, string, error)) (string, error) {
 		for range 50 {
 			results := make(chan struct {
@@ -626,7 +626,7 @@ func TestShortenerLoadShedding(t *testing.T) {
 		return "", nil
 	}
 	retry, err := burst(func() (int, string, error) {
-		res, b := shortSend(t, shortNoRedirects, "POST", p.base+"/"+u.GetCode(), "", "application/x-www-form-urlencoded", []byte("password=pw"))
+		res, b := shortSend(t, shortNoRedirects, "POST", p.base+"/"+u.GetCode(), "", "application/x-www-form-urlencoded", []byte("password=pw-secret"))
 		var err error
 		if res.StatusCode == http.StatusServiceUnavailable {
 			err = shortStatusFromREST(t, res, b)
@@ -639,7 +639,7 @@ func TestShortenerLoadShedding(t *testing.T) {
 	wantCode(t, err, codes.Unavailable)
 	g := &shortGRPC{p: p}
 	_, err = burst(func() (int, string, error) {
-		f := g.follow(t, u.GetCode(), "pw", shortBrowserUA)
+		f := g.follow(t, u.GetCode(), "pw-secret", shortBrowserUA)
 		return f.status, "", f.err
 	})
 	st := wantCode(t, err, codes.Unavailable)
@@ -647,7 +647,7 @@ func TestShortenerLoadShedding(t *testing.T) {
 		t.Fatal("UNAVAILABLE without details")
 	}
 	// When the burst is over, calls are served again.
-	if f := g.follow(t, u.GetCode(), "pw", shortBrowserUA); f.status != http.StatusFound {
+	if f := g.follow(t, u.GetCode(), "pw-secret", shortBrowserUA); f.status != http.StatusFound {
 		t.Fatalf("after the burst: %d %v", f.status, f.err)
 	}
 }

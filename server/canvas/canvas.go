@@ -66,6 +66,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/config"
+	"github.com/apiplatform/platform/server/platform/text"
 	"github.com/apiplatform/platform/server/platform/wire"
 )
 
@@ -577,8 +578,10 @@ func (s *Service) BanUser(ctx context.Context, req *canvasv1.BanUserRequest) (*c
 	if err != nil {
 		return nil, err
 	}
-	if r := req.GetReason(); !utf8.ValidString(r) || utf8.RuneCountInString(r) > maxReasonRunes {
-		return nil, apierr.InvalidArgument("reason", fmt.Sprintf("must be valid text of at most %d characters", maxReasonRunes))
+	if r := req.GetReason(); utf8.RuneCountInString(r) > maxReasonRunes {
+		return nil, apierr.InvalidArgument("reason", fmt.Sprintf("must be at most %d characters", maxReasonRunes))
+	} else if p := text.DisplayProblem(r); p != "" {
+		return nil, apierr.InvalidArgument("reason", p)
 	}
 	if s.users != nil {
 		if _, err := s.users.GetUser(ctx, userID); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/password"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
+	"github.com/apiplatform/platform/server/platform/text"
 	"github.com/apiplatform/platform/server/platform/wire"
 )
 
@@ -153,6 +154,9 @@ func validateCredentials(username, password string) error {
 	var v apierr.Validator
 	v.Check(usernameRE.MatchString(username), "username", "must be 3 to 32 characters of letters, digits, '_', '-' and '.'")
 	v.Check(len(password) >= 8 && len(password) <= 128, "password", "must be 8 to 128 bytes")
+	if p := text.Problem(password); p != "" {
+		v.Check(false, "password", p)
+	}
 	return v.Err()
 }
 

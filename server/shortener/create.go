@@ -54,8 +54,8 @@ func (s *Service) prepare(req *shortenerv1.CreateShortUrlRequest, owner string, 
 	case e > 0:
 		l.ExpiresAt = now.Add(time.Duration(e) * time.Second)
 	}
-	if len(req.GetPassword()) > MaxPasswordBytes {
-		bad("password", "must be at most 128 bytes")
+	if p := passwordProblem(req.GetPassword()); p != "" {
+		bad("password", p)
 	}
 	switch req.GetRedirectKind() {
 	case shortenerv1.RedirectKind_REDIRECT_KIND_UNSPECIFIED, shortenerv1.RedirectKind_REDIRECT_KIND_FOUND:
@@ -78,7 +78,7 @@ func (s *Service) CreateShortUrl(ctx context.Context, req *shortenerv1.CreateSho
 	if len(vs) > 0 {
 		return nil, apierr.InvalidArguments(vs...)
 	}
-	if err := s.limit(ctx, "short:create:"+p.UserID, s.cfg.CreateLimit, "too many links created; retry later"); err != nil {
+	if err := s.limitCreates(ctx, p.UserID, 1); err != nil {
 		return nil, err
 	}
 	items := []*item{{link: l, password: req.GetPassword()}}
@@ -101,7 +101,7 @@ func (s *Service) BatchCreateShortUrls(ctx context.Context, req *shortenerv1.Bat
 	if n := len(req.GetRequests()); n == 0 || n > maxBatch {
 		return nil, apierr.InvalidArgument("requests", fmt.Sprintf("must hold 1 to %d items", maxBatch))
 	}
-	if err := s.limit(ctx, "short:create:"+p.UserID, s.cfg.CreateLimit, "too many links created; retry later"); err != nil {
+	if err := s.limitCreates(ctx, p.UserID, len(req.GetRequests())); err != nil {
 		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)

@@ -96,7 +96,8 @@ func (s *Service) UpdateShortUrl(ctx context.Context, req *shortenerv1.UpdateSho
 		u.ExpiresAt = &at
 	}
 	if req.Password != nil {
-		v.Check(len(req.GetPassword()) <= MaxPasswordBytes, "password", "must be at most 128 bytes")
+		p := passwordProblem(req.GetPassword())
+		v.Check(p == "", "password", p)
 	}
 	if err := v.Err(); err != nil {
 		return nil, err

@@ -41,8 +41,7 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 		if pw == "" {
 			return s.passwordForm(ctx, code, http.StatusOK, "")
 		}
-		key := "short:pw:" + code + ":" + wire.FromContext(ctx).Addr.String()
-		if err := s.limit(ctx, key, s.cfg.PasswordLimit, "too many password attempts; retry later"); err != nil {
+		if err := s.limitGuesses(ctx, code); err != nil {
 			return nil, err
 		}
 		ok := false

@@ -90,9 +90,10 @@ type Config struct {
 	IDBlock int
 	// PermanentMaxAge is the Cache-Control max-age of 301 answers.
 	PermanentMaxAge time.Duration
-	// CreateLimit bounds create calls (single or batch) per user;
-	// PasswordLimit bounds password attempts per link and client address.
-	CreateLimit, PasswordLimit ratelimit.Limit
+	// CreateLimit bounds links created per user (a batch costs one token
+	// per item); PasswordLimit bounds password attempts per link and client
+	// address, PasswordLinkLimit per link from all addresses together.
+	CreateLimit, PasswordLimit, PasswordLinkLimit ratelimit.Limit
 	// AllowPrivateTargets lets links point into private networks (RFC 1918,
 	// fc00::/7, .internal names), for intranet deployments. Loopback,
 	// link-local and metadata addresses are refused regardless.
@@ -111,8 +112,10 @@ func DefaultConfig() Config {
 		FlushInterval:   time.Second,
 		IDBlock:         100,
 		PermanentMaxAge: 24 * time.Hour,
-		CreateLimit:     ratelimit.Limit{Rate: 120, Period: time.Minute, Burst: 60},
-		PasswordLimit:   ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
+		// One full batch of 1,000 links, then about 17 a minute.
+		CreateLimit:       ratelimit.Limit{Rate: 1000, Period: time.Hour, Burst: maxBatch},
+		PasswordLimit:     ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
+		PasswordLinkLimit: ratelimit.Limit{Rate: 60, Period: time.Minute, Burst: 30},
 	}
 }
 

@@ -17,11 +17,8 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -38,6 +35,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
+	"github.com/apiplatform/platform/server/platform/text"
 	"github.com/apiplatform/platform/server/platform/wire"
 )
 
@@ -239,20 +237,6 @@ func canonicalUUID(s string) bool {
 	return err == nil && u.String() == s
 }
 
-// cleanText accepts 1 to max characters of valid UTF-8 without control
-// characters (PostgreSQL refuses NUL, and nothing else belongs in a title).
-func cleanText(s string, max int) bool {
-	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > max || strings.TrimSpace(s) == "" {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
-}
-
 func requireElectionID(id string) error {
 	if !canonicalUUID(id) {
 		return apierr.InvalidArgument("election_id", "must be an election id (a lower-case UUID)")
@@ -324,7 +308,8 @@ func (s *Service) CreateElection(ctx context.Context, req *votev1.CreateElection
 	}
 	now := s.now()
 	var v apierr.Validator
-	v.Check(cleanText(req.GetTitle(), 200), "title", "must be 1 to 200 characters of text")
+	p200 := text.Display(req.GetTitle(), 200)
+	v.Check(p200 == "", "title", p200)
 	cs := req.GetCandidates()
 	v.Check(len(cs) >= 2 && len(cs) <= 100, "candidates", "must list 2 to 100 candidates")
 	seen := map[string]bool{}
@@ -336,7 +321,8 @@ func (s *Service) CreateElection(ctx context.Context, req *votev1.CreateElection
 		v.Check(candidateIDRE.MatchString(id), fmt.Sprintf("candidates[%d].candidate_id", i), "must be 1 to 64 letters, digits, '-' or '_'")
 		v.Check(!seen[id], fmt.Sprintf("candidates[%d].candidate_id", i), "repeats another candidate's id")
 		seen[id] = true
-		v.Check(cleanText(c.GetName(), 100), fmt.Sprintf("candidates[%d].name", i), "must be 1 to 100 characters of text")
+		pn := text.Display(c.GetName(), 100)
+		v.Check(pn == "", fmt.Sprintf("candidates[%d].name", i), pn)
 	}
 	var opens, closes time.Time
 	if t := req.GetStartTime(); t != nil {

@@ -62,7 +62,13 @@ type failOpen struct {
 }
 
 func (f *failOpen) Allow(ctx context.Context, key string, l Limit) (Result, error) {
-	res, err := f.inner.Allow(ctx, key, l)
+	return f.AllowN(ctx, key, l, 1)
+}
+
+// AllowN admits n events at once, or none (or all when the inner limiter
+// cannot decide).
+func (f *failOpen) AllowN(ctx context.Context, key string, l Limit, n int) (Result, error) {
+	res, err := AllowN(ctx, f.inner, key, l, n)
 	if err == nil {
 		if !res.Allowed {
 			rejectionsTotal.WithLabelValues(Reason(key)).Inc()

@@ -44,6 +44,11 @@ func ratePerSecond(l Limit) rate.Limit {
 }
 
 func (m *memory) Allow(ctx context.Context, key string, l Limit) (Result, error) {
+	return m.AllowN(ctx, key, l, 1)
+}
+
+// AllowN admits n events at once, or none.
+func (m *memory) AllowN(ctx context.Context, key string, l Limit, n int) (Result, error) {
 	if err := l.validate(); err != nil {
 		return Result{}, err
 	}
@@ -69,11 +74,11 @@ func (m *memory) Allow(ctx context.Context, key string, l Limit) (Result, error)
 		b.limit = l
 	}
 	tokens := b.lim.TokensAt(now)
-	if tokens >= 1 && b.lim.AllowN(now, 1) {
-		return Result{Allowed: true, Remaining: int(tokens - 1)}, nil
+	if tokens >= float64(n) && b.lim.AllowN(now, n) {
+		return Result{Allowed: true, Remaining: int(tokens - float64(n))}, nil
 	}
-	// Time until one whole token has accrued.
-	need := 1 - tokens
+	// Time until n whole tokens have accrued.
+	need := float64(n) - tokens
 	wait := time.Duration(math.Ceil(need / float64(b.lim.Limit()) * float64(time.Second)))
 	if wait <= 0 {
 		wait = time.Nanosecond

@@ -26,10 +26,15 @@ type redisLimiter struct {
 }
 
 func (r *redisLimiter) Allow(ctx context.Context, key string, l Limit) (Result, error) {
+	return r.AllowN(ctx, key, l, 1)
+}
+
+// AllowN admits n events at once, or none.
+func (r *redisLimiter) AllowN(ctx context.Context, key string, l Limit, n int) (Result, error) {
 	if err := l.validate(); err != nil {
 		return Result{}, err
 	}
-	res, err := r.l.Allow(ctx, redisKeyPrefix+key, redis_rate.Limit{Rate: l.Rate, Burst: l.Burst, Period: l.Period})
+	res, err := r.l.AllowN(ctx, redisKeyPrefix+key, redis_rate.Limit{Rate: l.Rate, Burst: l.Burst, Period: l.Period}, n)
 	if err != nil {
 		return Result{}, fmt.Errorf("ratelimit: redis: %w", err)
 	}

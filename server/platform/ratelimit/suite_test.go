@@ -18,6 +18,25 @@ import (
 func runSuite(t *testing.T, newLimiter func(t *testing.T) Limiter) {
 	ctx := context.Background()
 
+	// A batch costs one token per item, all or none.
+	t.Run("AllowN", func(t *testing.T) {
+		lim := newLimiter(t)
+		key := uniqueKey(t)
+		l := Limit{Rate: 1, Period: time.Hour, Burst: 10}
+		if res, err := AllowN(ctx, lim, key, l, 7); err != nil || !res.Allowed {
+			t.Fatalf("7 of 10: %+v, %v", res, err)
+		}
+		if res, err := AllowN(ctx, lim, key, l, 4); err != nil || res.Allowed || res.RetryAfter <= 0 {
+			t.Fatalf("4 more of the 3 left: %+v, %v; want refused with a RetryAfter", res, err)
+		}
+		if res, err := AllowN(ctx, lim, key, l, 3); err != nil || !res.Allowed {
+			t.Fatalf("the 3 left: %+v, %v (a refused batch must not spend tokens)", res, err)
+		}
+		if res, err := lim.Allow(ctx, key, l); err != nil || res.Allowed {
+			t.Fatalf("one past the burst: %+v, %v", res, err)
+		}
+	})
+
 	t.Run("BurstThenRefuse", func(t *testing.T) {
 		lim := newLimiter(t)
 		key := uniqueKey(t)
