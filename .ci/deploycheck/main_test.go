@@ -118,7 +118,7 @@ func TestComposeBroken(t *testing.T) {
 	runBroken(t, []brokenCase{
 		{"schema: unknown key", f, "  redis:\n    image:", "  redis:\n    imagee: x\n    image:", "imagee"},
 		{"schema: wrong type", f, "      retries: 15", "      retries: many", "retries"},
-		{"variable without default", f, "${GATEWAY_SECRET:-local-only-gateway-secret-change-me}", "${GATEWAY_SECRET:?set GATEWAY_SECRET}", "GATEWAY_SECRET"},
+		{"variable without default", f, "${ADMIN_USER:-}", "${ADMIN_USER:?set ADMIN_USER}", "ADMIN_USER"},
 		{"REGION outside DB_REGIONS", f, "      REGION: europe-west1\n", "      REGION: europe-west9\n", "is not one of DB_REGIONS"},
 		{"server on another region's node", f, "      DATABASE_URL: postgresql://root@roach-europe-west1:26257", "      DATABASE_URL: postgresql://root@roach-us-east1:26257", "each region's servers use their own region's node"},
 		{"migrate regions differ from nodes", f, "x-regions: &db-regions us-east1,europe-west1,asia-southeast1", "x-regions: &db-regions us-east1,europe-west1", "but the CockroachDB nodes are in"},
