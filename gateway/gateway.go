@@ -119,7 +119,8 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 		runtime.WithForwardResponseOption(cfg.forwardResponse),
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingError),
-		runtime.WithMiddlewares(probeMiddleware),
+		runtime.WithMiddlewares(probeMiddleware, retryMiddleware),
+		runtime.WithStreamErrorHandler(streamErrorStatus),
 	)
 	for _, register := range handlers {
 		if err := register(ctx, mux, conn); err != nil {
