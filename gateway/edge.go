@@ -5,6 +5,10 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Default per-request deadlines (see withDeadlines).
@@ -18,6 +22,12 @@ const (
 // and the body size bound.
 func (cfg Config) edge(routes http.Handler) (http.Handler, error) {
 	bounded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !utf8.ValidString(r.URL.Path) || !utf8.ValidString(r.URL.RawQuery) || !validQuery(r.URL.Query()) {
+			// grpc-gateway would copy the bytes into a proto string, which
+			// the gRPC client then refuses to marshal (a 500).
+			writeStatus(w, r, http.StatusBadRequest, status.New(codes.InvalidArgument, "the URL path and query must be valid UTF-8 once percent-decoded"))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBodyBytes)
 		routes.ServeHTTP(w, r)
 	})
@@ -31,6 +41,20 @@ func (cfg Config) edge(routes http.Handler) (http.Handler, error) {
 	h = withCORS(cfg.CORSOrigins, h)
 	h = securityHeaders(h)
 	return withDeadlines(cfg.BodyTimeout, cfg.WriteTimeout, h), nil
+}
+
+func validQuery(q url.Values) bool {
+	for k, vs := range q {
+		if !utf8.ValidString(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // OriginOf is the origin (scheme://host[:port]) of a public base URL, as
