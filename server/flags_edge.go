@@ -23,11 +23,8 @@ func edgeFlags(fs flags, e *app.EdgeConfig) {
 
 // corsFlag registers the origins allowed to call the API cross-origin.
 func corsFlag(fs flags, p *[]string) {
-	v := listValue{p}
-	if env, ok := os.LookupEnv("CORS_ORIGINS"); ok {
-		_ = v.Set(env)
-	}
-	fs.Var(v, "cors-origins", "comma-separated origins (https://app.example) whose pages may call the REST API with a bearer token; '*' for any (env CORS_ORIGINS)")
+	fs.Var(listValue{p}, "cors-origins", "comma-separated origins (https://app.example) whose pages may call the REST API with a bearer token; '*' for any (env CORS_ORIGINS)")
+	fs.fromEnv("cors-origins", "CORS_ORIGINS")
 }
 
 // adminPassword reads the admin password from --admin-password-file (or

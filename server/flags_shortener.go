@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"strconv"
 	"strings"
 
 	"github.com/apiplatform/platform/server/shortener"
@@ -11,11 +9,8 @@ import (
 // shortenerFlags registers the shortener service's flags.
 func shortenerFlags(fs flags, cfg *shortener.Config) {
 	d := shortener.DefaultConfig()
-	own := listValue{&cfg.OwnHosts}
-	if v, ok := os.LookupEnv("SHORTENER_OWN_HOSTS"); ok {
-		_ = own.Set(v)
-	}
-	fs.Var(own, "shortener-own-hosts", "comma-separated further host names of this shortener, refused as link targets (env SHORTENER_OWN_HOSTS)")
+	fs.Var(listValue{&cfg.OwnHosts}, "shortener-own-hosts", "comma-separated further host names of this shortener, refused as link targets (env SHORTENER_OWN_HOSTS)")
+	fs.fromEnv("shortener-own-hosts", "SHORTENER_OWN_HOSTS")
 	fs.boolean(&cfg.AllowPrivateTargets, "shortener-allow-private-targets", "SHORTENER_ALLOW_PRIVATE_TARGETS", "let links point at private-network hosts (intranet deployments); loopback, link-local and metadata addresses stay refused")
 	fs.str(&cfg.GeoIPFile, "shortener-geoip-db", "SHORTENER_GEOIP_DB", "", "MaxMind DB file (e.g. GeoLite2-Country.mmdb) for click countries without a CDN header")
 	intFlag(fs, &cfg.MaxInFlight, "shortener-max-in-flight", "SHORTENER_MAX_IN_FLIGHT", d.MaxInFlight, "concurrent shortener calls before shedding load with 503")
@@ -31,12 +26,8 @@ func shortenerFlags(fs flags, cfg *shortener.Config) {
 
 // intFlag is an int flag whose default comes from env when set.
 func intFlag(fs flags, p *int, name, env string, def int, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			def = n
-		}
-	}
 	fs.IntVar(p, name, def, usage+" (env "+env+")")
+	fs.fromEnv(name, env)
 }
 
 // listValue is a comma-separated list flag.

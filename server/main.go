@@ -61,45 +61,70 @@ func main() {
 	}
 }
 
-// flags wraps a FlagSet whose defaults come from the environment.
-type flags struct{ *flag.FlagSet }
+// flags wraps a FlagSet whose defaults come from the environment. A bad
+// environment value is kept in bad and refused by parse, naming the variable,
+// its flag and the value, rather than silently falling back to the default.
+type flags struct {
+	*flag.FlagSet
+	bad *[]error
+}
+
+func newFlags(name string) flags {
+	return flags{flag.NewFlagSet(name, flag.ContinueOnError), new([]error)}
+}
+
+// parse parses args, then refuses any bad environment value seen while the
+// flags were registered.
+func (f flags) parse(args []string) error {
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	return errors.Join(*f.bad...)
+}
+
+// fromEnv sets flag name from env when it is set and not empty, through the
+// flag's own parser, so an environment value is read exactly as the flag
+// would be. The value becomes the default shown by -h.
+func (f flags) fromEnv(name, env string) {
+	v, ok := os.LookupEnv(env)
+	if !ok || v == "" {
+		return
+	}
+	if err := f.Set(name, v); err != nil {
+		*f.bad = append(*f.bad, fmt.Errorf("env %s=%q (flag --%s): %w", env, v, name, err))
+		return
+	}
+	f.Lookup(name).DefValue = v
+}
 
 func (f flags) str(p *string, name, env, def, usage string) {
 	if v, ok := os.LookupEnv(env); ok {
-		def = v
+		def = v // an empty value is meaningful here (e.g. --http-addr "": none)
 	}
 	f.StringVar(p, name, def, usage+" (env "+env+")")
 }
 
 func (f flags) boolean(p *bool, name, env string, usage string) {
-	def := false
-	if v, ok := os.LookupEnv(env); ok {
-		def = v == "1" || strings.EqualFold(v, "true")
-	}
-	f.BoolVar(p, name, def, usage+" (env "+env+")")
+	f.BoolVar(p, name, false, usage+" (env "+env+")")
+	f.fromEnv(name, env)
 }
 
 func (f flags) duration(p *time.Duration, name, env string, def time.Duration, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			def = d
-		}
-	}
 	f.DurationVar(p, name, def, usage+" (env "+env+")")
+	f.fromEnv(name, env)
 }
 
 func (f flags) integer(p *int32, name, env string, def int32, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
-		if n, err := strconv.ParseInt(v, 10, 32); err == nil {
-			def = int32(n)
-		}
-	}
+	*p = def
 	f.Func(name, fmt.Sprintf("%s (env %s) (default %d)", usage, env, def), func(s string) error {
 		n, err := strconv.ParseInt(s, 10, 32)
+		if err != nil {
+			return errors.New("want an integer")
+		}
 		*p = int32(n)
-		return err
+		return nil
 	})
-	*p = def
+	f.fromEnv(name, env)
 }
 
 // countryHeader registers the one name of the country header setting,
@@ -146,7 +171,7 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	var cfg app.Config
 	var proxies string
-	fs := flags{flag.NewFlagSet("serve", flag.ContinueOnError)}
+	fs := newFlags("serve")
 	fs.str(&cfg.GRPCAddr, "grpc-addr", "GRPC_ADDR", "127.0.0.1:9090", "gRPC listen address")
 	fs.str(&cfg.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8080", "REST gateway listen address (empty: none)")
 	fs.str(&cfg.MetricsAddr, "metrics-addr", "METRICS_ADDR", "127.0.0.1:9464", "Prometheus /metrics listen address (empty: none)")
@@ -168,7 +193,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	shortenerFlags(fs, &cfg.Shortener)
 	voteFlags(fs, &cfg.Vote)
 	finishCanvas := canvasFlags(fs, &cfg.Canvas)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	finishCanvas()
@@ -211,9 +236,9 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 // release step rather than at server start (both are safe to run at once).
 func migrate(ctx context.Context, log *slog.Logger, args []string) error {
 	var cfg sqlstore.Config
-	fs := flags{flag.NewFlagSet("migrate", flag.ContinueOnError)}
+	fs := newFlags("migrate")
 	finish := fs.database(&cfg, &cfg.URL, &cfg.Region)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if err := finish(); err != nil {
@@ -234,7 +259,7 @@ func migrate(ctx context.Context, log *slog.Logger, args []string) error {
 func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	var upstream, httpAddr, secret, proxies string
 	var secure bool
-	fs := flags{flag.NewFlagSet("gateway", flag.ContinueOnError)}
+	fs := newFlags("gateway")
 	fs.str(&upstream, "upstream", "UPSTREAM", "127.0.0.1:9090", "gRPC address of the servers")
 	fs.str(&httpAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8080", "listen address")
 	fs.str(&secret, "gateway-secret", "GATEWAY_SECRET", "", "secret shared with the servers (required; the first of a comma-separated list is sent)")
@@ -249,7 +274,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	var otlp, region string
 	fs.str(&otlp, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/gRPC collector URL for traces (empty: no tracing)")
 	fs.str(&region, "region", "REGION", "local", "region this gateway serves from (trace attribute)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	stopTracing, err := telemetry.StartTracing(ctx, otlp, "platform-gateway", region)
