@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/apiplatform/platform/gen/openapi"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // The API reference: Redoc's standalone bundle (copied from the npm package
@@ -99,7 +100,7 @@ func (f *staticFile) serve(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Encoding", "gzip")
 	}
 	h.Set("ETag", etag)
-	if webETagMatches(r.Header.Get("If-None-Match"), etag) {
+	if wire.ETagMatches(r.Header.Get("If-None-Match"), etag) {
 		h.Del("Content-Encoding")
 		w.WriteHeader(http.StatusNotModified)
 		return

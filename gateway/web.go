@@ -12,6 +12,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // The web client: plain HTML, CSS and ES modules, embedded so that one
@@ -137,7 +139,7 @@ func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Content-Encoding", "gzip")
 	}
 	hd.Set("ETag", etag)
-	if webETagMatches(r.Header.Get("If-None-Match"), etag) {
+	if wire.ETagMatches(r.Header.Get("If-None-Match"), etag) {
 		hd.Del("Content-Encoding")
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -159,17 +161,6 @@ func webAcceptsGzip(r *http.Request) bool {
 			return false
 		}
 		return true
-	}
-	return false
-}
-
-// webETagMatches is If-None-Match's weak comparison (RFC 9110 13.1.2).
-func webETagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == "*" || t == etag {
-			return true
-		}
 	}
 	return false
 }
