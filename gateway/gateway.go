@@ -2,9 +2,11 @@
 // contracts, plus the few HTTP-only concerns (cookies, status codes,
 // allowlisted headers, health).
 //
-// It always reaches the services through a real gRPC client connection, even
-// inside one process: grpc-gateway's in-process handlers would skip the
-// server's interceptors (auth, limits, metrics) and cannot serve streams.
+// It reaches the services through a gRPC client interface that runs the
+// server's whole interceptor chain and serves streams: a real connection when
+// the gateway runs as its own process, an in-process channel when it shares
+// the server's (grpc-gateway's in-process handlers would skip the server's
+// interceptors — auth, limits, metrics — and cannot serve streams).
 package gateway
 
 import (
@@ -73,23 +75,33 @@ const (
 	RefreshCookie = "refresh"
 )
 
-// handlers is every service's generated REST registration, over one conn.
-// grpc-gateway tries patterns registered LATER first, so the shortener,
-// whose `/{code}` catches every one-segment path, is registered first: any
-// one-segment route of another service (`/canvas.png`) wins over it.
-// `/healthz` never reaches grpc-gateway (the root mux serves it), and
-// longer paths (`/s/{slug}`, `/api/...`) cannot match `/{code}`.
-var handlers = []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-	shortenerv1.RegisterShortenerServiceHandler,
-	identityv1.RegisterIdentityServiceHandler,
-	favoritev1.RegisterFavoriteServiceHandler,
-	sharev1.RegisterShareServiceHandler,
-	votev1.RegisterVoteServiceHandler,
-	canvasv1.RegisterCanvasServiceHandler,
+// handlers is every service's generated REST registration, over one
+// client channel. grpc-gateway tries patterns registered LATER first, so
+// the shortener, whose `/{code}` catches every one-segment path, is
+// registered first: any one-segment route of another service
+// (`/canvas.png`) wins over it. `/healthz` never reaches grpc-gateway (the
+// root mux serves it), and longer paths (`/s/{slug}`, `/api/...`) cannot
+// match `/{code}`.
+var handlers = []func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error{
+	over(shortenerv1.RegisterShortenerServiceHandlerClient, shortenerv1.NewShortenerServiceClient),
+	over(identityv1.RegisterIdentityServiceHandlerClient, identityv1.NewIdentityServiceClient),
+	over(favoritev1.RegisterFavoriteServiceHandlerClient, favoritev1.NewFavoriteServiceClient),
+	over(sharev1.RegisterShareServiceHandlerClient, sharev1.NewShareServiceClient),
+	over(votev1.RegisterVoteServiceHandlerClient, votev1.NewVoteServiceClient),
+	over(canvasv1.RegisterCanvasServiceHandlerClient, canvasv1.NewCanvasServiceClient),
 }
 
-// New builds the HTTP handler in front of conn.
-func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, error) {
+// over adapts a generated client registration to any client channel (the
+// generated connection variant takes only a *grpc.ClientConn).
+func over[C any](register func(context.Context, *runtime.ServeMux, C) error, client func(grpc.ClientConnInterface) C) func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error {
+	return func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		return register(ctx, mux, client(cc))
+	}
+}
+
+// New builds the HTTP handler in front of conn: a *grpc.ClientConn to
+// remote servers, or an in-process channel to the services of this process.
+func New(ctx context.Context, conn grpc.ClientConnInterface, cfg Config) (http.Handler, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}

@@ -18,10 +18,7 @@ import (
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -93,6 +90,10 @@ type Config struct {
 	// RequestTimeout bounds unary calls without a client deadline (streams
 	// are long-lived by design and are not bounded).
 	RequestTimeout time.Duration
+	// Tracing turns on spans for HTTP, gRPC, database and Redis calls (set
+	// when an OTLP endpoint is configured). Off, no tracing middleware runs
+	// at all: a no-op tracer still costs allocations on every call.
+	Tracing bool
 	// ShutdownTimeout bounds a graceful stop before connections are cut.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
@@ -148,7 +149,6 @@ type Server struct {
 	http      *http.Server
 	metrics   *http.Server
 	health    *health.Server
-	conn      *grpc.ClientConn
 	closers   []func() error
 	drains    []func()
 	stopOnce  sync.Once
@@ -226,31 +226,31 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		shortener.Policies, vote.Policies, canvas.Policies, publicPolicies)
 
 	s.health = health.NewServer()
-	s.grpc = newGRPCServer(serverDeps{
+	sd := serverDeps{
 		log: s.log, region: cfg.Region, gatewaySecret: cfg.GatewaySecret, authn: identities, policies: policies,
-		requestTimeout: cfg.RequestTimeout, edge: cfg.Edge,
-	})
-	for _, svc := range a.services {
-		svc.Register(s.grpc)
+		requestTimeout: cfg.RequestTimeout, edge: cfg.Edge, streams: streamLimiter(cfg.Edge), tracing: cfg.Tracing,
 	}
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.grpc = newGRPCServer(sd)
+	// The gateway in this process calls the services in process (see
+	// newInProcChannel); every service is registered on both.
+	inproc := newInProcChannel(sd)
+	both := registrars{s.grpc, inproc}
+	for _, svc := range a.services {
+		svc.Register(both)
+	}
+	healthpb.RegisterHealthServer(both, s.health)
 	reflection.Register(s.grpc)
 	telemetry.RPCMetrics.InitializeMetrics(s.grpc)
 
 	if s.httpLn != nil {
-		if s.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithStatsHandler(otelgrpc.NewClientHandler())); err != nil {
-			return nil, err
-		}
-		s.closers = append(s.closers, s.conn.Close)
-		gw, err := gateway.New(ctx, s.conn, cfg.gatewayConfig())
+		gw, err := gateway.New(ctx, inproc, cfg.gatewayConfig())
 		if err != nil {
 			return nil, err
 		}
 		if cfg.HTTPMiddleware != nil {
 			gw = cfg.HTTPMiddleware(gw)
 		}
-		s.http = cfg.Edge.NewHTTPServer(otelhttp.NewHandler(gw, "gateway"))
+		s.http = cfg.Edge.NewHTTPServer(traceHTTP(gw, cfg.Tracing))
 	}
 	s.cfg = cfg
 	return s, nil
@@ -268,7 +268,7 @@ func (s *Server) openStorage(ctx context.Context, cfg Config) (storage.Engine, e
 		return st, nil
 	}
 	dbCfg := cfg.Database
-	dbCfg.URL, dbCfg.Region = cfg.DatabaseURL, cfg.Region
+	dbCfg.URL, dbCfg.Region, dbCfg.Tracing = cfg.DatabaseURL, cfg.Region, cfg.Tracing
 	st, err := sqlstore.Open(ctx, dbCfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -294,8 +294,10 @@ func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, bus.Bus,
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	if err := redisotel.InstrumentTracing(rc); err != nil {
-		return nil, nil, nil, nil, err
+	if cfg.Tracing {
+		if err := redisotel.InstrumentTracing(rc); err != nil {
+			return nil, nil, nil, nil, err
+		}
 	}
 	s.closers = append(s.closers, rc.Close)
 	bs := bus.NewRedis(rc, "bus:", s.log)

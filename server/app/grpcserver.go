@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/streamlimit"
 	"github.com/apiplatform/platform/server/platform/telemetry"
 	"github.com/apiplatform/platform/server/platform/wire"
 )
@@ -28,10 +28,27 @@ type serverDeps struct {
 	// a stuck dependency cannot pile up requests without end.
 	requestTimeout time.Duration
 	edge           EdgeConfig
+	// streams caps open streams per client and per replica; one limiter is
+	// shared by the gRPC server and the in-process channel.
+	streams *streamlimit.Limiter
+	tracing bool
 }
 
-// newGRPCServer builds the gRPC server with its whole interceptor chain in
-// one place; the order matters and is read top to bottom:
+// newGRPCServer builds the gRPC server with its whole interceptor chain
+// (see interceptors). Tracing, when on, is a stats handler (it continues the
+// gateway's trace from the request metadata).
+func newGRPCServer(d serverDeps) *grpc.Server {
+	unary, stream := interceptors(d)
+	opts := append(transportOptions(d.edge), grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
+	if d.tracing {
+		opts = append(opts, grpc.StatsHandler(serverStatsHandler()))
+	}
+	return grpc.NewServer(opts...)
+}
+
+// interceptors is the server's chain in one place, shared by the gRPC
+// server and the gateway's in-process channel; the order matters and is
+// read top to bottom:
 //  1. recovery turns a handler panic into INTERNAL instead of a dead process;
 //  2. sanitize keeps non-status error text from reaching clients;
 //  3. region stamps the serving region on every response;
@@ -40,37 +57,34 @@ type serverDeps struct {
 //     auth so that anonymous floods are held too;
 //
 // metrics come first of all so that they see every outcome, including
-// panics turned into INTERNAL and calls refused by auth. Tracing is a stats
-// handler (it continues the gateway's trace from the request metadata).
-func newGRPCServer(d serverDeps) *grpc.Server {
+// panics turned into INTERNAL and calls refused by auth.
+func interceptors(d serverDeps) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	recover := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		d.log.ErrorContext(ctx, "panic in handler", "panic", p)
 		return status.Error(codes.Internal, "internal error")
 	})
 	edge := wire.Interceptors{GatewaySecret: d.gatewaySecret}
 	authz := auth.Interceptors{Auth: d.authn, Policies: d.policies}
-	streams := streamLimiter(d.edge)
-	return grpc.NewServer(append(transportOptions(d.edge),
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
-		grpc.ChainUnaryInterceptor(
-			telemetry.RPCMetrics.UnaryServerInterceptor(),
-			deadlineUnary(d.requestTimeout),
-			recovery.UnaryServerInterceptor(recover),
-			sanitizeUnary,
-			regionUnary(d.region),
-			edge.Unary(),
-			authz.Unary(),
-		),
-		grpc.ChainStreamInterceptor(
-			telemetry.RPCMetrics.StreamServerInterceptor(),
-			recovery.StreamServerInterceptor(recover),
-			sanitizeStream,
-			regionStream(d.region),
-			edge.Stream(),
-			streams.Stream(),
-			authz.Stream(),
-		),
-	)...)
+	streams := d.streams
+	unary := []grpc.UnaryServerInterceptor{
+		telemetry.RPCMetrics.UnaryServerInterceptor(),
+		deadlineUnary(d.requestTimeout),
+		recovery.UnaryServerInterceptor(recover),
+		sanitizeUnary,
+		regionUnary(d.region),
+		edge.Unary(),
+		authz.Unary(),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		telemetry.RPCMetrics.StreamServerInterceptor(),
+		recovery.StreamServerInterceptor(recover),
+		sanitizeStream,
+		regionStream(d.region),
+		edge.Stream(),
+		streams.Stream(),
+		authz.Stream(),
+	}
+	return unary, stream
 }
 
 func deadlineUnary(d time.Duration) grpc.UnaryServerInterceptor {

@@ -8,6 +8,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/apiplatform/platform/server/app"
 	"github.com/apiplatform/platform/server/platform/telemetry"
 )
 
@@ -30,7 +31,7 @@ func TestTraceCrossesEveryHop(t *testing.T) {
 	for _, b := range backends() {
 		be = b // the last: PostgreSQL + Redis when available
 	}
-	p := start(t, be, nil)
+	p := start(t, be, func(cfg *app.Config) { cfg.Tracing = true }) // what an OTLP endpoint turns on
 	r := newREST(p)
 	_, tok := r.guest(t)
 	before := len(rec.Ended())

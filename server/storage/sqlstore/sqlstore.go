@@ -54,6 +54,9 @@ type Config struct {
 	// Regions are the database regions of a multi-region CockroachDB
 	// deployment, primary first. Ignored on PostgreSQL.
 	Regions []string
+	// Tracing adds a span for every query, under the request's trace (off:
+	// no tracer at all, which costs nothing per query).
+	Tracing bool
 }
 
 // Store is the SQL storage engine (PostgreSQL or CockroachDB): every
@@ -108,8 +111,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// (PostgreSQL defaults to READ COMMITTED; a CockroachDB cluster may have
 	// been told to).
 	params["default_transaction_isolation"] = "serializable"
-	// Spans for every query, under the request's trace when tracing is on.
-	poolCfg.ConnConfig.Tracer = otelpgx.NewTracer()
+	if cfg.Tracing {
+		poolCfg.ConnConfig.Tracer = otelpgx.NewTracer()
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, mapErr(fmt.Errorf("sqlstore: %w", err))
