@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/fullstorydev/grpchan/inprocgrpc"
+	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
@@ -47,9 +48,21 @@ func (rs registrars) RegisterService(desc *grpc.ServiceDesc, impl any) {
 // run on different goroutines, so they must not share one) with the
 // protobuf runtime's own merge: the channel's default cloner goes through
 // the legacy APIv1 and a dynamic-message check on every copy.
+//
+// An HttpBody (redirect and share pages, the canvas board and its PNG)
+// shares its bytes instead: services hand out bodies they keep cached for
+// every caller and never change once returned, and the gateway only writes
+// them out, so copying a 500 KB board per request would buy nothing.
 type protoCloner struct{}
 
 func (protoCloner) Copy(out, in any) error {
+	if dst, ok := out.(*httpbody.HttpBody); ok {
+		if src, ok := in.(*httpbody.HttpBody); ok {
+			proto.Reset(dst)
+			dst.ContentType, dst.Data, dst.Extensions = src.ContentType, src.Data, src.Extensions
+			return nil
+		}
+	}
 	dst, ok1 := out.(proto.Message)
 	src, ok2 := in.(proto.Message)
 	if !ok1 || !ok2 {
