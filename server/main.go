@@ -22,11 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/apiplatform/platform/gateway"
 	"github.com/apiplatform/platform/server/app"
 	"github.com/apiplatform/platform/server/platform/telemetry"
@@ -208,6 +203,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	cfg.Logger = log
+	cfg.Tracing = otlp != ""
 	stopTracing, err := telemetry.StartTracing(ctx, otlp, "platform-server", cfg.Region)
 	if err != nil {
 		return err
@@ -289,32 +285,23 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Round robin over every address the upstream name resolves to (e.g.
-	// dns:///platform-server-headless:9090), so calls spread over all
-	// servers instead of pinning one connection to one pod.
-	conn, err := grpc.NewClient(upstream, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	var origins []string
 	if o := gateway.OriginOf(publicURL); o != "" {
 		origins = append(origins, o)
 	}
-	h, err := gateway.New(ctx, conn, gateway.Config{
-		GatewaySecret: secret, TrustedProxies: trusted, SecureCookies: secure || app.SecureURL(publicURL), CountryHeader: country,
-		PublicOrigins: origins, CORSOrigins: edge.CORSOrigins, BodyTimeout: edge.HTTPBodyTimeout, WriteTimeout: edge.HTTPWriteTimeout,
+	gw, err := app.NewGateway(ctx, app.GatewayConfig{
+		Upstream: upstream, HTTPAddr: httpAddr, Tracing: otlp != "", Edge: edge,
+		Gateway: gateway.Config{
+			GatewaySecret: secret, TrustedProxies: trusted, SecureCookies: secure || app.SecureURL(publicURL), CountryHeader: country,
+			PublicOrigins: origins, CORSOrigins: edge.CORSOrigins, BodyTimeout: edge.HTTPBodyTimeout, WriteTimeout: edge.HTTPWriteTimeout,
+		},
 	})
 	if err != nil {
 		return err
 	}
-	srv := edge.NewHTTPServer(otelhttp.NewHandler(h, "gateway"))
-	srv.Addr = httpAddr
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("gateway serving", "http", httpAddr, "upstream", upstream)
+	go func() { errc <- gw.Serve() }()
+	log.Info("gateway serving", "http", gw.Addr(), "upstream", upstream)
 	select {
 	case err := <-errc:
 		return err
@@ -322,8 +309,5 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return srv.Close()
-	}
-	return nil
+	return gw.Shutdown(sctx)
 }

@@ -84,10 +84,11 @@ func (e EdgeConfig) NewHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: e.HTTPReadHeaderTimeout, IdleTimeout: e.HTTPIdleTimeout}
 }
 
-// gatewayConfig is the in-process gateway's configuration. Cookies are
+// GatewaySettings is the gateway configuration this server implies (its own
+// in-process gateway, or a separate one in front of it). Cookies are
 // Secure whenever the public URL is https, whatever the flag says: a
 // session cookie sent over plain HTTP can be read on the way.
-func (c Config) gatewayConfig() gateway.Config {
+func (c Config) GatewaySettings() gateway.Config {
 	var origins []string
 	if o := gateway.OriginOf(c.PublicBaseURL); o != "" {
 		origins = append(origins, o)

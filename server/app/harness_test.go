@@ -121,6 +121,7 @@ func start(t testing.TB, b backend, configure func(*app.Config)) *platform {
 
 func startConfig(t testing.TB, cfg app.Config) *platform {
 	t.Helper()
+	split := splitGateway(t, &cfg)
 	srv, err := app.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -133,12 +134,16 @@ func startConfig(t testing.TB, cfg app.Config) *platform {
 			t.Errorf("Serve: %v", err)
 		}
 	})
+	base := "http://" + srv.HTTPAddr()
+	if split != nil {
+		base = split(srv.GRPCAddr())
+	}
 	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &platform{srv: srv, conn: conn, base: "http://" + srv.HTTPAddr()}
+	return &platform{srv: srv, conn: conn, base: base}
 }
 
 // api is what the end-to-end cases need from a client; grpcAPI and restAPI
