@@ -3,7 +3,7 @@
 
 BUF := go tool -modfile=.ci/tools/go.mod buf
 
-.PHONY: run test bench generate lint breaking check-generated publish-api openapi-lint
+.PHONY: run test bench bench-quick generate lint breaking check-generated publish-api openapi-lint
 
 # Browser tests save a screenshot of every view here for review.
 export SCREENSHOT_DIR ?= $(CURDIR)/.screenshots
@@ -13,14 +13,24 @@ run:
 
 # The full suite: contracts, vet, and every Go test against the embedded
 # store and against real PostgreSQL and Redis started by .ci/with-services.
+# The end-to-end suite runs a second time with REST through a separate
+# gateway over a real gRPC connection (TEST_GATEWAY=split), the path a
+# `server gateway` deployment takes; the first run takes the in-process one
+# (the race detector has seen that code there already).
 test: check-generated lint breaking openapi-lint crdb-parse deploy-check
 	go vet ./...
 	.ci/with-services go test -race -count=1 ./...
+	TEST_GATEWAY=split .ci/with-services go test -count=1 ./server/app/
 
 # Benchmarks on the embedded store and on PostgreSQL + Redis; each reports
 # its cost as a multiple of a baseline measured in the same run.
 bench:
 	.ci/with-services .ci/bench 2>&1 | tee bench.out
+
+# Under three minutes: the REST edge against the bare ceiling (one short
+# round) and the hot paths' allocations; also saved to bench.out.
+bench-quick:
+	.ci/with-services .ci/bench quick 2>&1 | tee bench.out
 
 # buf writes the Go code and an OpenAPI 2 document; gateway/openapigen turns
 # that into the OpenAPI 3 document served at /openapi.json (gen/openapi),

@@ -123,10 +123,13 @@ func parallelRate(b *testing.B, d time.Duration, op func() error) float64 {
 //	               server's share alone);
 //	placements/s   the rate actually sustained.
 //
-// Run it once per size (it is a load test, not a loop):
+// Run it once per size (it is a load test, not a loop), on the embedded
+// store or, with CANVAS_BENCH_ENGINE=postgres+redis, on PostgreSQL + Redis
+// (the board in Redis, as in production):
 //
 //	go test -run '^$' -bench CanvasSubscribers -benchtime 1x ./server/app/
 //	CANVAS_BENCH_SUBS=1000,10000,20000 go test ... (sizes to try)
+//	CANVAS_BENCH_ENGINE=postgres+redis .ci/with-services go test ...
 func BenchmarkCanvasSubscribers(b *testing.B) {
 	sizes := []int{1000, 10000}
 	if env := os.Getenv("CANVAS_BENCH_SUBS"); env != "" {
@@ -152,13 +155,31 @@ func BenchmarkCanvasSubscribers(b *testing.B) {
 	}
 }
 
+// canvasBenchBackend is the engine CANVAS_BENCH_ENGINE asks for; asking
+// for PostgreSQL + Redis without them fails rather than measuring the
+// embedded store under the wrong name.
+func canvasBenchBackend(b *testing.B) backend {
+	switch want := os.Getenv("CANVAS_BENCH_ENGINE"); want {
+	case "", embeddedBackend.name:
+		return embeddedBackend
+	default:
+		for _, be := range backends() {
+			if be.name == want {
+				return be
+			}
+		}
+		b.Fatalf("CANVAS_BENCH_ENGINE=%s is not available (PostgreSQL + Redis need .ci/with-services)", want)
+		return backend{}
+	}
+}
+
 // benchReceipts is what the subscriber process reports: for each batch
 // (by its first seq), when each subscriber received it.
 type benchReceipts map[int64][]int64
 
 func runSubscribers(b *testing.B, n int) (p99, target time.Duration) {
 	const rate, duration = 300, 5 * time.Second
-	p := start(b, embeddedBackend, canvasBenchConfig)
+	p := start(b, canvasBenchBackend(b), canvasBenchConfig)
 	target = canvas.DefaultConfig().BatchInterval + 250*time.Millisecond
 	authed := benchGuest(b, p)
 	client := canvasv1.NewCanvasServiceClient(p.conn)

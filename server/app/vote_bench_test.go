@@ -182,7 +182,7 @@ func voteLoad(b *testing.B, c votev1.VoteServiceClient, admin string, tokens []s
 }
 
 // BenchmarkVoteThroughput: accepted votes per second and latency through
-// gRPC on PostgreSQL, with group commit and with the naive baseline (each
+// gRPC on PostgreSQL (+ Redis when TEST_REDIS_URL is set), with group commit and with the naive baseline (each
 // vote in its own transaction: same statements, no batching), on the same
 // database in the same run. b.N votes per mode.
 func BenchmarkVoteThroughput(b *testing.B) {
@@ -195,6 +195,9 @@ func BenchmarkVoteThroughput(b *testing.B) {
 	run := func(direct bool) loadResult {
 		cfg := benchConfig(b)
 		cfg.DatabaseURL = dbURL
+		// With Redis when there is one (the production shape: limits,
+		// caches and the bus), as under .ci/with-services.
+		cfg.RedisURL = os.Getenv("TEST_REDIS_URL")
 		cfg.Database.MaxConns = 32 // the same pool for both: the baseline is not starved of connections
 		cfg.Vote.Direct = direct
 		if v, err := strconv.Atoi(os.Getenv("VOTE_BENCH_COMMITTERS")); err == nil {
