@@ -119,7 +119,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, cfg Config) (http.H
 		MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}
-	mux := runtime.NewServeMux(
+	opts := []runtime.ServeMuxOption{
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: json}),
 		// HTML forms (the password form of protected short links) post
 		// url-encoded bodies; answers stay JSON or the service's HttpBody.
@@ -133,11 +133,16 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, cfg Config) (http.H
 		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithMiddlewares(probeMiddleware, retryMiddleware),
 		runtime.WithStreamErrorHandler(streamErrorStatus),
-	)
+	}
+	mux := runtime.NewServeMux(opts...)
 	for _, register := range handlers {
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, err
 		}
+	}
+	codes := runtime.NewServeMux(opts...)
+	if err := handlers[0](ctx, codes, conn); err != nil {
+		return nil, err
 	}
 	health := healthpb.NewHealthClient(conn)
 	root := http.NewServeMux()
@@ -165,7 +170,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, cfg Config) (http.H
 			r = r.Clone(r.Context())
 			r.Method = http.MethodGet
 		}
-		mux.ServeHTTP(w, r)
+		route(mux, codes, r).ServeHTTP(w, r)
 	}))
 	forwarded := cfg.forwardedHeaders()
 	return cfg.edge(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
