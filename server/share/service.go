@@ -3,13 +3,10 @@
 package share
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	_ "embed"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,10 +14,10 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
@@ -29,8 +26,10 @@ import (
 	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/config"
+	"github.com/apiplatform/platform/server/platform/hotcache"
 	"github.com/apiplatform/platform/server/platform/page"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
@@ -83,7 +82,10 @@ type Deps struct {
 	// revocations invalidate after they commit; Pages is the same engine
 	// counted apart, for the public page.
 	Cache, Pages cache.Cache
-	Log          *slog.Logger
+	// Bus keeps every replica's hot copy of share rows in step (see
+	// page.go); nil: in-process only (one replica).
+	Bus bus.Bus
+	Log *slog.Logger
 }
 
 // Service implements ShareService.
@@ -98,19 +100,28 @@ type Service struct {
 	cfg       Config
 	hits      *hitCounter
 	now       func() time.Time
+	hot       *hotcache.Cache[Share] // share rows for the page, per process
+	rendered  *lru.Cache[renderKey, renderedPage]
+	ownBus    bus.Bus // created when Deps.Bus is nil
+
+	pageCacheControl string
 }
 
 // New builds the service and starts its hit flusher; Close stops it.
-func New(_ context.Context, d Deps, cfg Config) (*Service, error) {
+func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 	config.FillZero(&cfg, DefaultConfig())
 	cfg.PublicBaseURL = strings.TrimRight(cfg.PublicBaseURL, "/")
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	return &Service{
+	s := &Service{
 		store: d.Store, favorites: d.Favorites, limiter: d.Limiter, cache: d.Cache, pages: d.Pages, cfg: cfg, now: time.Now,
-		hits: newHitCounter(d.Store, cfg.HitsFlushInterval, d.Log),
-	}, nil
+	}
+	if err := s.openHot(ctx, d); err != nil {
+		return nil, err
+	}
+	s.hits = newHitCounter(d.Store, cfg.HitsFlushInterval, d.Log)
+	return s, nil
 }
 
 // Register registers the service on a gRPC server.
@@ -119,6 +130,10 @@ func (s *Service) Register(gs grpc.ServiceRegistrar) { sharev1.RegisterShareServ
 // Close stores the hits counted but not yet flushed.
 func (s *Service) Close() error {
 	s.hits.close()
+	s.hot.Close()
+	if s.ownBus != nil {
+		return s.ownBus.Close()
+	}
 	return nil
 }
 
@@ -138,8 +153,17 @@ func (s *Service) read(ctx context.Context, slug string) (Share, error) {
 // public max-age and so may be that stale in any CDN anyway: it has its own
 // cache entry, filled by a stale-tolerant read (a follower read on
 // CockroachDB, local to the serving region), for at most PageMaxAge.
+// In front of that entry sits this process's hot copy (page.go).
 func (s *Service) readForPage(ctx context.Context, slug string) (Share, error) {
-	return s.readKey(storeerr.WithStaleReads(ctx), s.pages, pageCacheKey(slug), s.cfg.PageMaxAge, slug)
+	if sh, ok := s.hot.Get(slug); ok {
+		return sh, nil
+	}
+	epoch := s.hot.Epoch(slug)
+	sh, err := s.readKey(storeerr.WithStaleReads(ctx), s.pages, pageCacheKey(slug), s.cfg.PageMaxAge, slug)
+	if err == nil {
+		s.hot.Fill(slug, epoch, sh)
+	}
+	return sh, err
 }
 
 func pageCacheKey(slug string) string { return "sharepage:" + slug }
@@ -315,6 +339,7 @@ func (s *Service) RevokeShare(ctx context.Context, req *sharev1.RevokeShareReque
 	// its max-age, like any CDN copy).
 	_ = s.cache.Delete(ctx, cacheKey(sh.Slug))
 	_ = s.pages.Delete(ctx, pageCacheKey(sh.Slug))
+	s.hot.Drop(ctx, sh.Slug)
 	return &sharev1.RevokeShareResponse{}, nil
 }
 
@@ -331,20 +356,15 @@ func (s *Service) GetSharePage(ctx context.Context, req *sharev1.GetSharePageReq
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, struct {
-		Hex      string
-		Snapshot bool
-	}{hexColor, sh.Snapshot}); err != nil {
+	page, err := s.render(hexColor, sh.Snapshot)
+	if err != nil {
 		return nil, apierr.Internal(ctx, err)
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
-	wire.SetHeader(ctx, "cache-control", "public, max-age="+strconv.Itoa(int(s.cfg.PageMaxAge.Seconds())))
-	if wire.NotModified(ctx, etag) {
+	wire.SetHeader(ctx, "cache-control", s.pageCacheControl)
+	if wire.NotModified(ctx, page.etag) {
 		return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8"}, nil
 	}
-	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: buf.Bytes()}, nil
+	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: page.body}, nil
 }
 
 // etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
