@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/skip2/go-qrcode"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 
@@ -31,7 +32,7 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 	e, refused, err := s.live(ctx, code)
 	if err != nil {
 		if refused != 0 {
-			redirectsTotal.WithLabelValues(strconv.Itoa(refused)).Inc()
+			redirectCounter(refused).Inc()
 		}
 		return nil, err
 	}
@@ -62,10 +63,28 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 	wire.SetStatus(ctx, e.Kind)
 	wire.SetHeader(ctx, "location", e.Target)
 	wire.SetHeader(ctx, "cache-control", cc)
-	redirectsTotal.WithLabelValues(strconv.Itoa(e.Kind)).Inc()
+	redirectCounter(e.Kind).Inc()
 	body := `<!doctype html><meta charset="utf-8"><title>Redirecting</title><a href="` +
 		html.EscapeString(e.Target) + `">` + html.EscapeString(e.Target) + "</a>\n"
 	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: []byte(body)}, nil
+}
+
+// redirectCounters are shortener_redirects_total's series for every
+// status FollowShortUrl answers, resolved once: looking a label set up
+// hashes and allocates on every redirect.
+var redirectCounters = func() map[int]prometheus.Counter {
+	m := map[int]prometheus.Counter{}
+	for _, code := range []int{http.StatusOK, http.StatusMovedPermanently, http.StatusFound, http.StatusForbidden, http.StatusNotFound, http.StatusGone} {
+		m[code] = redirectsTotal.WithLabelValues(strconv.Itoa(code))
+	}
+	return m
+}()
+
+func redirectCounter(status int) prometheus.Counter {
+	if c, ok := redirectCounters[status]; ok {
+		return c
+	}
+	return redirectsTotal.WithLabelValues(strconv.Itoa(status))
 }
 
 func (s *Service) passwordForm(ctx context.Context, code string, status int, msg string) (*httpbody.HttpBody, error) {
@@ -75,7 +94,7 @@ func (s *Service) passwordForm(ctx context.Context, code string, status int, msg
 	}
 	wire.SetStatus(ctx, status)
 	wire.SetHeader(ctx, "cache-control", "private, no-store")
-	redirectsTotal.WithLabelValues(strconv.Itoa(status)).Inc()
+	redirectCounter(status).Inc()
 	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: buf.Bytes()}, nil
 }
 
