@@ -46,7 +46,7 @@ func splitGateway(t testing.TB, cfg *app.Config) func(upstream string) string {
 		cfg.GatewaySecret = hex.EncodeToString(b)
 	}
 	gcfg := app.GatewayConfig{
-		Listener: ln, Tracing: cfg.Tracing,
+		Listener: ln, Tracing: cfg.Tracing, HTTPMiddleware: cfg.HTTPMiddleware,
 		Gateway: cfg.GatewaySettings(), Edge: cfg.Edge,
 	}
 	return func(upstream string) string {

@@ -23,6 +23,8 @@ type GatewayConfig struct {
 	HTTPAddr string
 	Listener net.Listener
 	Gateway  gateway.Config
+	// HTTPMiddleware: see Config.HTTPMiddleware.
+	HTTPMiddleware func(http.Handler) http.Handler
 	// Edge bounds the HTTP listener as for the servers' own gateway.
 	Edge EdgeConfig
 	// Tracing: see Config.Tracing.
@@ -61,6 +63,9 @@ func NewGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
+	}
+	if cfg.HTTPMiddleware != nil {
+		h = cfg.HTTPMiddleware(h)
 	}
 	ln := cfg.Listener
 	if ln == nil {
