@@ -11,7 +11,7 @@ import (
 // is in otherOneSegmentRoutes (else the shortener would answer it), and
 // nothing else is.
 func TestOneSegmentRoutes(t *testing.T) {
-	b, err := os.ReadFile("../gen/openapiv2/platform.swagger.json")
+	b, err := os.ReadFile("../gen/openapi/platform.openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}
