@@ -19,8 +19,8 @@ run:
 # (the race detector has seen that code there already).
 test: check-generated lint breaking openapi-lint crdb-parse deploy-check
 	go vet ./...
-	.ci/with-services go test -race -count=1 ./...
-	TEST_GATEWAY=split .ci/with-services go test -count=1 ./server/app/
+	.ci/with-services go test -race -count=1 -timeout 40m ./...
+	TEST_GATEWAY=split .ci/with-services go test -count=1 -timeout 30m ./server/app/
 
 # Benchmarks on the embedded store and on PostgreSQL + Redis; each reports
 # its cost as a multiple of a baseline measured in the same run.
