@@ -59,7 +59,10 @@ type PlaceOp struct {
 }
 
 // Placed tells which sequence numbers a placement got.
-type Placed struct{ First, Last int64 }
+type Placed struct {
+	First, Last int64
+	Epoch       string // of the board that applied it ("" in process)
+}
 
 // Snapshot is the bitmap at a sequence number.
 type Snapshot struct {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,27 +35,11 @@ func memoryMaker(t *testing.T, w, h, retain int, rebuild Rebuild) (func() Board,
 func redisMaker(t *testing.T, w, h, retain int, rebuild Rebuild) (func() Board, func()) {
 	id := uuid.NewString() // a canvas of its own on the shared Redis
 	c := redistest.Client(t)
-	t.Cleanup(func() {
-		keys, _ := c.Keys(bg, "canvas:{"+id+"}:*").Result()
-		if len(keys) > 0 {
-			c.Del(bg, keys...)
-		}
-	})
+	flush := func() { redistest.DeleteMatching(t, c, "canvas:{"+id+"}:*") }
+	t.Cleanup(flush)
 	open := func() Board {
 		// Its own client, like another replica.
-		o, err := redis.ParseURL(os.Getenv("TEST_REDIS_URL"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc := redis.NewClient(o)
-		t.Cleanup(func() { _ = rc.Close() })
-		return NewRedisBoard(rc, id, w, h, retain, rebuild, slog.New(slog.NewTextHandler(t.Output(), nil)))
-	}
-	flush := func() {
-		keys, _ := c.Keys(bg, "canvas:{"+id+"}:*").Result()
-		if len(keys) > 0 {
-			c.Del(bg, keys...)
-		}
+		return NewRedisBoard(redistest.Client(t), id, w, h, retain, rebuild, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	}
 	return open, flush
 }

@@ -440,7 +440,7 @@ func (s *Service) PlacePixel(ctx context.Context, req *canvasv1.PlacePixelReques
 	}
 	row := Placement{Seq: placed.First, X: req.GetX(), Y: req.GetY(), Color: req.GetColor(), UserID: p.UserID, PlacedAt: now.Truncate(time.Microsecond)}
 	if err := s.history.write(ctx, []Placement{row}); err != nil {
-		return nil, s.historyError(ctx, err)
+		return nil, s.historyError(ctx, placed, err)
 	}
 	placements.WithLabelValues("placed").Inc()
 	return &canvasv1.PlacePixelResponse{Seq: placed.First, NextPlacementTime: timestamppb.New(now.Add(s.cfg.Cooldown))}, nil
@@ -478,7 +478,10 @@ func (s *Service) placeError(ctx context.Context, err error) error {
 // historyError answers a placement whose history row could not be written.
 // The pixel is on the board already: the client is told it failed, which
 // is the truth for the history the acknowledgement promises.
-func (s *Service) historyError(ctx context.Context, err error) error {
+func (s *Service) historyError(ctx context.Context, placed Placed, err error) error {
+	if errors.Is(err, ErrSeqTaken) {
+		return s.reseat(ctx, placed, err)
+	}
 	placements.WithLabelValues("history_failed").Inc()
 	if ctx.Err() != nil { // the caller gave up; the write may still land
 		return status.FromContextError(ctx.Err()).Err()
@@ -643,7 +646,7 @@ func (s *Service) ClearRect(ctx context.Context, req *canvasv1.ClearRectRequest)
 			rows[i].Seq = placed.First + int64(i)
 		}
 		if err := s.history.write(ctx, rows); err != nil {
-			return s.historyError(ctx, err)
+			return s.historyError(ctx, placed, err)
 		}
 		if resp.FirstSeq == 0 {
 			resp.FirstSeq = placed.First

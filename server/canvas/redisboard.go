@@ -56,7 +56,8 @@ func (b *redisBoard) key(k string) string { return b.prefix + k }
 
 // placeScript: KEYS seq, board, log, epoch, cooldown; ARGV cooldown ms,
 // retain, packed deltas, then pixel index and colour pairs. Returns
-// {first, last}, {-1, pttl} when cooling down, {-2} when uninitialised.
+// {first, last, epoch}, {-1, pttl} when cooling down, {-2} when
+// uninitialised.
 var placeScript = redis.NewScript(`
 local epoch = redis.call('GET', KEYS[4])
 if not epoch or redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
@@ -82,7 +83,7 @@ end
 local minid = first - tonumber(ARGV[2])
 if minid < 0 then minid = 0 end
 redis.call('XADD', KEYS[3], 'MINID', string.format('%d', minid), string.format('%d-0', first), 'd', ARGV[3], 'e', epoch)
-return {first, last}
+return {first, last, epoch}
 `)
 
 // initScript: KEYS seq, board, log, epoch; ARGV seq, bitmap, epoch. Sets
@@ -123,9 +124,15 @@ func (b *redisBoard) place(ctx context.Context, op PlaceOp) (Placed, error) {
 		args[0] = 1
 	}
 	keys := []string{b.key("seq"), b.key("board"), b.key("log"), b.key("epoch"), b.key("cd:" + op.UserID)}
-	res, err := placeScript.Run(ctx, b.c, keys, args...).Int64Slice()
+	raw, err := placeScript.Run(ctx, b.c, keys, args...).Slice()
 	if err != nil {
 		return Placed{}, b.wrap(ctx, err)
+	}
+	res := make([]int64, 0, 2)
+	for _, v := range raw {
+		if n, ok := v.(int64); ok {
+			res = append(res, n)
+		}
 	}
 	switch {
 	case len(res) == 1 && res[0] == -2:
@@ -134,10 +141,11 @@ func (b *redisBoard) place(ctx context.Context, op PlaceOp) (Placed, error) {
 		// PTTL is -2/-1 only if the key vanished in between: let the
 		// client retry at once rather than tell it nonsense.
 		return Placed{}, &CooldownError{RetryAfter: time.Duration(max(res[1], 1)) * time.Millisecond}
-	case len(res) == 2 && res[0] > 0:
-		return Placed{First: res[0], Last: res[1]}, nil
+	case len(res) == 2 && len(raw) == 3 && res[0] > 0:
+		epoch, _ := raw[2].(string)
+		return Placed{First: res[0], Last: res[1], Epoch: epoch}, nil
 	}
-	return Placed{}, fmt.Errorf("canvas: unexpected place script reply %v", res)
+	return Placed{}, fmt.Errorf("canvas: unexpected place script reply %v", raw)
 }
 
 // ensure rebuilds the board from history when Redis has none. Replicas

@@ -2,8 +2,13 @@ package canvas
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrSeqTaken: history already holds another placement at that sequence
+// number (see Store.AppendPlacements).
+var ErrSeqTaken = errors.New("canvas: sequence number already holds another placement")
 
 // Placement is one pixel placed, as history keeps it.
 type Placement struct {
@@ -38,8 +43,11 @@ type Store interface {
 	// CanvasMeta returns the stored identity, creating it from want (ID,
 	// dimensions) when there is none yet. Callers compare the dimensions.
 	CanvasMeta(ctx context.Context, want Meta) (Meta, error)
-	// AppendPlacements stores placements; a seq already stored is left as
-	// it is, so a retried batch does not fail.
+	// AppendPlacements stores placements; a seq already stored with the
+	// same placement is left as it is, so a retried batch does not fail. A
+	// seq stored with another placement fails the call with ErrSeqTaken
+	// (the rest of the batch is stored): the live board handed out a number
+	// twice, which happens when a Redis failover lost its newest writes.
 	AppendPlacements(ctx context.Context, ps []Placement) error
 	// PixelHistory returns up to limit placements of pixel (x, y) with seq
 	// below beforeSeq (0: no bound), newest first.

@@ -1,5 +1,6 @@
 // Package redistest connects tests to the Redis named by TEST_REDIS_URL
-// (which .ci/with-services exports) and keeps their keys apart.
+// (which .ci/with-services exports, and .ci/with-redis overrides with a
+// Cluster or a Sentinel URL) and keeps their keys apart.
 package redistest
 
 import (
@@ -11,20 +12,24 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/apiplatform/platform/server/platform/redisconn"
 )
 
 // Client connects to TEST_REDIS_URL, or skips the test when it is unset.
+// Each call is a client of its own, the way each replica has one.
 func Client(t testing.TB) redis.UniversalClient {
 	t.Helper()
 	url := os.Getenv("TEST_REDIS_URL")
 	if url == "" {
 		t.Skip("TEST_REDIS_URL not set (run through .ci/with-services); skipping the Redis engine")
 	}
-	opt, err := redis.ParseURL(url)
+	// The URL goes through the production parser, so the suites run on
+	// whatever topology it names.
+	c, err := redisconn.New(url)
 	if err != nil {
 		t.Fatalf("TEST_REDIS_URL: %v", err)
 	}
-	c := redis.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -34,9 +39,40 @@ func Client(t testing.TB) redis.UniversalClient {
 	return c
 }
 
+// Topology is TEST_REDIS_TOPOLOGY: "cluster", "sentinel", or "" (one node).
+func Topology() string { return os.Getenv("TEST_REDIS_TOPOLOGY") }
+
 // Prefix is a key prefix no other test uses.
 func Prefix(kind string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "test:" + kind + ":" + hex.EncodeToString(b[:]) + ":"
+}
+
+// DeleteMatching deletes the keys matching pattern on every node that holds
+// keys: KEYS asks one node only, and a Cluster spreads keys over masters.
+func DeleteMatching(t testing.TB, c redis.UniversalClient, pattern string) {
+	t.Helper()
+	ctx := context.Background()
+	del := func(ctx context.Context, n redis.UniversalClient) error {
+		keys, err := n.Keys(ctx, pattern).Result()
+		if err != nil {
+			return err
+		}
+		for _, k := range keys { // one at a time: they may sit in different slots
+			if err := n.Del(ctx, k).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return del(ctx, n) })
+	} else {
+		err = del(ctx, c)
+	}
+	if err != nil {
+		t.Logf("redistest: deleting %s: %v", pattern, err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -64,6 +65,12 @@ func encodePlacement(p canvas.Placement) []byte {
 	return append(b, p.UserID...)
 }
 
+// samePlacement compares two records but for the time placed (a retried
+// batch carries the same rows; a reused seq carries another user's pixel).
+func samePlacement(a, b []byte) bool {
+	return len(a) >= 25 && len(b) >= 25 && bytes.Equal(a[:17], b[:17]) && bytes.Equal(a[25:], b[25:])
+}
+
 func decodePlacement(b []byte) (canvas.Placement, error) {
 	if len(b) < 25 {
 		return canvas.Placement{}, errors.New("embedded: short canvas placement record")
@@ -81,17 +88,22 @@ func decodePlacement(b []byte) (canvas.Placement, error) {
 // AppendPlacements implements canvas.Store: the whole batch in one
 // transaction, one fsync.
 func (s *Store) AppendPlacements(ctx context.Context, ps []canvas.Placement) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	taken := 0
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		taken = 0 // the closure may run again
 		all, pixels := tx.Bucket(bCanvasPlacements), tx.Bucket(bCanvasPixels)
 		for _, p := range ps {
 			if p.X < 0 || p.Y < 0 || p.Color < 0 || p.Color > 15 {
 				return errors.New("embedded: placement out of range")
 			}
 			k := seqKey(p.Seq)
-			if all.Get(k) != nil {
+			rec := encodePlacement(p)
+			if old := all.Get(k); old != nil {
+				if !samePlacement(old, rec) {
+					taken++
+				}
 				continue
 			}
-			rec := encodePlacement(p)
 			if err := all.Put(k, rec); err != nil {
 				return err
 			}
@@ -101,6 +113,10 @@ func (s *Store) AppendPlacements(ctx context.Context, ps []canvas.Placement) err
 		}
 		return nil
 	})
+	if err == nil && taken > 0 {
+		err = fmt.Errorf("%w: %d of %d", canvas.ErrSeqTaken, taken, len(ps))
+	}
+	return err
 }
 
 // PixelHistory implements canvas.Store.

@@ -45,13 +45,26 @@ func (s *Store) AppendPlacements(ctx context.Context, ps []canvas.Placement) err
 		}
 		seqs[i], xs[i], ys[i], colors[i], users[i], times[i] = p.Seq, p.X, p.Y, int16(p.Color), p.UserID, p.PlacedAt
 	}
-	return mapErr(s.do(ctx, func() error {
-		_, err := s.pool.Exec(ctx, `
+	var taken int
+	err := mapErr(s.do(ctx, func() error {
+		if _, err := s.pool.Exec(ctx, `
 			INSERT INTO canvas_placements (seq, x, y, color, user_id, placed_at)
 			SELECT * FROM unnest($1::INT8[], $2::INT4[], $3::INT4[], $4::INT2[], $5::UUID[], $6::TIMESTAMPTZ[])
-			ON CONFLICT (seq) DO NOTHING`, seqs, xs, ys, colors, users, times)
-		return err
+			ON CONFLICT (seq) DO NOTHING`, seqs, xs, ys, colors, users, times); err != nil {
+			return err
+		}
+		// Read after the insert committed, so a row another replica wrote
+		// meanwhile is seen: every seq now holds ours or someone else's.
+		return s.pool.QueryRow(ctx, `
+			SELECT count(*) FROM unnest($1::INT8[], $2::INT4[], $3::INT4[], $4::INT2[], $5::UUID[]) AS n(seq, x, y, color, user_id)
+			JOIN canvas_placements p ON p.seq = n.seq
+			WHERE (p.x, p.y, p.color, p.user_id) IS DISTINCT FROM (n.x, n.y, n.color, n.user_id)`,
+			seqs, xs, ys, colors, users).Scan(&taken)
 	}))
+	if err == nil && taken > 0 {
+		err = fmt.Errorf("%w: %d of %d", canvas.ErrSeqTaken, taken, len(ps))
+	}
+	return err
 }
 
 const placementColumns = `seq, x, y, color, user_id::TEXT, placed_at`

@@ -92,14 +92,31 @@ func testAppendIdempotent(t *testing.T, s canvas.Store) {
 	u := uuid.NewString()
 	p := placement(1, 1, 1, 5, u, now())
 	must(t, s.AppendPlacements(ctx, []canvas.Placement{p}))
-	// A retried batch (same seq, whatever it carries) changes nothing.
-	must(t, s.AppendPlacements(ctx, []canvas.Placement{placement(1, 1, 1, 9, u, now()), placement(2, 1, 1, 7, u, now())}))
+	// A retried batch (the same rows again, placed_at aside) changes nothing.
+	retry := p
+	retry.PlacedAt = retry.PlacedAt.Add(time.Second)
+	must(t, s.AppendPlacements(ctx, []canvas.Placement{retry, placement(2, 1, 1, 7, u, now())}))
 	got, err := s.PixelHistory(ctx, 1, 1, 0, 10)
 	must(t, err)
 	if len(got) != 2 || got[1] != p || got[0].Color != 7 {
 		t.Fatalf("after a retried batch: %+v", got)
 	}
 	must(t, s.AppendPlacements(ctx, nil))
+
+	// Another placement at a stored seq (a live board that handed the
+	// number out again) is refused; the rest of its batch is stored and the
+	// first placement stays.
+	other := uuid.NewString()
+	err = s.AppendPlacements(ctx, []canvas.Placement{placement(1, 1, 1, 9, other, now()), placement(3, 2, 2, 4, other, now())})
+	if !errors.Is(err, canvas.ErrSeqTaken) {
+		t.Fatalf("a taken seq: got %v, want ErrSeqTaken", err)
+	}
+	if got, err := s.PixelHistory(ctx, 1, 1, 0, 10); err != nil || len(got) != 2 || got[1] != p {
+		t.Fatalf("after a taken seq, pixel (1,1): %+v, %v", got, err)
+	}
+	if got, err := s.PixelHistory(ctx, 2, 2, 0, 10); err != nil || len(got) != 1 || got[0].Seq != 3 {
+		t.Fatalf("after a taken seq, the rest of the batch: %+v, %v", got, err)
+	}
 }
 
 func testAppendConcurrent(t *testing.T, s canvas.Store) {
