@@ -3,7 +3,7 @@
 
 BUF := go tool -modfile=.ci/tools/go.mod buf
 
-.PHONY: run test bench bench-quick generate lint breaking check-generated publish-api openapi-lint
+.PHONY: run test bench bench-quick generate lint breaking check-generated publish-api openapi-lint redis-topologies chaos flake-gate
 
 # Browser tests save a screenshot of every view here for review.
 export SCREENSHOT_DIR ?= $(CURDIR)/.screenshots
@@ -21,6 +21,36 @@ test: check-generated lint breaking openapi-lint crdb-parse deploy-check
 	go vet ./...
 	.ci/with-services go test -race -count=1 -timeout 40m ./...
 	TEST_GATEWAY=split .ci/with-services go test -count=1 -timeout 30m ./server/app/
+	$(MAKE) redis-topologies chaos
+
+# The packages whose tests reach Redis, run again on a 3-master Redis
+# Cluster and on Sentinel (1 master, 1 replica, 3 sentinels) started by
+# .ci/with-redis; there the e2e cases run on PostgreSQL + Redis only (the
+# embedded engine ran above), and TestSentinelFailover kills the master
+# under load. The browser tests stay on the single node (they add minutes
+# and no Redis path the API cases miss).
+REDIS_PKGS := ./server/platform/... ./server/canvas/ ./server/vote/ ./server/shortener/ ./server/app/
+redis-topologies:
+	.ci/with-services sh -c '.ci/with-redis cluster go test -race -count=1 -skip TestBrowser $(REDIS_PKGS) && \
+		.ci/with-redis sentinel go test -race -count=1 -skip TestBrowser $(REDIS_PKGS)'
+
+# Three replicas behind HAProxy with faults injected under a mixed load,
+# then a check of every acknowledged operation (.ci/chaos). CHAOS_ROUNDS
+# rounds of the four fault kinds.
+CHAOS_ROUNDS ?= 3
+chaos:
+	.ci/with-services sh -c 'cd .ci/chaos && go vet ./... && go run . -rounds $(CHAOS_ROUNDS)'
+
+# The suite must not depend on an idle machine: the whole suite twice in a
+# row, then the canvas and vote live tests 20 times, with stress-ng (from
+# Debian) keeping both cores busy throughout.
+FLAKE_TESTS := TestCanvas|TestVote|TestSentinelFailover
+flake-gate:
+	@command -v stress-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress-ng >/dev/null; }
+	stress-ng --cpu 2 --cpu-load 100 --timeout 3h --quiet & hog=$$!; trap 'kill $$hog' EXIT; \
+	.ci/with-services go test -race -count=1 ./... && \
+	.ci/with-services go test -race -count=1 ./... && \
+	.ci/with-services go test -race -count=20 -run '$(FLAKE_TESTS)' ./server/app/ ./server/canvas/ ./server/vote/
 
 # Benchmarks on the embedded store and on PostgreSQL + Redis; each reports
 # its cost as a multiple of a baseline measured in the same run.
