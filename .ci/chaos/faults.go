@@ -72,6 +72,7 @@ func (r *redisProc) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", 
 func (r *redisProc) start() error {
 	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	r.cmd.SysProcAttr = dieWithUs()
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("redis-server: %w", err)
 	}

@@ -46,7 +46,7 @@ func (r *replica) start() error {
 		"--grpc-addr", r.grpcAddr(), "--http-addr", fmt.Sprintf("127.0.0.1:%d", r.httpPort), "--metrics-addr", "",
 		"--data-dir", filepath.Join(r.dir, "data")}, r.args...)
 	cmd := exec.Command(r.bin, args...)
-	cmd.Stdout, cmd.Stderr = r.log, r.log
+	cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = r.log, r.log, dieWithUs()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -67,6 +67,10 @@ func (r *replica) kill() {
 		r.cmd = nil
 	}
 }
+
+// dieWithUs: a child is SIGKILLed when the harness dies, however it dies,
+// so an interrupted run leaves no servers behind.
+func dieWithUs() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }
 
 func waitTCP(addr string, d time.Duration) error {
 	deadline := time.Now().Add(d)
@@ -193,7 +197,7 @@ backend rest
 	}
 	logf, _ := os.Create(filepath.Join(dir, "haproxy.log"))
 	cmd := exec.CommandContext(ctx, "haproxy", "-db", "-f", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = logf, logf, dieWithUs()
 	if err := cmd.Start(); err != nil {
 		return "", "", nil, fmt.Errorf("haproxy (apt-get install haproxy): %w", err)
 	}
