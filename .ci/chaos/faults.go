@@ -98,7 +98,14 @@ func (p postgres) restart(down time.Duration) error {
 		return err
 	}
 	time.Sleep(down)
-	return run(p.ctl, "-D", p.data, "-w", "-l", filepath.Join(filepath.Dir(p.data), "pg.log"), "start")
+	var err error
+	for range 3 { // a start can fail while the old postmaster's port is still held
+		if err = run(p.ctl, "-D", p.data, "-w", "-l", filepath.Join(filepath.Dir(p.data), "pg.log"), "start"); err == nil {
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return err
 }
 
 // healthy waits until every replica answers a canvas read directly (not

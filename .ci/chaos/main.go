@@ -168,12 +168,16 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 	var vwg sync.WaitGroup
 	for i := range 8 {
 		vwg.Add(1)
-		go func() { defer vwg.Done(); voter(ctx, l, lb[i%len(lb)], accts, elections, work) }()
+		go func() { defer vwg.Done(); voter(loadCtx, l, lb[i%len(lb)], accts, elections, work) }()
 	}
 
 	fl := &faultLog{grace: grace}
 	start := time.Now()
 	injectErr := inject(ctx, fl, rounds, hold, gap, reps, rp, pg)
+	if injectErr != nil { // the platform may not come back: stop at once
+		fmt.Fprintln(os.Stderr, "chaos:", injectErr)
+		stopLoad()
+	}
 	vwg.Wait()
 	time.Sleep(gap) // load on a healthy platform before stopping
 	stopLoad()
@@ -182,6 +186,9 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 	elapsed := time.Since(start)
 	if injectErr != nil {
 		bad("fault injection: " + injectErr.Error())
+	}
+	if injectErr != nil {
+		return fmt.Errorf("fault injection: %w", injectErr)
 	}
 	if err := healthy(ctx, reps, time.Minute); err != nil {
 		return err

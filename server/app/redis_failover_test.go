@@ -68,7 +68,7 @@ func canvasID(t *testing.T, dbURL string) string {
 func TestCanvasBoardBehindHistory(t *testing.T) {
 	b := redisBackend(t)
 	var dbURL string
-	p := startCanvas(t, b, func(cfg *app.Config) { cfg.Canvas.Cooldown, dbURL = 0, cfg.DatabaseURL })
+	p := startCanvas(t, b, func(cfg *app.Config) { cfg.Canvas.Cooldown, dbURL = canvas.NoCooldown, cfg.DatabaseURL })
 	api := canvasGRPC{grpcAPI{p}}
 	_, tok := api.guest(t)
 	var acked []*canvasv1.PlacePixelResponse
@@ -154,7 +154,7 @@ func TestSentinelFailover(t *testing.T) {
 	b := redisBackend(t)
 	roomy := ratelimit.Limit{Rate: 100_000, Period: time.Minute, Burst: 100_000}
 	reps := canvasReplicas(t, b, 2, func(cfg *app.Config) {
-		cfg.Canvas.Cooldown = 0
+		cfg.Canvas.Cooldown = canvas.NoCooldown
 		cfg.AdminUser, cfg.AdminPassword = adminName, adminPassword
 		cfg.Vote.UserLimit, cfg.Vote.AddrLimit = roomy, roomy
 	})
