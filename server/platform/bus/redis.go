@@ -62,10 +62,23 @@ func (b *redisBus) Publish(ctx context.Context, topic string, msg []byte) error 
 	b.h.deliver(topic, msg)
 	payload := make([]byte, 0, len(b.origin)+len(msg))
 	payload = append(append(payload, b.origin[:]...), msg...)
-	if err := b.c.Publish(ctx, b.prefix+topic, payload).Err(); err != nil {
+	if err := b.publisher(ctx, b.prefix+topic).Publish(ctx, b.prefix+topic, payload).Err(); err != nil {
 		return fmt.Errorf("bus: publish to redis: %w", err)
 	}
 	return nil
+}
+
+// publisher is the client a channel's messages go through. A Cluster
+// client sends PUBLISH (whose channel is no key) to any node, and messages
+// from different nodes reach a subscriber over different links, out of
+// order; one channel's messages all go through the master of its slot.
+func (b *redisBus) publisher(ctx context.Context, channel string) redis.UniversalClient {
+	if cc, ok := b.c.(*redis.ClusterClient); ok {
+		if n, err := cc.MasterForKey(ctx, channel); err == nil {
+			return n
+		}
+	}
+	return b.c
 }
 
 func (b *redisBus) Subscribe(ctx context.Context, topic string, buffer int) (*Subscription, error) {
