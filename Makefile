@@ -32,8 +32,8 @@ test: check-generated lint breaking openapi-lint crdb-parse deploy-check
 # full pass of both topologies has been seen green yet.
 REDIS_PKGS := ./server/platform/... ./server/canvas/ ./server/vote/ ./server/shortener/ ./server/app/
 redis-topologies:
-	.ci/with-services sh -c '.ci/with-redis cluster go test -race -count=1 -skip TestBrowser $(REDIS_PKGS) && \
-		.ci/with-redis sentinel go test -race -count=1 -skip TestBrowser $(REDIS_PKGS)'
+	.ci/with-services sh -c '.ci/with-redis cluster go test -race -count=1 -timeout 30m -skip TestBrowser $(REDIS_PKGS) && \
+		.ci/with-redis sentinel go test -race -count=1 -timeout 30m -skip TestBrowser $(REDIS_PKGS)'
 
 # Three replicas behind HAProxy with faults injected under a mixed load,
 # then a check of every acknowledged operation (.ci/chaos). CHAOS_ROUNDS
