@@ -3,6 +3,7 @@ package app_test
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/apiplatform/platform/gen/openapi"
 	"github.com/apiplatform/platform/server/canvas"
@@ -119,13 +121,42 @@ func checkAnswer(router routers.Router, req *http.Request, rec *recorder) error 
 	if rec.truncated {
 		return nil
 	}
-	body := rec.body.Bytes()
+	body, err := decoded(rec)
+	if err != nil {
+		return err
+	}
 	if isStream(route.Operation) && status == http.StatusOK {
 		return checkLines(in, rec, body)
 	}
 	return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: in, Status: status, Header: rec.Header(), Body: io.NopCloser(bytes.NewReader(body)), Options: opts,
 	})
+}
+
+// decoded is the answer's body as the client reads it: the gateway
+// compresses answers for clients that accept it (Go's HTTP client always
+// does), and the document describes what is inside the encoding.
+func decoded(rec *recorder) ([]byte, error) {
+	body := rec.body.Bytes()
+	switch enc := rec.Header().Get("Content-Encoding"); enc {
+	case "":
+		return body, nil
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("gzip body: %w", err)
+		}
+		return io.ReadAll(zr)
+	case "zstd":
+		zr, err := zstd.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("zstd body: %w", err)
+		}
+		defer zr.Close()
+		return io.ReadAll(zr)
+	default:
+		return nil, fmt.Errorf("unexpected Content-Encoding %q", enc)
+	}
 }
 
 // isStream: grpc-gateway streams a server-streaming RPC as one JSON object

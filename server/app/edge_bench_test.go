@@ -16,9 +16,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/apiplatform/platform/gateway"
 	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
 	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
-	"github.com/apiplatform/platform/gateway"
 	"github.com/apiplatform/platform/server/app"
 	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
@@ -252,5 +252,3 @@ func edgeEnvInt(b *testing.B, name string, def int) int {
 	}
 	return n
 }
-
-
