@@ -166,7 +166,7 @@ func hostileRows(f *hostileFix) []hostileRow {
 	for _, target := range hostileTargets {
 		target := target
 		add(hostileRow{name: "target " + target, method: "POST", path: "/api/v1/shorten", auth: "bearer", ctype: appJSON,
-			body: js(map[string]string{"longUrl": target}), want: 400, wantBody: "long_url",
+			body: js(map[string]string{"longUrl": target}), want: 400, wantBody: "longUrl",
 			grpc: func(ctx context.Context, f *hostileFix) error {
 				_, err := sc().CreateShortUrl(ctx, &shortenerv1.CreateShortUrlRequest{LongUrl: f.replace.Replace(target)})
 				return err

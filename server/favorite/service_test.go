@@ -258,9 +258,9 @@ func TestPrivateUntilShared(t *testing.T) {
 
 	// Ids are checked before anything is looked up.
 	_, err := e.svc.GetUserFavorite(as(owner), &favoritev1.GetUserFavoriteRequest{UserId: strings.ToUpper(owner)})
-	wantStatus(t, err, codes.InvalidArgument, "user_id")
+	wantStatus(t, err, codes.InvalidArgument, "userId")
 	_, err = e.svc.GetUserFavorite(as(owner), &favoritev1.GetUserFavoriteRequest{UserId: "../etc"})
-	wantStatus(t, err, codes.InvalidArgument, "user_id")
+	wantStatus(t, err, codes.InvalidArgument, "userId")
 	// Someone shared with no colour saved: not found, not private.
 	empty := uuid.NewString()
 	if err := e.store.CreateShare(ctx, share.Share{Slug: "empty1", OwnerID: empty, CreatedAt: now}); err != nil {

@@ -128,9 +128,9 @@ func TestRefreshRefusals(t *testing.T) {
 	rt := res.GetSession().GetRefreshToken()
 
 	_, err = e.svc.Refresh(context.Background(), &identityv1.RefreshRequest{})
-	wantStatus(t, err, codes.InvalidArgument, "refresh_token")
+	wantStatus(t, err, codes.InvalidArgument, "refreshToken")
 	_, err = e.svc.Refresh(context.Background(), &identityv1.RefreshRequest{RefreshToken: strings.Repeat("x", 129)})
-	wantStatus(t, err, codes.InvalidArgument, "refresh_token")
+	wantStatus(t, err, codes.InvalidArgument, "refreshToken")
 	_, err = e.svc.Refresh(context.Background(), &identityv1.RefreshRequest{RefreshToken: "rt_unknown"})
 	wantStatus(t, err, codes.Unauthenticated)
 	_, err = e.svc.Refresh(context.Background(), &identityv1.RefreshRequest{RefreshToken: res.GetSession().GetAccessToken()})

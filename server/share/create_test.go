@@ -109,7 +109,7 @@ func TestCreateShareRefusals(t *testing.T) {
 	owner := e.user(t, "red")
 	for _, exp := range []int64{-1, 1, 59, 365*24*3600 + 1} {
 		_, err := e.svc.CreateShare(owner, &sharev1.CreateShareRequest{ExpiresInSec: exp})
-		wantStatus(t, err, codes.InvalidArgument, "expires_in_sec")
+		wantStatus(t, err, codes.InvalidArgument, "expiresInSec")
 	}
 	_, err := e.svc.CreateShare(as(uuid.NewString(), "192.0.2.1"), &sharev1.CreateShareRequest{Snapshot: true})
 	if st := wantStatus(t, err, codes.FailedPrecondition); reason(st) != "NO_FAVORITE" {
@@ -205,7 +205,7 @@ func TestListShares(t *testing.T) {
 		t.Fatalf("page 2 = %v, want %s alone", p2, slugs[0])
 	}
 	_, err = e.svc.ListShares(owner, &sharev1.ListSharesRequest{PageToken: "not-a-token"})
-	wantStatus(t, err, codes.InvalidArgument, "page_token")
+	wantStatus(t, err, codes.InvalidArgument, "pageToken")
 	_, err = e.svc.ListShares(owner, &sharev1.ListSharesRequest{PageSize: 101})
-	wantStatus(t, err, codes.InvalidArgument, "page_size")
+	wantStatus(t, err, codes.InvalidArgument, "pageSize")
 }

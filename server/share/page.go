@@ -10,6 +10,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/apiplatform/platform/server/platform/bus"
+	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/hotcache"
 )
 
@@ -55,6 +56,7 @@ func (s *Service) openHot(ctx context.Context, d Deps) error {
 		return err
 	}
 	s.rendered, _ = lru.New[renderKey, renderedPage](renderedSize)
+	s.hotHits = cache.HitCounter("share_page")
 	s.pageCacheControl = "public, max-age=" + strconv.Itoa(int(s.cfg.PageMaxAge.Seconds()))
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
@@ -101,6 +102,7 @@ type Service struct {
 	hits      *hitCounter
 	now       func() time.Time
 	hot       *hotcache.Cache[Share] // share rows for the page, per process
+	hotHits   prometheus.Counter     // hits of hot, counted as share_page hits
 	rendered  *lru.Cache[renderKey, renderedPage]
 	ownBus    bus.Bus // created when Deps.Bus is nil
 
@@ -156,6 +158,7 @@ func (s *Service) read(ctx context.Context, slug string) (Share, error) {
 // In front of that entry sits this process's hot copy (page.go).
 func (s *Service) readForPage(ctx context.Context, slug string) (Share, error) {
 	if sh, ok := s.hot.Get(slug); ok {
+		s.hotHits.Inc()
 		return sh, nil
 	}
 	epoch := s.hot.Epoch(slug)
