@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,7 +84,7 @@ func fixV3(doc *openapi3.T, httpBody map[string][]string) error {
 	}}}
 	doc.Components.Headers = openapi3.Headers{"X-Region": region}
 	for _, item := range doc.Paths.Map() {
-		for _, op := range item.Operations() {
+		for method, op := range item.Operations() {
 			produces, raw := httpBody[op.OperationID]
 			for code, r := range op.Responses.Map() {
 				fixResponse(code, r.Value, raw, produces)
@@ -92,6 +93,7 @@ func fixV3(doc *openapi3.T, httpBody map[string][]string) error {
 				}
 				r.Value.Headers["X-Region"] = &openapi3.HeaderRef{Ref: "#/components/headers/X-Region", Value: region.Value}
 			}
+			csrfRefusal(doc, method, op)
 			if op.Security != nil {
 				addCookie(op.Security)
 			}
@@ -107,6 +109,41 @@ func fixV3(doc *openapi3.T, httpBody map[string][]string) error {
 	}
 	delete(doc.Components.Schemas, httpBodySchema)
 	return dropUnused(doc)
+}
+
+// csrfRefusal documents the gateway's CSRF guard (gateway/csrf.go): a
+// state-changing call authenticated by cookie is refused with 403 when it
+// comes from another origin or without a JSON body. The answer is the
+// same Status as the operation's 400.
+func csrfRefusal(doc *openapi3.T, method string, op *openapi3.Operation) {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		return
+	}
+	status := &openapi3.SchemaRef{Ref: "#/components/schemas/" + statusSchema, Value: doc.Components.Schemas[statusSchema].Value}
+	if f := op.Responses.Status(http.StatusForbidden); f != nil && f.Value != nil {
+		// An operation with a 403 of its own (e.g. the link-password
+		// form's HTML page) may also meet the guard's JSON answer.
+		if f.Value.Content == nil {
+			f.Value.Content = openapi3.Content{}
+		}
+		if f.Value.Content["application/json"] == nil {
+			f.Value.Content["application/json"] = openapi3.NewMediaType().WithSchemaRef(status)
+		}
+		return
+	}
+	bad := op.Responses.Status(http.StatusBadRequest)
+	if bad == nil || bad.Value == nil {
+		return
+	}
+	r := *bad.Value
+	r.Content = openapi3.NewContentWithJSONSchemaRef(&openapi3.SchemaRef{
+		Ref: "#/components/schemas/" + statusSchema, Value: doc.Components.Schemas[statusSchema].Value,
+	})
+	desc := "Refused: a call authenticated by cookie must come from this site's origin and send a JSON body."
+	r.Description = &desc
+	op.Responses.Set("403", &openapi3.ResponseRef{Value: &r})
 }
 
 // dropUnused removes the schemas no operation reaches: the plugin writes a
@@ -194,6 +231,11 @@ func fixResponse(code string, r *openapi3.Response, raw bool, produces []string)
 		for _, mt := range r.Content {
 			if mt.Schema != nil && strings.HasSuffix(mt.Schema.Ref, "/"+statusSchema) {
 				r.Content = openapi3.NewContentWithJSONSchemaRef(mt.Schema)
+				// Browser routes answer a browser's 404 and 410 as a
+				// small HTML page (gateway/errorpage.go), others as JSON.
+				if raw && (status == 404 || status == 410) && slices.Contains(produces, "text/html") {
+					r.Content["text/html"] = openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema())
+				}
 				return
 			}
 		}

@@ -127,6 +127,8 @@ func startWeb(t *testing.T, b backend, configure func(*app.Config)) *webStack {
 	}
 	base := "http://" + ln.Addr().String()
 	cfg := testConfig(t)
+	// The link the browser follows points at a landing page on this machine.
+	cfg.Shortener.AllowTargetHosts = []string{"localhost"}
 	b.setup(t, &cfg)
 	cfg.PublicBaseURL = base
 	cfg.AdminUser, cfg.AdminPassword = "admin", "admin-password-1"

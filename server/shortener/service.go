@@ -98,6 +98,10 @@ type Config struct {
 	// fc00::/7, .internal names), for intranet deployments. Loopback,
 	// link-local and metadata addresses are refused regardless.
 	AllowPrivateTargets bool
+	// AllowTargetHosts are host names accepted as targets whatever address
+	// class they are (e.g. "localhost" on a developer's machine); our own
+	// hosts stay refused.
+	AllowTargetHosts []string
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
@@ -204,7 +208,7 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, base: strings.TrimRight(cfg.PublicBaseURL, "/"), store: d.Store, cache: d.Cache, bus: d.Bus,
 		limiter: d.Limiter, log: d.Log, codec: cd, agents: newClassifier(), now: time.Now,
-		targets: targetRules{own: ownHosts(append([]string{cfg.PublicBaseURL}, cfg.OwnHosts...)...), allowPrivate: cfg.AllowPrivateTargets},
+		targets: targetRules{own: ownHosts(append([]string{cfg.PublicBaseURL}, cfg.OwnHosts...)...), allowPrivate: cfg.AllowPrivateTargets, allowHosts: hostSet(cfg.AllowTargetHosts)},
 		local:   expirable.NewLRU[string, *entry](cfg.LocalCacheSize, nil, cfg.LocalCacheTTL),
 	}
 	s.ids = &idAllocator{block: cfg.IDBlock, reserve: d.Store.ReserveIDs}
@@ -286,4 +290,12 @@ func (s *Service) listen(ctx context.Context, sub *bus.Subscription) {
 		}
 		s.purgeLocal() // what changed while resubscribing
 	}
+}
+
+func hostSet(names []string) map[string]bool {
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[canonicalHost(n)] = true
+	}
+	return set
 }

@@ -303,7 +303,7 @@ func (tr targetRules) host(raw string) (string, string) {
 		return "", "must not point at this shortener (the link would loop)"
 	}
 	switch {
-	case class == hostOK, class == hostPrivate && tr.allowPrivate:
+	case class == hostOK, class == hostPrivate && tr.allowPrivate, tr.allowHosts[host]:
 		return host, ""
 	}
 	return "", "must not point at a " + string(class) + " address (only public hosts can be link targets)"

@@ -20,6 +20,9 @@ const MaxURLBytes = 2048
 type targetRules struct {
 	own          map[string]bool
 	allowPrivate bool
+	// allowHosts are host names let through whatever they resolve to (a
+	// developer's machine whose links point at localhost services).
+	allowHosts map[string]bool
 }
 
 // idnaProfile converts international host names to their ASCII form
