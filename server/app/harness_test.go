@@ -100,6 +100,7 @@ func testConfig(t testing.TB) app.Config {
 	}
 	roomy := ratelimit.Limit{Rate: 10_000, Period: time.Minute, Burst: 10_000}
 	cfg.Identity.GuestLimit, cfg.Share.AddrLimit = roomy, roomy
+	cfg.Identity.RegisterLimit, cfg.Identity.LoginAddrLimit = roomy, roomy
 	return cfg
 }
 

@@ -51,6 +51,7 @@ func TestVoteCrashChild(t *testing.T) {
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	cfg.Vote.UserLimit, cfg.Vote.AddrLimit = roomy, roomy
+	cfg.Vote.MaxAccountsPerAddr = -1 // every client here is 127.0.0.1
 	srv, err := app.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

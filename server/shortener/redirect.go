@@ -15,6 +15,7 @@ import (
 
 	shortenerv1 "github.com/apiplatform/platform/gen/go/shortener/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/password"
 	"github.com/apiplatform/platform/server/platform/wire"
 )
@@ -41,14 +42,14 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 		if pw == "" {
 			return s.passwordForm(ctx, code, http.StatusOK, "")
 		}
-		key := "short:pw:" + code + ":" + wire.FromContext(ctx).Addr.String()
+		key := "short:pw:" + code + ":" + clientaddr.Key(wire.FromContext(ctx).Addr)
 		if err := s.limit(ctx, key, s.cfg.PasswordLimit, "too many password attempts; retry later"); err != nil {
 			return nil, err
 		}
 		ok := false
 		if len(pw) <= MaxPasswordBytes {
-			if ok, err = password.Check(e.PasswordHash, pw); err != nil {
-				return nil, apierr.Internal(ctx, err)
+			if ok, err = password.Check(ctx, e.PasswordHash, pw); err != nil {
+				return nil, password.Status(ctx, err)
 			}
 		}
 		if !ok {

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/vote"
+)
+
+// identityFlags registers the identity service's abuse limits; the
+// returned finish builds what depends on several flags, after Parse.
+func identityFlags(fs flags, cfg *identity.Config) (finish func()) {
+	*cfg = identity.DefaultConfig()
+	voteLimit(fs, &cfg.GuestLimit, "guest-addr-limit", "GUEST_ADDR_LIMIT", "30/1h,30", "guest sessions created per IPv4 address or IPv6 /64: RATE/PERIOD,BURST")
+	voteLimit(fs, &cfg.RegisterLimit, "register-addr-limit", "REGISTER_ADDR_LIMIT", "30/1h,30", "registrations per IPv4 address or IPv6 /64: RATE/PERIOD,BURST")
+	voteLimit(fs, &cfg.LoginLimit, "login-limit", "LOGIN_LIMIT", "10/1m,10", "login attempts per account and address: RATE/PERIOD,BURST")
+	voteLimit(fs, &cfg.LoginAddrLimit, "login-addr-limit", "LOGIN_ADDR_LIMIT", "60/1m,60", "login attempts per address, any account: RATE/PERIOD,BURST")
+	var url, secret string
+	fs.str(&url, "register-captcha-url", "REGISTER_CAPTCHA_URL", "", "siteverify endpoint checking a CAPTCHA token on every registration (empty: none)")
+	fs.str(&secret, "register-captcha-secret", "REGISTER_CAPTCHA_SECRET", "", "secret key for --register-captcha-url")
+	return func() {
+		if url != "" {
+			cfg.Captcha = &vote.SiteVerify{URL: url, Secret: secret, Client: &http.Client{Timeout: 3 * time.Second}}
+		}
+	}
+}
