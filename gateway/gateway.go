@@ -1,6 +1,6 @@
 // Package gateway is the HTTP edge: the grpc-gateway mux generated from our
 // contracts, plus the few HTTP-only concerns (cookies, status codes,
-// allowlisted headers, health).
+// allowlisted headers, health, Server-Sent Events).
 //
 // It always reaches the services through a real gRPC client connection, even
 // inside one process: grpc-gateway's in-process handlers would skip the
@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -66,7 +64,8 @@ const (
 // grpc-gateway tries patterns registered LATER first, so the shortener,
 // whose `/{code}` catches every one-segment path, is registered first: any
 // one-segment route of another service (`/canvas.png`) wins over it.
-// `/healthz` never reaches grpc-gateway (the root mux serves it), and
+// `/healthz` and `/readyz` never reach grpc-gateway (the root mux serves
+// them, as it serves the resumable streams: streams.go), and
 // longer paths (`/s/{slug}`, `/api/...`) cannot match `/{code}`.
 var handlers = []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 	shortenerv1.RegisterShortenerServiceHandler,
@@ -107,19 +106,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 			return nil, err
 		}
 	}
-	health := healthpb.NewHealthClient(conn)
 	root := http.NewServeMux()
-	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		res, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			http.Error(w, "not serving", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
+	registerHealth(root, conn)
+	streams{mux: mux, conn: conn, json: json}.register(root)
 	// The web client (files embedded in the binary) under /app/; the bare
 	// root sends browsers there.
 	root.Handle(WebPrefix, WebHandler())

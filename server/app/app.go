@@ -91,7 +91,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ShutdownTimeout bounds a graceful stop before connections are cut.
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// HealthInterval is how often the health service probes the database
+	// and Redis (health.go); 0: 2s.
+	HealthInterval time.Duration
+	Logger         *slog.Logger
 }
 
 // Defaults fills unset fields.
@@ -110,6 +113,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = 2 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -139,6 +145,7 @@ type Server struct {
 	http      *http.Server
 	metrics   *http.Server
 	health    *health.Server
+	checker   *healthChecker
 	conn      *grpc.ClientConn
 	closers   []func() error
 	drains    []func()
@@ -213,9 +220,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// another replica.
 	s.drains = append(s.drains, canvases.Drain)
 	policies := mergePolicies(identity.Policies, favorite.Policies, share.Policies,
-		shortener.Policies, vote.Policies, canvas.Policies, publicPolicies)
+		shortener.Policies, vote.Policies, canvas.Policies, publicPolicies, healthPolicies)
 
 	s.health = health.NewServer()
+	s.checker = newHealthChecker(s.health, databasePing(st), rc, cfg.HealthInterval, s.log)
+	s.closers = append(s.closers, func() error { s.checker.close(); return nil })
 	s.grpc = newGRPCServer(serverDeps{
 		log: s.log, region: cfg.Region, gatewaySecret: cfg.GatewaySecret, authn: identities, policies: policies,
 		requestTimeout: cfg.RequestTimeout,
@@ -343,7 +352,7 @@ func (s *Server) Serve() error {
 			errc <- nil
 		}()
 	}
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.checker.start()
 	s.log.Info("serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "region", s.cfg.Region)
 	return <-errc
 }
@@ -414,8 +423,6 @@ func mergePolicies(sets ...auth.Policies) auth.Policies {
 
 // publicPolicies open the platform's own introspection to everyone.
 var publicPolicies = auth.Policies{
-	healthpb.Health_Check_FullMethodName:                             auth.Public,
-	healthpb.Health_Watch_FullMethodName:                             auth.Public,
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      auth.Public,
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": auth.Public,
 }

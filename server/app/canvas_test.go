@@ -399,7 +399,7 @@ func (f *canvasFollower) resume() {
 		f.s.close()
 	}
 	var err error
-	if f.s, err = f.api.stream(f.t, f.seq); err != nil {
+	if f.s, err = f.api.streamAfter(f.t, f.seq); err != nil {
 		f.t.Fatalf("%s: stream from %d: %v", f.api.name(), f.seq, err)
 	}
 }
@@ -413,6 +413,12 @@ func (f *canvasFollower) until(seq int64, timeout time.Duration) {
 		m, err := f.s.next()
 		if err != nil {
 			f.t.Fatalf("%s: at seq %d waiting for %d: %v", f.api.name(), f.seq, seq, err)
+		}
+		if hb := m.GetHeartbeat(); hb != nil {
+			if !f.streamFirst && hb.GetSeq() != f.seq {
+				f.t.Fatalf("%s: heartbeat at %d after seq %d", f.api.name(), hb.GetSeq(), f.seq)
+			}
+			continue
 		}
 		if r := m.GetResync(); r != nil {
 			f.resyncs++
@@ -483,9 +489,11 @@ func TestCanvasStream(t *testing.T) {
 					t.Fatalf("after resuming: %d resyncs; board at %d vs snapshot at %d", f.resyncs, f.seq, snap.GetSeq())
 				}
 
-				// A since_seq from the future, or long gone, gets a resync.
-				for _, since := range []int64{snap.GetSeq() + 1000} {
-					s, err := c.stream(t, since)
+				// A position from the future gets a resync, as since_seq or
+				// as after_seq.
+				for _, open := range []func(*testing.T, int64) (canvasStream, error){c.stream, c.streamAfter} {
+					since := snap.GetSeq() + 1000
+					s, err := open(t, since)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -502,6 +510,11 @@ func TestCanvasStream(t *testing.T) {
 					_, err = s.next()
 				}
 				wantField(t, err, "since_seq")
+				s, err = c.streamAfter(t, -1)
+				if err == nil {
+					_, err = s.next()
+				}
+				wantField(t, err, "after_seq")
 			})
 		}
 	})
