@@ -354,14 +354,15 @@ func TestCanvasHistoryPages(t *testing.T) {
 // canvasFollower rebuilds the board the way a client does: a snapshot,
 // then every batch after its seq, in order.
 type canvasFollower struct {
-	t        *testing.T
-	api      canvasAPI
-	n        int
-	pixels   []byte
-	seq      int64
-	s        canvasStream
-	resyncs  int
-	received int // batches
+	t          *testing.T
+	api        canvasAPI
+	n          int
+	pixels     []byte
+	seq        int64
+	s          canvasStream
+	resyncs    int
+	lastResync string // its reason
+	received   int    // batches
 	// streamFirst opens the stream (since_seq 0) before loading the
 	// snapshot, as a client behind a CDN-cached snapshot would.
 	streamFirst  bool
@@ -422,6 +423,7 @@ func (f *canvasFollower) until(seq int64, timeout time.Duration) {
 		}
 		if r := m.GetResync(); r != nil {
 			f.resyncs++
+			f.lastResync = r.GetReason()
 			if _, err := f.s.next(); !errors.Is(err, io.EOF) && err == nil {
 				f.t.Fatalf("%s: stream goes on after a resync", f.api.name())
 			}
