@@ -90,7 +90,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, cfg Config) (http.Handler, 
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: json}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, ndjsonLabel{&runtime.HTTPBodyMarshaler{Marshaler: json}}),
 		// HTML forms (the password form of protected short links) post
 		// url-encoded bodies; answers stay JSON or the service's HttpBody.
 		runtime.WithMarshalerOption(formMIME, &runtime.HTTPBodyMarshaler{Marshaler: formMarshaler{json}}),

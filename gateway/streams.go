@@ -273,3 +273,10 @@ func (n ndjsonWriter) line(key string, m proto.Message) error {
 	_, err = n.w.Write(append(buf, "}\n"...))
 	return err
 }
+
+// ndjsonLabel labels the streams grpc-gateway still serves (the admin's
+// audit export) for what they are: newline-delimited JSON.
+type ndjsonLabel struct{ *runtime.HTTPBodyMarshaler }
+
+// StreamContentType implements runtime.StreamContentType.
+func (ndjsonLabel) StreamContentType(any) string { return "application/x-ndjson" }
