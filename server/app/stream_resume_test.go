@@ -113,7 +113,7 @@ func nextEvent(t *testing.T, events <-chan sse.Event) sse.Event {
 // it missed: no gap, no duplicate, the board equal to the snapshot.
 func TestCanvasEventSourceResume(t *testing.T) {
 	forBackends(t, func(t *testing.T, b backend) {
-		p := startCanvas(t, b, func(cfg *app.Config) { cfg.Canvas.Cooldown = 0 })
+		p := startCanvas(t, b, func(cfg *app.Config) { cfg.Canvas.Cooldown = canvas.NoCooldown })
 		g := canvasGRPC{grpcAPI{p}}
 		snap, err := g.snapshot(t)
 		if err != nil {
@@ -248,7 +248,7 @@ func TestCanvasResumeFromZero(t *testing.T) {
 			t.Run(strconv.Itoa(i), func(t *testing.T) {
 				p := start(t, b, func(cfg *app.Config) { // no admin: its password hash costs more than the rest
 					cfg.Canvas = canvasConfig()
-					cfg.Canvas.Cooldown = 0
+					cfg.Canvas.Cooldown = canvas.NoCooldown
 				})
 				c := canvasClients(p)[i%3]
 				g := canvasGRPC{grpcAPI{p}}
