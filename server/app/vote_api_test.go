@@ -46,13 +46,29 @@ type voteAPI interface {
 	live(t *testing.T, token, id string) (*votev1.Tally, error)
 	statistics(t *testing.T, token, id string) (*votev1.GetStatisticsResponse, error)
 	audit(t *testing.T, token, id string) ([]*votev1.ExportAuditResponse, error)
-	// stream starts StreamResults; tallies arrive on the channel, which is
-	// closed (after err is set) when the stream ends.
+	// stream starts StreamResults; tallies arrive on C, which is closed
+	// (after err is set) when the stream ends, and elections on E.
 	stream(t *testing.T, token, id string, since int64) *tallyStream
+	listElections(t *testing.T, token string, req *votev1.ListElectionsRequest) (*votev1.ListElectionsResponse, error)
+}
+
+func newTallyStream(cancel context.CancelFunc) *tallyStream {
+	return &tallyStream{C: make(chan *votev1.Tally, 100), E: make(chan *votev1.Election, 100), cancel: cancel}
+}
+
+// deliver hands a message's parts to the stream's channels.
+func (s *tallyStream) deliver(m *votev1.StreamResultsResponse) {
+	if m.GetElection() != nil {
+		s.E <- m.GetElection()
+	}
+	if m.GetTally() != nil {
+		s.C <- m.GetTally()
+	}
 }
 
 type tallyStream struct {
 	C      chan *votev1.Tally
+	E      chan *votev1.Election // the election, as each message carrying it tells
 	err    atomic.Value // error
 	cancel context.CancelFunc
 }
@@ -182,7 +198,7 @@ func (g grpcVote) audit(t *testing.T, token, id string) ([]*votev1.ExportAuditRe
 
 func (g grpcVote) stream(t *testing.T, token, id string, since int64) *tallyStream {
 	ctx, cancel := context.WithCancel(g.ctx(token))
-	s := &tallyStream{C: make(chan *votev1.Tally, 100), cancel: cancel}
+	s := newTallyStream(cancel)
 	t.Cleanup(cancel)
 	st, err := g.client().StreamResults(ctx, &votev1.StreamResultsRequest{ElectionId: id, SinceVersion: since})
 	if err != nil {
@@ -198,7 +214,7 @@ func (g grpcVote) stream(t *testing.T, token, id string, since int64) *tallyStre
 				s.err.Store(err)
 				return
 			}
-			s.C <- m.GetTally()
+			s.deliver(m)
 		}
 	}()
 	return s
@@ -365,7 +381,7 @@ func (r restVote) audit(t *testing.T, token, id string) ([]*votev1.ExportAuditRe
 // with the first message, which a reconnecting client may not get at once.
 func (r restVote) stream(t *testing.T, token, id string, since int64) *tallyStream {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &tallyStream{C: make(chan *votev1.Tally, 100), cancel: cancel}
+	s := newTallyStream(cancel)
 	t.Cleanup(cancel)
 	go func() {
 		defer close(s.C)
@@ -391,7 +407,7 @@ func (r restVote) stream(t *testing.T, token, id string, since int64) *tallyStre
 				s.err.Store(err)
 				return
 			}
-			s.C <- m.GetTally()
+			s.deliver(&m)
 		}
 		s.err.Store(fmt.Errorf("stream ended: %v", sc.Err()))
 	}()
