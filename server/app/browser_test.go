@@ -360,7 +360,10 @@ func browserVote(t *testing.T, ws *webStack) {
 	voter.fill("form:has(#register) input[name=password]", "correct-horse-2")
 	voter.click("#register")
 	voter.waitJS(`!document.querySelector('#account-chip').textContent.includes('Guest')`, "voter registered")
-	voter.route("#/vote/"+electionID, "button.vote")
+	// The voter finds the election in the public list, not by its id.
+	voter.route("#/vote", `#election-list li[data-election="`+electionID+`"] a`)
+	voter.click(`#election-list li[data-election="` + electionID + `"] a`)
+	voter.waitJS(`location.hash === '#/vote/`+electionID+`' && document.querySelectorAll('button.vote').length === 3`, "election opened from the list")
 	voter.waitJS(`document.querySelectorAll('button.vote:not(:disabled)').length === 3`, "ballot open")
 	// The same person in a second tab, opened before voting.
 	second := voter.another("voter-second-tab")
@@ -399,6 +402,17 @@ func browserVote(t *testing.T, ws *webStack) {
 	// After a reload the ballot knows it was used.
 	voter.reload()
 	voter.waitJS(`document.querySelectorAll('button.vote:disabled').length === 3 && document.querySelector('#vote-status').textContent.includes('You voted')`, "voted state after reload")
+
+	// The admin closes (asked twice); the open pages show it at once,
+	// without reload: badge Closed, every button disabled.
+	second.waitJS(`document.querySelector('#live-state').dataset.state === 'live'`, "second tab live")
+	admin.click("#close-election")
+	admin.waitJS(`document.querySelector('#close-election').textContent === 'Confirm close' && document.querySelector('#election-state').textContent === 'Open'`, "close asks for confirmation")
+	admin.click("#close-election")
+	for _, b := range []*webTab{voter, second} {
+		b.waitJS(`document.querySelector('#election-state').textContent === 'Closed' && document.querySelectorAll('button.vote:not(:disabled)').length === 0`, "close shown live")
+	}
+	second.shot("vote-closed-live")
 
 	// The exact count agrees: one vote each from the two voters.
 	res, err := http.Get(ws.base + "/api/v1/results/" + electionID)
