@@ -531,4 +531,17 @@ func browserCanvas(t *testing.T, ws *webStack) {
 		t.Fatal("a refused pixel reached another viewer")
 	}
 	b.shot("canvas-viewer")
+
+	// On a phone the phone rule sizes the board (it used to lose to the
+	// base rule), and an idle live page runs no endless animation.
+	b.viewport(390, 844, true)
+	b.waitJS(`(() => { const v = document.querySelector('#viewport');
+		return Math.abs(v.getBoundingClientRect().height - Math.min(0.6 * innerHeight, 0.92 * innerWidth)) < 1; })()`, "phone board height from the phone rule")
+	if got := b.str(`getComputedStyle(document.querySelector('#canvas-live'), '::before').animationName`); got != "none" {
+		t.Fatalf("live dot animation %q, want none", got)
+	}
+	if got := b.str(`document.getAnimations().filter((a) => a.effect && a.effect.getTiming().iterations === Infinity).length`); got != "0" {
+		t.Fatalf("%s endless animations on an idle canvas page", got)
+	}
+	b.viewport(1280, 900, false)
 }
