@@ -329,6 +329,19 @@ func browserShortener(t *testing.T, ws *webStack) {
 	if res, err := noRedirect.Get(short); err != nil || res.StatusCode != http.StatusGone {
 		t.Fatalf("deleted link answered %v, %v; want 410", res, err)
 	}
+
+	// A password-protected link is marked by an inline SVG lock with a
+	// text alternative, not an emoji that needs a font.
+	locked := "lock-" + browserSuffix()
+	a.fill("input[name=longUrl]", long)
+	if a.str(`document.querySelector('details.more').open`) != "true" {
+		a.click("details.more summary")
+	}
+	a.fill("input[name=alias]", locked)
+	a.fill("input[name=password]", "secret-pw-1")
+	a.click("#shorten")
+	badge := fmt.Sprintf(`#link-list li[data-code=%q] .badge.lock`, locked)
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q + ' svg') && document.querySelector(%q).textContent === 'Password protected'`, badge, badge), "lock drawn as SVG")
 }
 
 func browserVote(t *testing.T, ws *webStack) {
