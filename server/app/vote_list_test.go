@@ -125,9 +125,9 @@ func TestVoteListElections(t *testing.T) {
 		}
 
 		for field, req := range map[string]*votev1.ListElectionsRequest{
-			"page_size":  {PageSize: 101},
-			"page_token": {PageToken: "not-a-token"},
-			"state":      {State: votev1.ElectionState_ELECTION_STATE_DRAFT},
+			"pageSize":  {PageSize: 101},
+			"pageToken": {PageToken: "not-a-token"},
+			"state":     {State: votev1.ElectionState_ELECTION_STATE_DRAFT},
 		} {
 			_, err := c.listElections(t, "", req)
 			wantField(t, err, field)
