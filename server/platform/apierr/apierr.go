@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/apiplatform/platform/server/platform/logthrottle"
 	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
@@ -123,6 +124,10 @@ func Unavailable(msg string, retryAfter time.Duration) error {
 	return with(codes.Unavailable, msg, info("UNAVAILABLE"), retry(retryAfter))
 }
 
+// unavailableLogs keeps a database outage, which fails every request the
+// same way, to one log line per interval.
+var unavailableLogs = logthrottle.Throttle{Every: 10 * time.Second}
+
 // FromStorage maps a store error to a status. Unknown errors become
 // INTERNAL with a generic message: the cause is logged, never sent.
 func FromStorage(ctx context.Context, err error, notFoundMsg string) error {
@@ -132,7 +137,9 @@ func FromStorage(ctx context.Context, err error, notFoundMsg string) error {
 	case errors.Is(err, storeerr.ErrNotFound):
 		return NotFound(notFoundMsg)
 	case errors.Is(err, storeerr.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		slog.WarnContext(ctx, "storage unavailable", "err", err)
+		if n, ok := unavailableLogs.Allow(); ok {
+			slog.WarnContext(ctx, "storage unavailable", "err", err, "suppressed_since_last_log", n)
+		}
 		return Unavailable("storage is temporarily unavailable", 2*time.Second)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")

@@ -3,11 +3,12 @@ package cache
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/apiplatform/platform/server/platform/logthrottle"
 )
 
 // Package-level collectors, registered once at init; instances differ by the
@@ -44,6 +45,7 @@ func Instrument(name string, inner Cache, log *slog.Logger) Cache {
 		log:   log,
 		hits:  requestsTotal.WithLabelValues(name, "hit"),
 		miss:  requestsTotal.WithLabelValues(name, "miss"),
+		logs:  logthrottle.Throttle{Every: errorLogEvery},
 	}
 }
 
@@ -53,9 +55,7 @@ type instrumented struct {
 	log        *slog.Logger
 	hits, miss prometheus.Counter
 
-	mu         sync.Mutex
-	lastLog    time.Time
-	suppressed int
+	logs logthrottle.Throttle
 }
 
 func (c *instrumented) count(hit bool) {
@@ -71,17 +71,10 @@ func (c *instrumented) failed(ctx context.Context, op, key string, err error) {
 		return
 	}
 	errorsTotal.WithLabelValues(c.name, op).Inc()
-	c.mu.Lock()
-	now := time.Now()
-	if !c.lastLog.IsZero() && now.Sub(c.lastLog) < errorLogEvery {
-		c.suppressed++
-		c.mu.Unlock()
+	n, ok := c.logs.Allow()
+	if !ok {
 		return
 	}
-	n := c.suppressed
-	c.suppressed = 0
-	c.lastLog = now
-	c.mu.Unlock()
 	c.log.Warn("cache error; bypassing cache", "cache", c.name, "op", op, "key", key, "err", err, "suppressed_since_last_log", n)
 }
 

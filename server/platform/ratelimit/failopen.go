@@ -4,11 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/apiplatform/platform/server/platform/logthrottle"
 )
 
 // failOpenTotal counts events admitted because the limiter failed. Defined
@@ -49,16 +50,14 @@ func FailOpen(inner Limiter, log *slog.Logger) Limiter {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &failOpen{inner: inner, log: log}
+	return &failOpen{inner: inner, log: log, logs: logthrottle.Throttle{Every: failOpenLogEvery}}
 }
 
 type failOpen struct {
 	inner Limiter
 	log   *slog.Logger
 
-	mu         sync.Mutex
-	lastLog    time.Time
-	suppressed int
+	logs logthrottle.Throttle
 }
 
 func (f *failOpen) Allow(ctx context.Context, key string, l Limit) (Result, error) {
@@ -83,17 +82,10 @@ func (f *failOpen) AllowN(ctx context.Context, key string, l Limit, n int) (Resu
 }
 
 func (f *failOpen) logFailure(key string, err error) {
-	f.mu.Lock()
-	now := time.Now()
-	if !f.lastLog.IsZero() && now.Sub(f.lastLog) < failOpenLogEvery {
-		f.suppressed++
-		f.mu.Unlock()
+	n, ok := f.logs.Allow()
+	if !ok {
 		return
 	}
-	n := f.suppressed
-	f.suppressed = 0
-	f.lastLog = now
-	f.mu.Unlock()
 	f.log.Warn("rate limiter failed; admitting requests (fail open)",
 		"err", err, "key", key, "suppressed_since_last_log", n)
 }
