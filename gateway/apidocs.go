@@ -1,16 +1,10 @@
 package gateway
 
 import (
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"embed"
-	"encoding/base64"
 	"net/http"
-	"strings"
 
 	"github.com/apiplatform/platform/gen/openapi"
-	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // The API reference: Redoc's standalone bundle (copied from the npm package
@@ -52,13 +46,7 @@ func apiDocs(root *http.ServeMux) {
 	}
 	for pattern, f := range files {
 		root.HandleFunc("GET "+pattern, func(w http.ResponseWriter, r *http.Request) {
-			h := w.Header()
-			h.Set("Content-Security-Policy", docsCSP)
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "same-origin")
-			h.Set("Cross-Origin-Opener-Policy", "same-origin")
-			h.Set("X-Frame-Options", "DENY")
-			h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+			staticHeaders(w.Header(), docsCSP)
 			f.serve(w, r)
 		})
 	}
@@ -70,43 +58,4 @@ func mustRead(name string) []byte {
 		panic("gateway: embedded API reference unreadable: " + err.Error()) // cannot happen: go:embed checked it
 	}
 	return b
-}
-
-// staticFile is one embedded file, gzipped and hashed once; answers
-// revalidate with a strong ETag per encoding, as the web client's do.
-type staticFile struct{ webFile }
-
-func newStaticFile(body []byte, ctype string) *staticFile {
-	sum := sha256.Sum256(body)
-	f := &staticFile{webFile{body: body, ctype: ctype, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}}
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	_, _ = zw.Write(body)
-	_ = zw.Close()
-	if buf.Len() < len(body) {
-		f.gz = buf.Bytes()
-	}
-	return f
-}
-
-func (f *staticFile) serve(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Vary", "Accept-Encoding")
-	h.Set("Content-Type", f.ctype)
-	body, etag := f.body, f.etag
-	if f.gz != nil && webAcceptsGzip(r) {
-		body, etag = f.gz, strings.TrimSuffix(f.etag, `"`)+`-gz"`
-		h.Set("Content-Encoding", "gzip")
-	}
-	h.Set("ETag", etag)
-	if wire.ETagMatches(r.Header.Get("If-None-Match"), etag) {
-		h.Del("Content-Encoding")
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	if r.Method == http.MethodHead {
-		return
-	}
-	_, _ = w.Write(body)
 }

@@ -1,19 +1,12 @@
 package gateway
 
 import (
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"embed"
-	"encoding/base64"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
-
-	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // The web client: plain HTML, CSS and ES modules, embedded so that one
@@ -32,20 +25,13 @@ const WebPrefix = "/app/"
 const webCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-type webFile struct {
-	body, gz []byte
-	ctype    string
-	etag     string
-}
-
-type webHandler struct{ files map[string]*webFile }
+type webHandler struct{ files map[string]*staticFile }
 
 // WebHandler serves the web client under /app/ (mount it with
 // `mux.Handle("/app/", WebHandler())`). Files are compressed and hashed once
-// at start; every answer revalidates with a strong ETag, so a deploy is
-// picked up by the next page load while unchanged files cost a 304.
+// at start and revalidate (staticFile).
 func WebHandler() http.Handler {
-	h := &webHandler{files: map[string]*webFile{}}
+	h := &webHandler{files: map[string]*staticFile{}}
 	err := fs.WalkDir(webFS, "web", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -54,22 +40,7 @@ func WebHandler() http.Handler {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(body)
-		f := &webFile{
-			body:  body,
-			ctype: webContentType(p),
-			etag:  `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`,
-		}
-		if webCompressible(f.ctype) && len(body) > 512 {
-			var buf bytes.Buffer
-			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-			_, _ = zw.Write(body)
-			_ = zw.Close()
-			if buf.Len() < len(body) {
-				f.gz = buf.Bytes()
-			}
-		}
-		h.files[strings.TrimPrefix(p, "web/")] = f
+		h.files[strings.TrimPrefix(p, "web/")] = newStaticFile(body, webContentType(p))
 		return nil
 	})
 	if err != nil {
@@ -89,11 +60,6 @@ func webContentType(p string) string {
 		return t
 	}
 	return "application/octet-stream"
-}
-
-func webCompressible(ctype string) bool {
-	return strings.HasPrefix(ctype, "text/") || strings.Contains(ctype, "json") ||
-		strings.Contains(ctype, "javascript") || strings.HasPrefix(ctype, "image/svg")
 }
 
 func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -121,46 +87,6 @@ func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Security-Policy", webCSP)
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "same-origin")
-	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-	hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-	// no-cache = store, but ask first: file names are not content-hashed,
-	// so a longer max-age could mix modules of two deploys.
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("Vary", "Accept-Encoding")
-	hd.Set("Content-Type", f.ctype)
-	// Each encoding is its own representation, with its own strong ETag.
-	body, etag := f.body, f.etag
-	if f.gz != nil && webAcceptsGzip(r) {
-		body, etag = f.gz, strings.TrimSuffix(f.etag, `"`)+`-gz"`
-		hd.Set("Content-Encoding", "gzip")
-	}
-	hd.Set("ETag", etag)
-	if wire.ETagMatches(r.Header.Get("If-None-Match"), etag) {
-		hd.Del("Content-Encoding")
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	if r.Method == http.MethodHead {
-		return
-	}
-	_, _ = w.Write(body)
-}
-
-func webAcceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if !strings.EqualFold(strings.TrimSpace(enc), "gzip") {
-			continue
-		}
-		q, isQ := strings.CutPrefix(strings.TrimSpace(params), "q=")
-		if v, err := strconv.ParseFloat(q, 64); isQ && err == nil && v == 0 {
-			return false
-		}
-		return true
-	}
-	return false
+	staticHeaders(w.Header(), webCSP)
+	f.serve(w, r)
 }
