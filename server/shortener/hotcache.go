@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/apiplatform/platform/server/platform/cache"
@@ -46,10 +45,7 @@ func (s *Service) resolve(ctx context.Context, code string) (*entry, error) {
 		return e, nil
 	}
 	localMiss.Inc()
-	stripe := stripeOf(code)
-	s.localMu.Lock()
-	epoch := s.epochs[stripe]
-	s.localMu.Unlock()
+	epoch := s.local.Epoch(code)
 	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, cacheKey(code), s.cfg.CacheTTL, func(ctx context.Context) ([]byte, error) {
 		l, err := s.store.GetLink(ctx, code)
 		if err != nil {
@@ -69,39 +65,8 @@ func (s *Service) resolve(ctx context.Context, code string) (*entry, error) {
 			return nil, err
 		}
 	}
-	s.localMu.Lock()
-	if s.epochs[stripe] == epoch {
-		s.local.Add(code, e)
-	}
-	s.localMu.Unlock()
+	s.local.Fill(code, epoch, e)
 	return e, nil
-}
-
-// stripeOf hashes a code (FNV-1a) to its epoch stripe.
-func stripeOf(code string) uint8 {
-	h := uint32(2166136261)
-	for i := 0; i < len(code); i++ {
-		h = (h ^ uint32(code[i])) * 16777619
-	}
-	return uint8(h)
-}
-
-func (s *Service) dropLocal(codes ...string) {
-	s.localMu.Lock()
-	for _, c := range codes {
-		s.epochs[stripeOf(c)]++
-		s.local.Remove(c)
-	}
-	s.localMu.Unlock()
-}
-
-func (s *Service) purgeLocal() {
-	s.localMu.Lock()
-	for i := range s.epochs {
-		s.epochs[i]++
-	}
-	s.local.Purge()
-	s.localMu.Unlock()
 }
 
 // invalidate runs after a write committed: the shared cache first, then
@@ -119,8 +84,5 @@ func (s *Service) invalidate(ctx context.Context, shared bool, codes ...string) 
 		}
 		_ = s.cache.Delete(ctx, keys...)
 	}
-	s.dropLocal(codes...)
-	if err := s.bus.Publish(ctx, invalidateTopic, []byte(strings.Join(codes, "\n"))); err != nil {
-		s.log.WarnContext(ctx, "shortener: invalidation broadcast failed; other replicas catch up within the hot-key TTL", "err", err)
-	}
+	s.local.Drop(ctx, codes...)
 }

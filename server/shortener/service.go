@@ -19,7 +19,6 @@ package shortener
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -27,7 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/singleflight"
@@ -38,6 +36,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/config"
+	"github.com/apiplatform/platform/server/platform/hotcache"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 )
 
@@ -140,7 +139,6 @@ type Service struct {
 	store   Store
 	cache   cache.Cache
 	loads   singleflight.Group
-	bus     bus.Bus
 	limiter ratelimit.Limiter
 	log     *slog.Logger
 	targets targetRules
@@ -152,17 +150,11 @@ type Service struct {
 	slots   atomic.Int64
 	now     func() time.Time
 
-	// The hot-key cache. epochs count invalidations, per stripe of codes: a
-	// fill that began before an invalidation of its stripe is dropped, so a
-	// load racing an edit cannot put the old entry back (fills and
-	// invalidations hold localMu; hits do not).
-	local   *expirable.LRU[string, *entry]
-	localMu sync.Mutex
-	epochs  [256]uint64
-
-	stopListen context.CancelFunc
-	listening  chan struct{}
-	closeOnce  sync.Once
+	// The hot-key cache: a fill that began before an invalidation of its
+	// code is dropped, so a load racing an edit cannot put the old entry
+	// back; invalidations reach every replica over the bus.
+	local     *hotcache.Cache[*entry]
+	closeOnce sync.Once
 }
 
 var (
@@ -206,10 +198,9 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg: cfg, base: strings.TrimRight(cfg.PublicBaseURL, "/"), store: d.Store, cache: d.Cache, bus: d.Bus,
+		cfg: cfg, base: strings.TrimRight(cfg.PublicBaseURL, "/"), store: d.Store, cache: d.Cache,
 		limiter: d.Limiter, log: d.Log, codec: cd, agents: newClassifier(), now: time.Now,
 		targets: targetRules{own: ownHosts(append([]string{cfg.PublicBaseURL}, cfg.OwnHosts...)...), allowPrivate: cfg.AllowPrivateTargets, allowHosts: hostSet(cfg.AllowTargetHosts)},
-		local:   expirable.NewLRU[string, *entry](cfg.LocalCacheSize, nil, cfg.LocalCacheTTL),
 	}
 	s.ids = &idAllocator{block: cfg.IDBlock, reserve: d.Store.ReserveIDs}
 	if cfg.GeoIPFile != "" {
@@ -217,16 +208,11 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
-	// Subscribe before serving, so that no invalidation is missed.
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	sub, err := s.bus.Subscribe(lctx, invalidateTopic, 4096)
-	if err != nil {
-		cancel()
+	// Subscribed before serving, so that no invalidation is missed.
+	if s.local, err = hotcache.New[*entry](ctx, d.Bus, invalidateTopic, cfg.LocalCacheSize, cfg.LocalCacheTTL, d.Log); err != nil {
 		s.geo.close()
 		return nil, fmt.Errorf("shortener: subscribe: %w", err)
 	}
-	s.stopListen, s.listening = cancel, make(chan struct{})
-	go s.listen(lctx, sub)
 	s.clicks = newRecorder(cfg.ClickBuffer, cfg.FlushBatch, cfg.FlushInterval, func(ctx context.Context, cs []Click) error {
 		return s.store.RecordClicks(ctx, cfg.Region, cs)
 	}, s.enrich, s.log)
@@ -242,54 +228,11 @@ func (s *Service) Register(gs grpc.ServiceRegistrar) {
 // runs after the servers stopped, so no click arrives after the flush.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
-		s.stopListen()
-		<-s.listening
+		s.local.Close()
 		s.clicks.close()
 		s.geo.close()
 	})
 	return nil
-}
-
-// listen drops hot-key entries named on the bus. A subscription dropped
-// for being slow missed messages: the whole hot-key cache goes then.
-func (s *Service) listen(ctx context.Context, sub *bus.Subscription) {
-	defer close(s.listening)
-	for {
-		func() {
-			defer sub.Close()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case msg, ok := <-sub.C:
-					if !ok {
-						return
-					}
-					s.dropLocal(strings.Split(string(msg), "\n")...)
-				}
-			}
-		}()
-		if ctx.Err() != nil || errors.Is(sub.Err(), bus.ErrClosed) {
-			return
-		}
-		s.log.Warn("shortener: invalidation subscription dropped; purging the hot-key cache", "err", sub.Err())
-		s.purgeLocal()
-		for {
-			var err error
-			if sub, err = s.bus.Subscribe(ctx, invalidateTopic, 4096); err == nil {
-				break
-			}
-			if errors.Is(err, bus.ErrClosed) {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
-		s.purgeLocal() // what changed while resubscribing
-	}
 }
 
 func hostSet(names []string) map[string]bool {
