@@ -3,15 +3,12 @@ package favorite_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
@@ -19,6 +16,7 @@ import (
 	"github.com/apiplatform/platform/server/favorite/color"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/cache"
+	"github.com/apiplatform/platform/server/platform/servicetest"
 	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/platform/wire"
 	"github.com/apiplatform/platform/server/share"
@@ -50,28 +48,6 @@ func newEnv(t *testing.T) *env {
 func as(user string, keys ...string) context.Context {
 	ctx := auth.WithPrincipal(context.Background(), auth.Principal{UserID: user, SessionID: "s-" + user})
 	return wire.WithEdge(ctx, wire.Edge{IdempotencyKeys: keys})
-}
-
-func wantStatus(t *testing.T, err error, code codes.Code, field string) {
-	t.Helper()
-	st, ok := status.FromError(err)
-	if !ok || st.Code() != code {
-		t.Fatalf("got %v, want %v", err, code)
-	}
-	if field == "" {
-		return
-	}
-	var fields []string
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, fv := range br.GetFieldViolations() {
-				fields = append(fields, fv.GetField())
-			}
-		}
-	}
-	if !slices.Equal(fields, []string{field}) {
-		t.Fatalf("field violations %q, want [%s]", fields, field)
-	}
 }
 
 func (e *env) stored(t *testing.T, user string) favorite.Favorite {
@@ -129,15 +105,15 @@ func TestSetFavoriteRefusesBadColour(t *testing.T) {
 	}
 	for _, in := range []string{"", "#12", "#GGGGGG", "rgb(300, 0, 0)", "hsl(0, 120%, 50%)", "rgba(0,0,0,0.5)", "transparent", "notacolour", strings.Repeat("a", 65)} {
 		_, err := e.svc.SetFavorite(as(user), &favoritev1.SetFavoriteRequest{Color: in})
-		wantStatus(t, err, codes.InvalidArgument, "color")
+		servicetest.WantStatus(t, err, codes.InvalidArgument, "color")
 		if f := e.stored(t, user); f.Hex != "#000080" || f.Value != "navy" {
 			t.Fatalf("after refused %q the stored favorite is %+v", in, f)
 		}
 	}
 	_, err := e.svc.SetFavorite(context.Background(), &favoritev1.SetFavoriteRequest{Color: "red"})
-	wantStatus(t, err, codes.Unauthenticated, "")
+	servicetest.WantStatus(t, err, codes.Unauthenticated)
 	_, err = e.svc.GetFavorite(as(uuid.NewString()), &favoritev1.GetFavoriteRequest{})
-	wantStatus(t, err, codes.NotFound, "")
+	servicetest.WantStatus(t, err, codes.NotFound)
 }
 
 // A retry under the same Idempotency-Key gets the first answer and writes
@@ -167,7 +143,7 @@ func TestIdempotencyKey(t *testing.T) {
 	// Another body under the key, even the same colour written differently.
 	for _, body := range []string{"green", "#FF0000"} {
 		_, err = e.svc.SetFavorite(as(user, "k1"), &favoritev1.SetFavoriteRequest{Color: body})
-		wantStatus(t, err, codes.InvalidArgument, "Idempotency-Key")
+		servicetest.WantStatus(t, err, codes.InvalidArgument, "Idempotency-Key")
 		if f := e.stored(t, user); f.Hex != "#0000FF" {
 			t.Fatalf("a refused reuse wrote: stored %+v", f)
 		}
@@ -196,7 +172,7 @@ func TestIdempotencyKeyFormat(t *testing.T) {
 		{"two values", []string{"a", "b"}},
 	} {
 		_, err := e.svc.SetFavorite(as(user, c.keys...), &favoritev1.SetFavoriteRequest{Color: "red"})
-		wantStatus(t, err, codes.InvalidArgument, "Idempotency-Key")
+		servicetest.WantStatus(t, err, codes.InvalidArgument, "Idempotency-Key")
 		if _, err := e.store.GetFavorite(context.Background(), user); !errors.Is(err, storeerr.ErrNotFound) {
 			t.Fatalf("%s: a refused key stored a favorite (%v)", c.name, err)
 		}
@@ -230,8 +206,8 @@ func TestPrivateUntilShared(t *testing.T) {
 	if err := read(adminCtx); err != nil {
 		t.Fatalf("admin: %v", err)
 	}
-	wantStatus(t, read(as(stranger)), codes.PermissionDenied, "")
-	wantStatus(t, read(anonymous), codes.PermissionDenied, "")
+	servicetest.WantStatus(t, read(as(stranger)), codes.PermissionDenied)
+	servicetest.WantStatus(t, read(anonymous), codes.PermissionDenied)
 
 	// An expired share does not open it.
 	ctx := context.Background()
@@ -239,7 +215,7 @@ func TestPrivateUntilShared(t *testing.T) {
 	if err := e.store.CreateShare(ctx, share.Share{Slug: "expired1", OwnerID: owner, CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, read(as(stranger)), codes.PermissionDenied, "")
+	servicetest.WantStatus(t, read(as(stranger)), codes.PermissionDenied)
 
 	if err := e.store.CreateShare(ctx, share.Share{Slug: "live1", OwnerID: owner, CreatedAt: now}); err != nil {
 		t.Fatal(err)
@@ -254,18 +230,18 @@ func TestPrivateUntilShared(t *testing.T) {
 	if err := e.store.RevokeShare(ctx, "live1", now); err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, read(as(stranger)), codes.PermissionDenied, "")
+	servicetest.WantStatus(t, read(as(stranger)), codes.PermissionDenied)
 
 	// Ids are checked before anything is looked up.
 	_, err := e.svc.GetUserFavorite(as(owner), &favoritev1.GetUserFavoriteRequest{UserId: strings.ToUpper(owner)})
-	wantStatus(t, err, codes.InvalidArgument, "userId")
+	servicetest.WantStatus(t, err, codes.InvalidArgument, "userId")
 	_, err = e.svc.GetUserFavorite(as(owner), &favoritev1.GetUserFavoriteRequest{UserId: "../etc"})
-	wantStatus(t, err, codes.InvalidArgument, "userId")
+	servicetest.WantStatus(t, err, codes.InvalidArgument, "userId")
 	// Someone shared with no colour saved: not found, not private.
 	empty := uuid.NewString()
 	if err := e.store.CreateShare(ctx, share.Share{Slug: "empty1", OwnerID: empty, CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.svc.GetUserFavorite(as(stranger), &favoritev1.GetUserFavoriteRequest{UserId: empty})
-	wantStatus(t, err, codes.NotFound, "")
+	servicetest.WantStatus(t, err, codes.NotFound)
 }

@@ -3,41 +3,18 @@ package identity_test
 import (
 	"context"
 	"net/netip"
-	"slices"
-	"sync"
 	"testing"
 	"time"
-
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/identity"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
+	"github.com/apiplatform/platform/server/platform/servicetest"
 	"github.com/apiplatform/platform/server/platform/wire"
 	"github.com/apiplatform/platform/server/storage/embedded"
 )
-
-// clock is a settable time source shared by the service and the test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 type env struct {
 	store *embedded.Store
@@ -71,7 +48,7 @@ func newEnv(t *testing.T, cfg identity.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := servicetest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	svc.SetClock(c.Now)
 	return &env{store: st, svc: svc, favs: favs, clock: c}
 }
@@ -92,42 +69,11 @@ func (e *env) as(t *testing.T, tok string) context.Context {
 	return auth.WithPrincipal(from("192.0.2.1"), p)
 }
 
-// wantStatus fails unless err is a status with code and, when given, a
-// field violation of each named field (and of no other).
-func wantStatus(t *testing.T, err error, code codes.Code, fields ...string) *status.Status {
-	t.Helper()
-	st, ok := status.FromError(err)
-	if !ok || st.Code() != code {
-		t.Fatalf("got %v, want %v", err, code)
-	}
-	var got []string
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, fv := range br.GetFieldViolations() {
-				got = append(got, fv.GetField())
-			}
-		}
-	}
-	if len(fields) > 0 && !slices.Equal(got, fields) {
-		t.Fatalf("field violations %q, want %q", got, fields)
-	}
-	return st
-}
+// The shared test helpers under this package's names.
+type clock = servicetest.Clock
 
-func reason(st *status.Status) string {
-	for _, d := range st.Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok {
-			return ei.GetReason()
-		}
-	}
-	return ""
-}
-
-func retryDelay(st *status.Status) time.Duration {
-	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			return ri.GetRetryDelay().AsDuration()
-		}
-	}
-	return 0
-}
+var (
+	wantStatus = servicetest.WantStatus
+	reason     = servicetest.Reason
+	retryDelay = servicetest.RetryDelay
+)

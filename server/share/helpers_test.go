@@ -3,44 +3,23 @@ package share_test
 import (
 	"context"
 	"net/netip"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
+	"github.com/apiplatform/platform/server/platform/servicetest"
 	"github.com/apiplatform/platform/server/platform/wire"
 	"github.com/apiplatform/platform/server/share"
 	"github.com/apiplatform/platform/server/storage/embedded"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 type env struct {
 	store  *embedded.Store
@@ -82,7 +61,7 @@ func newEnv(t *testing.T, cfg share.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: st, svc: svc, favs: favs, clock: &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
+	e := &env{store: st, svc: svc, favs: favs, clock: servicetest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	svc.SetClock(e.clock.Now)
 	t.Cleanup(func() {
 		e.close()
@@ -158,31 +137,10 @@ func recording(ctx context.Context) (context.Context, *headers) {
 	return grpc.NewContextWithServerTransportStream(ctx, h), h
 }
 
-func wantStatus(t *testing.T, err error, code codes.Code, fields ...string) *status.Status {
-	t.Helper()
-	st, ok := status.FromError(err)
-	if !ok || st.Code() != code {
-		t.Fatalf("got %v, want %v", err, code)
-	}
-	var got []string
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, fv := range br.GetFieldViolations() {
-				got = append(got, fv.GetField())
-			}
-		}
-	}
-	if len(fields) > 0 && !slices.Equal(got, fields) {
-		t.Fatalf("field violations %q, want %q", got, fields)
-	}
-	return st
-}
+// The shared test helpers under this package's names.
+type clock = servicetest.Clock
 
-func reason(st *status.Status) string {
-	for _, d := range st.Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok {
-			return ei.GetReason()
-		}
-	}
-	return ""
-}
+var (
+	wantStatus = servicetest.WantStatus
+	reason     = servicetest.Reason
+)
