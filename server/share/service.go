@@ -301,11 +301,7 @@ func (s *Service) ListShares(ctx context.Context, req *sharev1.ListSharesRequest
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
 	resp := &sharev1.ListSharesResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		last := rows[size-1]
-		resp.NextPageToken = page.Token(last.CreatedAt, last.Slug)
-	}
+	rows, resp.NextPageToken = page.Trim(rows, size, func(sh Share) (time.Time, string) { return sh.CreatedAt, sh.Slug })
 	for _, sh := range rows {
 		hexColor := sh.Hex
 		if !sh.Snapshot {

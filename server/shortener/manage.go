@@ -65,11 +65,7 @@ func (s *Service) ListShortUrls(ctx context.Context, req *shortenerv1.ListShortU
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
 	resp := &shortenerv1.ListShortUrlsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		last := rows[size-1]
-		resp.NextPageToken = page.Token(last.CreatedAt, last.Code)
-	}
+	rows, resp.NextPageToken = page.Trim(rows, size, func(l Link) (time.Time, string) { return l.CreatedAt, l.Code })
 	for _, l := range rows {
 		resp.ShortUrls = append(resp.ShortUrls, s.toProto(l))
 	}

@@ -53,3 +53,14 @@ func Parse(tok string, valid func(key string) bool) (at time.Time, key string, o
 	}
 	return time.UnixMicro(us).UTC(), key, true, nil
 }
+
+// Trim cuts rows, read with a limit of size+1 (the extra row tells whether
+// there is a next page), to one page, and returns the next page's token
+// ("" on the last page); pos names a row's (time, key).
+func Trim[T any](rows []T, size int, pos func(T) (time.Time, string)) ([]T, string) {
+	if len(rows) <= size {
+		return rows, ""
+	}
+	rows = rows[:size]
+	return rows, Token(pos(rows[size-1]))
+}

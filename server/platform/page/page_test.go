@@ -32,3 +32,15 @@ func TestSizeAndToken(t *testing.T) {
 		}
 	}
 }
+
+func TestTrim(t *testing.T) {
+	at := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	pos := func(k string) (time.Time, string) { return at, k }
+	if rows, next := Trim([]string{"a", "b"}, 2, pos); len(rows) != 2 || next != "" {
+		t.Fatalf("last page: %q, next %q", rows, next)
+	}
+	rows, next := Trim([]string{"a", "b", "c"}, 2, pos)
+	if len(rows) != 2 || next != Token(at, "b") {
+		t.Fatalf("full page: %q, next %q; want a token after b", rows, next)
+	}
+}
