@@ -40,14 +40,18 @@ func main() {
 	grace := flag.Duration("grace", 5*time.Second, "errors this long after a fault's recovery count as its own")
 	accounts := flag.Int("accounts", 20, "registered accounts voting, placing and saving favorites")
 	bin := flag.String("server", "", "server binary (default: go build ./server)")
+	soakFor := flag.Duration("soak", 0, "no faults: run the load this long, sampling RSS and goroutines (make soak)")
 	flag.Parse()
-	if err := chaos(*rounds, *hold, *gap, *grace, *accounts, *bin); err != nil {
+	if *soakFor > 0 {
+		*rounds = 0
+	}
+	if err := chaos(*rounds, *hold, *gap, *grace, *accounts, *bin, *soakFor); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		os.Exit(1)
 	}
 }
 
-func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string) error {
+func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string, soakFor time.Duration) error {
 	dbURL, pgCtl, pgData := os.Getenv("TEST_DATABASE_URL"), os.Getenv("TEST_PG_CTL"), os.Getenv("TEST_PG_DATA")
 	if dbURL == "" || pgData == "" {
 		return fmt.Errorf("run through .ci/with-services (TEST_DATABASE_URL, TEST_PG_CTL, TEST_PG_DATA)")
@@ -89,7 +93,7 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 		"--vote-user-limit", "100000/1m,100000", "--vote-addr-limit", "100000/1m,100000", "--trusted-proxies", "127.0.0.0/8"}
 	var reps []*replica
 	for i := range 3 {
-		r := &replica{id: i, bin: bin, dir: filepath.Join(dir, fmt.Sprint("r", i)), args: args, grpcPort: freePort(), httpPort: freePort()}
+		r := &replica{id: i, bin: bin, dir: filepath.Join(dir, fmt.Sprint("r", i)), args: args, grpcPort: freePort(), httpPort: freePort(), metricsPort: freePort()}
 		_ = os.MkdirAll(r.dir, 0o755)
 		r.log, _ = os.Create(filepath.Join(dir, fmt.Sprintf("replica-%d.log", i)))
 		if r.grpcCut, err = newCutProxy(r.grpcAddr()); err != nil {
@@ -132,6 +136,10 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 	var vmu sync.Mutex
 	bad := func(s string) { vmu.Lock(); violations = append(violations, s); vmu.Unlock() }
 
+	idle, err := sampleAll(ctx, reps)
+	if err != nil {
+		return err
+	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	goLoad := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
@@ -152,6 +160,9 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 	work := make(chan votePair)
 	pairs := nAccounts * len(elections)
 	total := time.Duration(rounds*len(faultKinds)) * (hold + gap + 2*time.Second)
+	if soakFor > 0 {
+		total = soakFor
+	}
 	go func() {
 		defer close(work)
 		for e := range elections {
@@ -173,7 +184,12 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 
 	fl := &faultLog{grace: grace}
 	start := time.Now()
-	injectErr := inject(ctx, fl, rounds, hold, gap, reps, rp, pg)
+	var injectErr, soakErr error
+	if soakFor > 0 {
+		soakErr = soak(ctx, reps, idle, soakFor, 30*time.Second, 3*time.Minute, stopLoad)
+	} else {
+		injectErr = inject(ctx, fl, rounds, hold, gap, reps, rp, pg)
+	}
 	if injectErr != nil { // the platform may not come back: stop at once
 		fmt.Fprintln(os.Stderr, "chaos:", injectErr)
 		stopLoad()
@@ -226,6 +242,9 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 	}
 	if outside > 5 {
 		bad(fmt.Sprintf("%d answers of 5xx outside fault windows in all", outside))
+	}
+	if soakErr != nil {
+		bad(soakErr.Error())
 	}
 	report(os.Stdout, l, fl, streams, errCodes, linear, violations, time.Since(setup)-elapsed, elapsed)
 	if len(violations) > 0 {

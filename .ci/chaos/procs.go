@@ -22,6 +22,7 @@ type replica struct {
 	bin, dir           string
 	args               []string
 	grpcPort, httpPort int
+	metricsPort        int
 	grpcCut, httpCut   *cutProxy
 	mu                 sync.Mutex
 	cmd                *exec.Cmd
@@ -37,13 +38,14 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func (r *replica) grpcAddr() string { return fmt.Sprintf("127.0.0.1:%d", r.grpcPort) }
+func (r *replica) grpcAddr() string    { return fmt.Sprintf("127.0.0.1:%d", r.grpcPort) }
+func (r *replica) metricsAddr() string { return fmt.Sprintf("127.0.0.1:%d", r.metricsPort) }
 
 func (r *replica) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	args := append([]string{"serve",
-		"--grpc-addr", r.grpcAddr(), "--http-addr", fmt.Sprintf("127.0.0.1:%d", r.httpPort), "--metrics-addr", "",
+		"--grpc-addr", r.grpcAddr(), "--http-addr", fmt.Sprintf("127.0.0.1:%d", r.httpPort), "--metrics-addr", r.metricsAddr(),
 		"--data-dir", filepath.Join(r.dir, "data")}, r.args...)
 	cmd := exec.Command(r.bin, args...)
 	cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = r.log, r.log, dieWithUs()
