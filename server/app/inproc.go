@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"google.golang.org/genproto/googleapis/api/httpbody"
@@ -32,6 +34,32 @@ func newInProcChannel(d serverDeps) *inprocgrpc.Channel {
 		ch = ch.WithClientStatsHandler(clientStatsHandler()).WithServerStatsHandler(serverStatsHandler())
 	}
 	return ch
+}
+
+// inProcConn is the gateway's side of the channel. For a call that sends
+// one request and streams answers, grpc-go's SendMsg never reports that
+// the server already ended the call (the generated client would return
+// that error instead of the call's status): RecvMsg gives the status. The
+// channel's SendMsg returns io.EOF then, so a stream refused at once (a
+// permission check, a stream cap) would reach the gateway as an UNKNOWN
+// "EOF", a 500, instead of its own status.
+type inProcConn struct{ *inprocgrpc.Channel }
+
+func (c inProcConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := c.Channel.NewStream(ctx, desc, method, opts...)
+	if err != nil || desc.ClientStreams {
+		return cs, err
+	}
+	return serverStreamCall{cs}, nil
+}
+
+type serverStreamCall struct{ grpc.ClientStream }
+
+func (s serverStreamCall) SendMsg(m any) error {
+	if err := s.ClientStream.SendMsg(m); !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
 
 // registrars registers every service on the gRPC server and on the
