@@ -88,7 +88,7 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 	dbURL += "&options=" + strings.ReplaceAll(url.QueryEscape("-c synchronous_commit=on"), "+", "%20")
 	const w, h = 32, 32
 	args := []string{"--database-url", dbURL, "--redis-url", rp.url(),
-		"--admin-user", adminUser, "--admin-password", adminPassword,
+		"--admin-user", adminUser, // the password through the environment, never the command line
 		"--canvas-width", "32", "--canvas-height", "32", "--canvas-cooldown", "0", "--canvas-batch-interval", "200ms",
 		"--vote-user-limit", "100000/1m,100000", "--vote-addr-limit", "100000/1m,100000", "--trusted-proxies", "127.0.0.0/8"}
 	var reps []*replica
@@ -103,6 +103,7 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 			return err
 		}
 		if err := r.start(); err != nil {
+			keep = true
 			return fmt.Errorf("replica %d: %w (log %s)", i, err, r.log.Name())
 		}
 		defer r.kill()

@@ -49,6 +49,7 @@ func (r *replica) start() error {
 		"--data-dir", filepath.Join(r.dir, "data")}, r.args...)
 	cmd := exec.Command(r.bin, args...)
 	cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = r.log, r.log, dieWithUs()
+	cmd.Env = append(os.Environ(), "ADMIN_PASSWORD="+adminPassword)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
