@@ -324,6 +324,16 @@ func testSharePage(t *testing.T, b backend) {
 	if !strings.Contains(string(body), "#1E90FF") {
 		t.Fatalf("page lacks the colour: %s", body)
 	}
+	// A page for people who arrive from a link: a heading, a description
+	// for link previews and search, and a way into the app.
+	for _, want := range []string{"<h1>", `<meta name="description" content="A favorite colour, #1E90FF`, `<a href="/app/">`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("page lacks %s: %s", want, body)
+		}
+	}
+	if res, _ := anon.do(t, "GET", "/app/", "", nil); res.StatusCode != 200 {
+		t.Fatalf("the page's link into the app: %d", res.StatusCode)
+	}
 	etag, cc := res.Header.Get("ETag"), res.Header.Get("Cache-Control")
 	if etag == "" || !strings.Contains(cc, "public") || !strings.Contains(cc, "max-age=") {
 		t.Fatalf("ETag %q Cache-Control %q", etag, cc)
