@@ -27,13 +27,19 @@
 // guard instead of relying on the TTL alone: Delete does not just remove the
 // entry, it leaves a short-lived tombstone carrying a unique token (in Redis,
 // a SET of the same key, so still one key and Cluster-safe); a miss tells
-// GetOrLoad which token (or "absent") it saw before loading, and the fill is
-// a compare-and-set (a Lua script in Redis) that only writes if the key still
-// holds what the reader saw. A Delete in between changes it, so the stale fill
-// is dropped; the next reader loads the new row. This costs nothing on hits,
-// nothing extra on misses (the token comes back with the GET) and one script
-// call per fill. Concurrent misses are collapsed per (key, token), so a
-// reader arriving after a Delete never joins a load that started before it.
+// GetOrLoad which token it saw before loading (on an absent key in Redis, a
+// lease token it wrote there), and the fill is a compare-and-set (a Lua
+// script in Redis) that only writes if the key still holds what the reader
+// saw. A Delete in between changes it, so the stale fill is dropped; the next
+// reader loads the new row. So does a Redis that lost its data meanwhile
+// (restarted empty, or failed over before the tombstone replicated): the
+// lease is gone, where "absent" would have matched again. This costs nothing
+// on hits, one script call per miss and one per fill. Concurrent misses are
+// collapsed per (key, token), so a reader arriving after a Delete never joins
+// a load that started before it; a read that could not reach the cache has
+// no token to tell, so it loads alone and fills nothing (in an outage every
+// read goes to the database; the per-process hot caches in front of the busy
+// reads bound that).
 // Delete-twice (delete again after a delay) was rejected: it needs a timer per
 // write and still only narrows the window. The guard assumes a load finishes
 // within the tombstone lifetime (TombstoneTTL in Redis; in memory a tombstone

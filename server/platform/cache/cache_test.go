@@ -197,3 +197,31 @@ func TestMemoryExpiredOverwriteRefusesFill(t *testing.T) {
 		t.Fatal("stale fill stored")
 	}
 }
+
+// Redis loses its data (restarted empty, or a failover to a replica the
+// writer's tombstone never reached) between a reader's miss and its fill,
+// while the writer's Delete failed: the fill of the row loaded before the
+// write must still be refused, or it would be served for a whole TTL.
+func TestRedisFillRefusedAfterDataLoss(t *testing.T) {
+	ctx := context.Background()
+	rc := testRedis(t)
+	prefix := uniquePrefix(t)
+	c := NewRedis(rc, prefix).(*redisCache)
+	_, ok, token, err := c.getForFill(ctx, "row")
+	if err != nil || ok {
+		t.Fatalf("getForFill on an absent key: hit %v, %v", ok, err)
+	}
+	if err := rc.Del(ctx, prefix+"row").Err(); err != nil { // the data loss
+		t.Fatal(err)
+	}
+	if stored, err := c.fill(ctx, "row", token, []byte("stale"), time.Minute); err != nil || stored {
+		t.Fatalf("fill across the data loss: stored %v, %v; want refused", stored, err)
+	}
+	wantMiss(t, c, "row")
+	// A reader starting now may fill.
+	_, _, token, _ = c.getForFill(ctx, "row")
+	if stored, err := c.fill(ctx, "row", token, []byte("fresh"), time.Minute); err != nil || !stored {
+		t.Fatalf("fresh fill: stored %v, %v", stored, err)
+	}
+	wantHit(t, c, "row", "fresh")
+}

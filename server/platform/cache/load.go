@@ -51,11 +51,14 @@ func getOrLoadOnce(ctx context.Context, c Cache, g *singleflight.Group, key stri
 	if err == nil && hit {
 		return val, nil
 	}
-	if err != nil {
+	if err != nil || token == tokenCacheError {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
-		token = tokenCacheError
+		// Without the cache there is no token to tell a load that began
+		// before a write from one after it, so this read joins no other:
+		// it loads, and fills nothing.
+		return load(ctx)
 	}
 
 	ch := g.DoChan(key+"\x00"+token, func() (any, error) {
@@ -63,12 +66,10 @@ func getOrLoadOnce(ctx context.Context, c Cache, g *singleflight.Group, key stri
 		if err != nil {
 			return nil, err
 		}
-		if token != tokenCacheError {
-			if guarded {
-				_, _ = f.fill(ctx, key, token, v, ttl)
-			} else {
-				_ = c.Set(ctx, key, v, ttl)
-			}
+		if guarded {
+			_, _ = f.fill(ctx, key, token, v, ttl)
+		} else {
+			_ = c.Set(ctx, key, v, ttl)
 		}
 		return v, nil
 	})
@@ -84,6 +85,6 @@ func getOrLoadOnce(ctx context.Context, c Cache, g *singleflight.Group, key stri
 	}
 }
 
-// tokenCacheError marks a miss caused by a cache error: load, but do not fill
-// (the cache is failing, and a fill could not be guarded anyway).
+// tokenCacheError marks a miss caused by a cache error (Instrument reports
+// one so, instead of the error): load alone, fill nothing.
 const tokenCacheError = "\x00error"

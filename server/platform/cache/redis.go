@@ -28,10 +28,11 @@ type redisCache struct {
 const (
 	markValue = 'v'
 	markTomb  = 't'
+	markLease = 'l'
 )
 
 // fillScript is the guarded fill: SET only if the key still holds what the
-// reader saw on its miss (” for absent, or that exact tombstone), and never
+// reader saw on its miss (its lease, or that exact tombstone), and never
 // over a value (someone filled it meanwhile with data at least as new).
 var fillScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
@@ -64,8 +65,29 @@ func (r *redisCache) Get(ctx context.Context, key string) ([]byte, bool, error) 
 	return v, ok, err
 }
 
+// leaseScript is the read of a miss that will fill: an absent key gets a
+// lease (a random token, like a tombstone) and the fill must find exactly
+// it. Taking the token "absent" instead would let a fill whose load began
+// before Redis lost its data (a restart, a failover to a replica that had
+// not received the writer's tombstone) write the old row into the empty
+// key after the writer's Delete had failed, stale for a whole TTL.
+var leaseScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`)
+
 func (r *redisCache) getForFill(ctx context.Context, key string) ([]byte, bool, string, error) {
-	return r.get(ctx, key)
+	lease := string(markLease) + strconv.FormatUint(rand.Uint64(), 36)
+	s, err := leaseScript.Run(ctx, r.c, []string{r.prefix + key}, lease, strconv.FormatInt(TombstoneTTL.Milliseconds(), 10)).Text()
+	if err != nil {
+		return nil, false, "", fmt.Errorf("cache: redis get: %w", err)
+	}
+	if len(s) > 0 && s[0] == markValue {
+		return []byte(s[1:]), true, "", nil
+	}
+	return nil, false, s, nil
 }
 
 func encodeValue(val []byte) []byte {
