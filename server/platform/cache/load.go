@@ -62,6 +62,11 @@ func getOrLoadOnce(ctx context.Context, c Cache, g *singleflight.Group, key stri
 	}
 
 	ch := g.DoChan(key+"\x00"+token, func() (any, error) {
+		// A caller that missed before another load filled the key, and
+		// came here after that load's flight ended, finds the value now.
+		if v, hit := peek(ctx, c, key); hit {
+			return v, nil
+		}
 		v, err := load(ctx)
 		if err != nil {
 			return nil, err
@@ -88,3 +93,13 @@ func getOrLoadOnce(ctx context.Context, c Cache, g *singleflight.Group, key stri
 // tokenCacheError marks a miss caused by a cache error (Instrument reports
 // one so, instead of the error): load alone, fill nothing.
 const tokenCacheError = "\x00error"
+
+// peek reads key without counting it as a request of an instrumented
+// cache: the caller already counted its miss.
+func peek(ctx context.Context, c Cache, key string) ([]byte, bool) {
+	if i, ok := c.(*instrumented); ok {
+		c = i.inner
+	}
+	v, hit, err := c.Get(ctx, key)
+	return v, err == nil && hit
+}
