@@ -123,7 +123,32 @@ func newTombstone() string {
 	return string(markTomb) + strconv.FormatUint(rand.Uint64(), 36)
 }
 
+// deleteRetries are the pauses between attempts of a Delete that failed.
+// A write is acknowledged after its Delete; one that did not land leaves
+// the old value readable by every replica that still reaches Redis, for a
+// whole TTL. The usual cause is short: a connection pool still failing its
+// dials for a moment after Redis came back (go-redis waits before dialing
+// again). About 1.5 s of retries outlast that; a Redis down for longer
+// comes back empty, with nothing stale in it. Meanwhile writes wait: a
+// Redis outage slows them, it does not fail them.
+var deleteRetries = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+
 func (r *redisCache) Delete(ctx context.Context, keys ...string) error {
+	// The write has committed: a caller that gave up must not stop its
+	// invalidation.
+	ctx = context.WithoutCancel(ctx)
+	err := r.deleteOnce(ctx, keys)
+	for _, pause := range deleteRetries {
+		if err == nil {
+			return nil
+		}
+		time.Sleep(pause)
+		err = r.deleteOnce(ctx, keys)
+	}
+	return err
+}
+
+func (r *redisCache) deleteOnce(ctx context.Context, keys []string) error {
 	switch len(keys) {
 	case 0:
 		return nil
