@@ -32,6 +32,9 @@ type Session struct {
 	AccessExpiresAt  time.Time
 	RefreshExpiresAt time.Time
 	CreatedAt        time.Time
+	// FamilyID is the id of the login this session was refreshed from
+	// (its own id for a login): refresh-token reuse revokes the family.
+	FamilyID string
 }
 
 // Store keeps users and sessions. Implementations return storage.ErrNotFound
@@ -57,4 +60,9 @@ type Store interface {
 	DeleteSession(ctx context.Context, id string) error
 	// DeleteUserSessions revokes every session of a user.
 	DeleteUserSessions(ctx context.Context, userID string) error
+	// RevokeFamily revokes every live session of the family of the session
+	// whose refresh token hashes to refreshHash, when that token is no
+	// longer live (already rotated or revoked), and returns the ids it
+	// revoked: none for an unknown or still live token.
+	RevokeFamily(ctx context.Context, refreshHash []byte) ([]string, error)
 }

@@ -816,6 +816,116 @@ func (x *GetMeResponse) GetFavorite() *v1.Favorite {
 	return nil
 }
 
+// Request of ChangePassword.
+type ChangePasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The password the account has now.
+	CurrentPassword string `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	// The new password: 8 to 128 bytes.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ChangePasswordRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// Response of ChangePassword.
+type ChangePasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// A fresh session; every earlier session of the account is revoked.
+	Session       *Session `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ChangePasswordResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *ChangePasswordResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 var File_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_identity_v1_identity_proto_rawDesc = "" +
@@ -859,19 +969,26 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\fGetMeRequest\"i\n" +
 	"\rGetMeResponse\x12%\n" +
 	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\x121\n" +
-	"\bfavorite\x18\x02 \x01(\v2\x15.favorite.v1.FavoriteR\bfavorite*;\n" +
+	"\bfavorite\x18\x02 \x01(\v2\x15.favorite.v1.FavoriteR\bfavorite\"o\n" +
+	"\x15ChangePasswordRequest\x12.\n" +
+	"\x10current_password\x18\x01 \x01(\tB\x03\xe0A\x02R\x0fcurrentPassword\x12&\n" +
+	"\fnew_password\x18\x02 \x01(\tB\x03\xe0A\x02R\vnewPassword\"o\n" +
+	"\x16ChangePasswordResponse\x12%\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\x12.\n" +
+	"\asession\x18\x02 \x01(\v2\x14.identity.v1.SessionR\asession*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x022\xef\x04\n" +
+	"ROLE_ADMIN\x10\x022\xec\x05\n" +
 	"\x0fIdentityService\x12o\n" +
 	"\vCreateGuest\x12\x1f.identity.v1.CreateGuestRequest\x1a .identity.v1.CreateGuestResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/guest\x12i\n" +
 	"\bRegister\x12\x1c.identity.v1.RegisterRequest\x1a\x1d.identity.v1.RegisterResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/register\x12]\n" +
 	"\x05Login\x12\x19.identity.v1.LoginRequest\x1a\x1a.identity.v1.LoginResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/login\x12a\n" +
 	"\x06Logout\x12\x1a.identity.v1.LogoutRequest\x1a\x1b.identity.v1.LogoutResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/v1/auth/logout\x12e\n" +
 	"\aRefresh\x12\x1b.identity.v1.RefreshRequest\x1a\x1c.identity.v1.RefreshResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/api/v1/auth/refresh\x12W\n" +
-	"\x05GetMe\x12\x19.identity.v1.GetMeRequest\x1a\x1a.identity.v1.GetMeResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/auth/meB?Z=github.com/apiplatform/platform/gen/go/identity/v1;identityv1b\x06proto3"
+	"\x05GetMe\x12\x19.identity.v1.GetMeRequest\x1a\x1a.identity.v1.GetMeResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/auth/me\x12{\n" +
+	"\x0eChangePassword\x12\".identity.v1.ChangePasswordRequest\x1a#.identity.v1.ChangePasswordResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/passwordB?Z=github.com/apiplatform/platform/gen/go/identity/v1;identityv1b\x06proto3"
 
 var (
 	file_identity_v1_identity_proto_rawDescOnce sync.Once
@@ -886,31 +1003,33 @@ func file_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_identity_v1_identity_proto_goTypes = []any{
-	(Role)(0),                     // 0: identity.v1.Role
-	(*User)(nil),                  // 1: identity.v1.User
-	(*Session)(nil),               // 2: identity.v1.Session
-	(*CreateGuestRequest)(nil),    // 3: identity.v1.CreateGuestRequest
-	(*CreateGuestResponse)(nil),   // 4: identity.v1.CreateGuestResponse
-	(*RegisterRequest)(nil),       // 5: identity.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 6: identity.v1.RegisterResponse
-	(*LoginRequest)(nil),          // 7: identity.v1.LoginRequest
-	(*LoginResponse)(nil),         // 8: identity.v1.LoginResponse
-	(*LogoutRequest)(nil),         // 9: identity.v1.LogoutRequest
-	(*LogoutResponse)(nil),        // 10: identity.v1.LogoutResponse
-	(*RefreshRequest)(nil),        // 11: identity.v1.RefreshRequest
-	(*RefreshResponse)(nil),       // 12: identity.v1.RefreshResponse
-	(*GetMeRequest)(nil),          // 13: identity.v1.GetMeRequest
-	(*GetMeResponse)(nil),         // 14: identity.v1.GetMeResponse
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*v1.Favorite)(nil),           // 16: favorite.v1.Favorite
+	(Role)(0),                      // 0: identity.v1.Role
+	(*User)(nil),                   // 1: identity.v1.User
+	(*Session)(nil),                // 2: identity.v1.Session
+	(*CreateGuestRequest)(nil),     // 3: identity.v1.CreateGuestRequest
+	(*CreateGuestResponse)(nil),    // 4: identity.v1.CreateGuestResponse
+	(*RegisterRequest)(nil),        // 5: identity.v1.RegisterRequest
+	(*RegisterResponse)(nil),       // 6: identity.v1.RegisterResponse
+	(*LoginRequest)(nil),           // 7: identity.v1.LoginRequest
+	(*LoginResponse)(nil),          // 8: identity.v1.LoginResponse
+	(*LogoutRequest)(nil),          // 9: identity.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 10: identity.v1.LogoutResponse
+	(*RefreshRequest)(nil),         // 11: identity.v1.RefreshRequest
+	(*RefreshResponse)(nil),        // 12: identity.v1.RefreshResponse
+	(*GetMeRequest)(nil),           // 13: identity.v1.GetMeRequest
+	(*GetMeResponse)(nil),          // 14: identity.v1.GetMeResponse
+	(*ChangePasswordRequest)(nil),  // 15: identity.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 16: identity.v1.ChangePasswordResponse
+	(*timestamppb.Timestamp)(nil),  // 17: google.protobuf.Timestamp
+	(*v1.Favorite)(nil),            // 18: favorite.v1.Favorite
 }
 var file_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: identity.v1.User.role:type_name -> identity.v1.Role
-	15, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	15, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	15, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
+	17, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	17, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	17, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: identity.v1.CreateGuestResponse.user:type_name -> identity.v1.User
 	2,  // 5: identity.v1.CreateGuestResponse.session:type_name -> identity.v1.Session
 	1,  // 6: identity.v1.RegisterResponse.user:type_name -> identity.v1.User
@@ -920,24 +1039,28 @@ var file_identity_v1_identity_proto_depIdxs = []int32{
 	1,  // 10: identity.v1.RefreshResponse.user:type_name -> identity.v1.User
 	2,  // 11: identity.v1.RefreshResponse.session:type_name -> identity.v1.Session
 	1,  // 12: identity.v1.GetMeResponse.user:type_name -> identity.v1.User
-	16, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
-	3,  // 14: identity.v1.IdentityService.CreateGuest:input_type -> identity.v1.CreateGuestRequest
-	5,  // 15: identity.v1.IdentityService.Register:input_type -> identity.v1.RegisterRequest
-	7,  // 16: identity.v1.IdentityService.Login:input_type -> identity.v1.LoginRequest
-	9,  // 17: identity.v1.IdentityService.Logout:input_type -> identity.v1.LogoutRequest
-	11, // 18: identity.v1.IdentityService.Refresh:input_type -> identity.v1.RefreshRequest
-	13, // 19: identity.v1.IdentityService.GetMe:input_type -> identity.v1.GetMeRequest
-	4,  // 20: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
-	6,  // 21: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
-	8,  // 22: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
-	10, // 23: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
-	12, // 24: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
-	14, // 25: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	18, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
+	1,  // 14: identity.v1.ChangePasswordResponse.user:type_name -> identity.v1.User
+	2,  // 15: identity.v1.ChangePasswordResponse.session:type_name -> identity.v1.Session
+	3,  // 16: identity.v1.IdentityService.CreateGuest:input_type -> identity.v1.CreateGuestRequest
+	5,  // 17: identity.v1.IdentityService.Register:input_type -> identity.v1.RegisterRequest
+	7,  // 18: identity.v1.IdentityService.Login:input_type -> identity.v1.LoginRequest
+	9,  // 19: identity.v1.IdentityService.Logout:input_type -> identity.v1.LogoutRequest
+	11, // 20: identity.v1.IdentityService.Refresh:input_type -> identity.v1.RefreshRequest
+	13, // 21: identity.v1.IdentityService.GetMe:input_type -> identity.v1.GetMeRequest
+	15, // 22: identity.v1.IdentityService.ChangePassword:input_type -> identity.v1.ChangePasswordRequest
+	4,  // 23: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
+	6,  // 24: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
+	8,  // 25: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
+	10, // 26: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
+	12, // 27: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
+	14, // 28: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
+	16, // 29: identity.v1.IdentityService.ChangePassword:output_type -> identity.v1.ChangePasswordResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_identity_v1_identity_proto_init() }
@@ -951,7 +1074,7 @@ func file_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_identity_v1_identity_proto_rawDesc), len(file_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,12 +22,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IdentityService_CreateGuest_FullMethodName = "/identity.v1.IdentityService/CreateGuest"
-	IdentityService_Register_FullMethodName    = "/identity.v1.IdentityService/Register"
-	IdentityService_Login_FullMethodName       = "/identity.v1.IdentityService/Login"
-	IdentityService_Logout_FullMethodName      = "/identity.v1.IdentityService/Logout"
-	IdentityService_Refresh_FullMethodName     = "/identity.v1.IdentityService/Refresh"
-	IdentityService_GetMe_FullMethodName       = "/identity.v1.IdentityService/GetMe"
+	IdentityService_CreateGuest_FullMethodName    = "/identity.v1.IdentityService/CreateGuest"
+	IdentityService_Register_FullMethodName       = "/identity.v1.IdentityService/Register"
+	IdentityService_Login_FullMethodName          = "/identity.v1.IdentityService/Login"
+	IdentityService_Logout_FullMethodName         = "/identity.v1.IdentityService/Logout"
+	IdentityService_Refresh_FullMethodName        = "/identity.v1.IdentityService/Refresh"
+	IdentityService_GetMe_FullMethodName          = "/identity.v1.IdentityService/GetMe"
+	IdentityService_ChangePassword_FullMethodName = "/identity.v1.IdentityService/ChangePassword"
 )
 
 // IdentityServiceClient is the client API for IdentityService service.
@@ -59,6 +60,12 @@ type IdentityServiceClient interface {
 	Refresh(ctx context.Context, in *RefreshRequest, opts ...grpc.CallOption) (*RefreshResponse, error)
 	// Returns the caller and, when one is saved, their favorite colour.
 	GetMe(ctx context.Context, in *GetMeRequest, opts ...grpc.CallOption) (*GetMeResponse, error)
+	// Changes the caller's password (registered accounts only). Every session
+	// of the account ends, on every replica, at the very next call; the
+	// response carries a fresh session for the caller. A wrong current
+	// password is UNAUTHENTICATED, a guest is FAILED_PRECONDITION, and
+	// attempts are throttled like logins.
+	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
 }
 
 type identityServiceClient struct {
@@ -129,6 +136,16 @@ func (c *identityServiceClient) GetMe(ctx context.Context, in *GetMeRequest, opt
 	return out, nil
 }
 
+func (c *identityServiceClient) ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangePasswordResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ChangePassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IdentityServiceServer is the server API for IdentityService service.
 // All implementations must embed UnimplementedIdentityServiceServer
 // for forward compatibility.
@@ -158,6 +175,12 @@ type IdentityServiceServer interface {
 	Refresh(context.Context, *RefreshRequest) (*RefreshResponse, error)
 	// Returns the caller and, when one is saved, their favorite colour.
 	GetMe(context.Context, *GetMeRequest) (*GetMeResponse, error)
+	// Changes the caller's password (registered accounts only). Every session
+	// of the account ends, on every replica, at the very next call; the
+	// response carries a fresh session for the caller. A wrong current
+	// password is UNAUTHENTICATED, a guest is FAILED_PRECONDITION, and
+	// attempts are throttled like logins.
+	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
 	mustEmbedUnimplementedIdentityServiceServer()
 }
 
@@ -185,6 +208,9 @@ func (UnimplementedIdentityServiceServer) Refresh(context.Context, *RefreshReque
 }
 func (UnimplementedIdentityServiceServer) GetMe(context.Context, *GetMeRequest) (*GetMeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMe not implemented")
+}
+func (UnimplementedIdentityServiceServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
 }
 func (UnimplementedIdentityServiceServer) mustEmbedUnimplementedIdentityServiceServer() {}
 func (UnimplementedIdentityServiceServer) testEmbeddedByValue()                         {}
@@ -315,6 +341,24 @@ func _IdentityService_GetMe_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_ChangePassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangePasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ChangePassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ChangePassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ChangePassword(ctx, req.(*ChangePasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IdentityService_ServiceDesc is the grpc.ServiceDesc for IdentityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -345,6 +389,10 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMe",
 			Handler:    _IdentityService_GetMe_Handler,
+		},
+		{
+			MethodName: "ChangePassword",
+			Handler:    _IdentityService_ChangePassword_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
