@@ -3,12 +3,14 @@ package app_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
 	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
 	"github.com/apiplatform/platform/server/app"
 	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/platform/ratelimit"
 )
 
 // withDefaultAddrLimits undoes testConfig's roomy per-address identity
@@ -91,6 +93,9 @@ func TestLoginThrottleIsPerAccountAndAddress(t *testing.T) {
 		admin := randomName("ops")
 		p := start(t, b, func(cfg *app.Config) {
 			withDefaultAddrLimits(cfg)
+			// The default burst (10), without its refill of one every 6 s:
+			// hashing 12 passwords may take longer than that here.
+			cfg.Identity.LoginLimit = ratelimit.Limit{Rate: 10, Period: time.Hour, Burst: 10}
 			cfg.AdminUser, cfg.AdminPassword = admin, "admin-password-1"
 		})
 		for _, c := range idClients(p) {
