@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,6 +38,9 @@ var Policies = auth.Policies{
 	identityv1.IdentityService_Logout_FullMethodName:         auth.User,
 	identityv1.IdentityService_GetMe_FullMethodName:          auth.User,
 	identityv1.IdentityService_ChangePassword_FullMethodName: auth.Registered,
+	identityv1.IdentityService_CreateApiKey_FullMethodName:   auth.Registered,
+	identityv1.IdentityService_ListApiKeys_FullMethodName:    auth.Registered,
+	identityv1.IdentityService_RevokeApiKey_FullMethodName:   auth.Registered,
 }
 
 // FavoriteReader gives GetMe the caller's favorite.
@@ -74,6 +78,8 @@ type Config struct {
 	AdminUser, AdminPassword string
 	// SessionCache tunes the session cache.
 	SessionCache SessionCacheConfig
+	// APIKeyLimit bounds the calls of one API key.
+	APIKeyLimit ratelimit.Limit
 }
 
 // DefaultConfig is what the server runs with unless told otherwise. The
@@ -88,6 +94,7 @@ func DefaultConfig() Config {
 		LoginLimit:     ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
 		LoginAddrLimit: ratelimit.Limit{Rate: 60, Period: time.Minute, Burst: 60},
 		SessionCache:   SessionCacheConfig{MaxEntries: 100_000, MaxAge: 30 * time.Second, Resync: 250 * time.Millisecond},
+		APIKeyLimit:    ratelimit.Limit{Rate: 600, Period: time.Minute, Burst: 120},
 	}
 }
 
@@ -120,6 +127,8 @@ type Service struct {
 	bus       bus.Bus
 	log       *slog.Logger
 	stopCache func() error
+	// touched remembers when each API key's last use was recorded.
+	touched keyTouches
 }
 
 // New builds the service, and ensures the configured admin account (after
@@ -178,10 +187,16 @@ func (s *Service) Authenticate(ctx context.Context, token string) (auth.Principa
 			var hit bool
 			if p, hit, fillable = s.cache.get(h, e, now); hit {
 				sessionCacheTotal.WithLabelValues("hit").Inc()
+				if p.KeyID != "" {
+					return p, s.keyUsed(ctx, p, now)
+				}
 				return p, nil
 			}
 			epoch = e
 		}
+	}
+	if strings.HasPrefix(token, apiKeyPrefix) {
+		return s.authenticateKey(ctx, h, now, epoch, fillable)
 	}
 	sess, u, err := s.store.SessionByAccessHash(ctx, h[:])
 	if err != nil {

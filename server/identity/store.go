@@ -65,4 +65,33 @@ type Store interface {
 	// longer live (already rotated or revoked), and returns the ids it
 	// revoked: none for an unknown or still live token.
 	RevokeFamily(ctx context.Context, refreshHash []byte) ([]string, error)
+
+	// CreateAPIKey stores a key (ErrConflict on a duplicate id or hash).
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// APIKeyByHash returns a live (not revoked) key and its user.
+	APIKeyByHash(ctx context.Context, hash []byte) (APIKey, User, error)
+	// ListAPIKeys returns a user's live keys, newest first.
+	ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error)
+	// RevokeAPIKey revokes a live key of userID (of anyone when userID is
+	// empty); ErrNotFound when there is none.
+	RevokeAPIKey(ctx context.Context, userID, id string) error
+	// TouchAPIKey records that a key was used at t.
+	TouchAPIKey(ctx context.Context, id string, t time.Time) error
+}
+
+// APIKey is a backend client's credential. Only the SHA-256 of the secret
+// is stored.
+type APIKey struct {
+	ID     string
+	UserID string
+	Name   string
+	// Prefix is the start of the secret, shown to recognise the key.
+	Prefix string
+	Hash   []byte
+	Scopes []string
+	// ExpiresAt is zero for a key that does not expire; LastUsedAt is zero
+	// until first use.
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
+	LastUsedAt time.Time
 }

@@ -33,6 +33,7 @@ type Stores struct {
 func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, open(t)) })
+	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open(t)) })
 	t.Run("RotateOnce", func(t *testing.T) { testRotateOnce(t, open(t)) })
 	t.Run("RefreshFamily", func(t *testing.T) { testRefreshFamily(t, open(t)) })
 	t.Run("Favorites", func(t *testing.T) { testFavorites(t, open(t)) })
