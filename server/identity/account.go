@@ -150,6 +150,9 @@ func (s *Service) Login(ctx context.Context, req *identityv1.LoginRequest) (*ide
 	if err != nil || !ok || u.PasswordHash == "" {
 		return nil, apierr.Unauthenticated("invalid username or password")
 	}
+	if u.Suspended {
+		return nil, errSuspended() // told only to whoever knows the password
+	}
 	tokens, err := s.startSession(ctx, u.ID)
 	if err != nil {
 		return nil, err

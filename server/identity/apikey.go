@@ -70,7 +70,7 @@ func (s *Service) authenticateKey(ctx context.Context, h tokenHash, now time.Tim
 	if err != nil {
 		return auth.Principal{}, err
 	}
-	if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
+	if (!k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)) || u.Suspended {
 		return auth.Principal{}, storeerr.ErrNotFound
 	}
 	p := keyPrincipal(k, u)

@@ -41,6 +41,9 @@ var Policies = auth.Policies{
 	identityv1.IdentityService_CreateApiKey_FullMethodName:   auth.Registered,
 	identityv1.IdentityService_ListApiKeys_FullMethodName:    auth.Registered,
 	identityv1.IdentityService_RevokeApiKey_FullMethodName:   auth.Registered,
+	identityv1.IdentityService_SuspendUser_FullMethodName:    auth.Admin,
+	identityv1.IdentityService_ReinstateUser_FullMethodName:  auth.Admin,
+	identityv1.IdentityService_SetUserRole_FullMethodName:    auth.Admin,
 }
 
 // FavoriteReader gives GetMe the caller's favorite.
@@ -202,7 +205,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (auth.Principa
 	if err != nil {
 		return auth.Principal{}, err
 	}
-	if !now.Before(sess.AccessExpiresAt) {
+	if !now.Before(sess.AccessExpiresAt) || u.Suspended {
 		return auth.Principal{}, storeerr.ErrNotFound
 	}
 	p := auth.Principal{UserID: u.ID, SessionID: sess.ID, Guest: u.Guest, Admin: u.Role == RoleAdmin}
@@ -229,5 +232,5 @@ func userProto(u User) *identityv1.User {
 	if u.Role == RoleAdmin {
 		role = identityv1.Role_ROLE_ADMIN
 	}
-	return &identityv1.User{Id: u.ID, Username: u.Username, Guest: u.Guest, Role: role, CreateTime: timestamppb.New(u.CreatedAt)}
+	return &identityv1.User{Id: u.ID, Username: u.Username, Guest: u.Guest, Role: role, CreateTime: timestamppb.New(u.CreatedAt), Suspended: u.Suspended}
 }

@@ -21,6 +21,8 @@ type User struct {
 	Role         Role
 	PasswordHash string // PHC-encoded argon2id; empty for guests
 	CreatedAt    time.Time
+	// Suspended accounts cannot log in; their sessions and keys are refused.
+	Suspended bool
 }
 
 // Session is one login. Tokens are never stored, only their SHA-256.
@@ -43,9 +45,9 @@ type Store interface {
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)
 	GetUserByUsername(ctx context.Context, username string) (User, error)
-	// UpdateUser replaces username, guest, role and password hash of an
-	// existing user (ErrNotFound otherwise; ErrConflict if the username is
-	// taken by someone else).
+	// UpdateUser replaces username, guest, role, password hash and
+	// suspension of an existing user (ErrNotFound otherwise; ErrConflict if
+	// the username is taken by someone else).
 	UpdateUser(ctx context.Context, u User) error
 
 	CreateSession(ctx context.Context, s Session) error

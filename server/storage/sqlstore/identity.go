@@ -44,12 +44,12 @@ func timeOf(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-const userColumns = `u.id, COALESCE(u.username, ''), u.guest, u.role, COALESCE(u.password_hash, ''), u.created_at`
+const userColumns = `u.id, COALESCE(u.username, ''), u.guest, u.role, COALESCE(u.password_hash, ''), u.created_at, u.suspended`
 
 func scanUser(row pgx.Row, extra ...any) (identity.User, error) {
 	var u identity.User
 	var role string
-	dest := append([]any{&u.ID, &u.Username, &u.Guest, &role, &u.PasswordHash, &u.CreatedAt}, extra...)
+	dest := append([]any{&u.ID, &u.Username, &u.Guest, &role, &u.PasswordHash, &u.CreatedAt, &u.Suspended}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return identity.User{}, err
 	}
@@ -103,9 +103,9 @@ func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
 	}
 	return mapErr(s.do(ctx, func() error {
 		tag, err := s.pool.Exec(ctx, `
-			UPDATE users SET username = NULLIF($2, ''), guest = $3, role = $4, password_hash = NULLIF($5, '')
+			UPDATE users SET username = NULLIF($2, ''), guest = $3, role = $4, password_hash = NULLIF($5, ''), suspended = $6
 			WHERE id = $1`,
-			u.ID, u.Username, u.Guest, string(u.Role), u.PasswordHash)
+			u.ID, u.Username, u.Guest, string(u.Role), u.PasswordHash, u.Suspended)
 		if err == nil && tag.RowsAffected() == 0 {
 			return storeerr.ErrNotFound
 		}

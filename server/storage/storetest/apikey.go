@@ -65,6 +65,23 @@ func testAPIKeys(t *testing.T, st Stores) {
 	if _, _, err := s.APIKeyByHash(ctx, older.Hash); !errors.Is(err, storeerr.ErrNotFound) {
 		t.Fatalf("revoked key still found: %v", err)
 	}
+	// A suspension is part of the user every lookup returns.
+	alice.Suspended = true
+	must(t, s.UpdateUser(ctx, alice))
+	if _, u, err := s.APIKeyByHash(ctx, newer.Hash); err != nil || !u.Suspended {
+		t.Fatalf("key of a suspended user: %+v, %v", u, err)
+	}
+	sess := newSession(alice.ID)
+	must(t, s.CreateSession(ctx, sess))
+	if _, u, err := s.SessionByAccessHash(ctx, sess.AccessHash); err != nil || !u.Suspended {
+		t.Fatalf("session of a suspended user: %+v, %v", u, err)
+	}
+	alice.Suspended = false
+	must(t, s.UpdateUser(ctx, alice))
+	if u, err := s.GetUser(ctx, alice.ID); err != nil || u.Suspended {
+		t.Fatalf("reinstated user: %+v, %v", u, err)
+	}
+
 	must(t, s.RevokeAPIKey(ctx, "", bobs.ID)) // an admin revokes anyone's
 	if list, err := s.ListAPIKeys(ctx, bob.ID); err != nil || len(list) != 0 {
 		t.Fatalf("bob's keys after revocation: %+v, %v", list, err)

@@ -92,7 +92,9 @@ type User struct {
 	// What the user may do.
 	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=identity.v1.Role" json:"role,omitempty"`
 	// When the user was first seen.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// True while an admin has the account suspended.
+	Suspended     bool `protobuf:"varint,6,opt,name=suspended,proto3" json:"suspended,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,6 +162,13 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *User) GetSuspended() bool {
+	if x != nil {
+		return x.Suspended
+	}
+	return false
 }
 
 // Session carries the tokens a client presents.
@@ -1342,18 +1351,304 @@ func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
 	return file_identity_v1_identity_proto_rawDescGZIP(), []int{22}
 }
 
+// Request of SuspendUser.
+type SuspendUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's id.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendUserRequest) Reset() {
+	*x = SuspendUserRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendUserRequest) ProtoMessage() {}
+
+func (x *SuspendUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendUserRequest.ProtoReflect.Descriptor instead.
+func (*SuspendUserRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SuspendUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of SuspendUser.
+type SuspendUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account, now suspended.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendUserResponse) Reset() {
+	*x = SuspendUserResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendUserResponse) ProtoMessage() {}
+
+func (x *SuspendUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendUserResponse.ProtoReflect.Descriptor instead.
+func (*SuspendUserResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SuspendUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Request of ReinstateUser.
+type ReinstateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's id.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstateUserRequest) Reset() {
+	*x = ReinstateUserRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstateUserRequest) ProtoMessage() {}
+
+func (x *ReinstateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstateUserRequest.ProtoReflect.Descriptor instead.
+func (*ReinstateUserRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReinstateUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of ReinstateUser.
+type ReinstateUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account, no longer suspended.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstateUserResponse) Reset() {
+	*x = ReinstateUserResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstateUserResponse) ProtoMessage() {}
+
+func (x *ReinstateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstateUserResponse.ProtoReflect.Descriptor instead.
+func (*ReinstateUserResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReinstateUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Request of SetUserRole.
+type SetUserRoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's id.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// ROLE_USER or ROLE_ADMIN.
+	Role          Role `protobuf:"varint,2,opt,name=role,proto3,enum=identity.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserRoleRequest) Reset() {
+	*x = SetUserRoleRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserRoleRequest) ProtoMessage() {}
+
+func (x *SetUserRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserRoleRequest.ProtoReflect.Descriptor instead.
+func (*SetUserRoleRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SetUserRoleRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetUserRoleRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+// Response of SetUserRole.
+type SetUserRoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account with its new role.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserRoleResponse) Reset() {
+	*x = SetUserRoleResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserRoleResponse) ProtoMessage() {}
+
+func (x *SetUserRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserRoleResponse.ProtoReflect.Descriptor instead.
+func (*SetUserRoleResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SetUserRoleResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
 var File_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
-	"\x1aidentity/v1/identity.proto\x12\videntity.v1\x1a\x1afavorite/v1/favorite.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x01\n" +
+	"\x1aidentity/v1/identity.proto\x12\videntity.v1\x1a\x1afavorite/v1/favorite.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
 	"\x05guest\x18\x03 \x01(\bR\x05guest\x12%\n" +
 	"\x04role\x18\x04 \x01(\x0e2\x11.identity.v1.RoleR\x04role\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xfd\x01\n" +
+	"createTime\x12\x1c\n" +
+	"\tsuspended\x18\x06 \x01(\bR\tsuspended\"\xfd\x01\n" +
 	"\aSession\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12S\n" +
 	"\x18access_token_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x15accessTokenExpireTime\x12#\n" +
@@ -1418,12 +1713,25 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\bapi_keys\x18\x01 \x03(\v2\x13.identity.v1.ApiKeyR\aapiKeys\"1\n" +
 	"\x13RevokeApiKeyRequest\x12\x1a\n" +
 	"\x06key_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05keyId\"\x16\n" +
-	"\x14RevokeApiKeyResponse*;\n" +
+	"\x14RevokeApiKeyResponse\"2\n" +
+	"\x12SuspendUserRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\"<\n" +
+	"\x13SuspendUserResponse\x12%\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\"4\n" +
+	"\x14ReinstateUserRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\">\n" +
+	"\x15ReinstateUserResponse\x12%\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\"^\n" +
+	"\x12SetUserRoleRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\x12*\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x11.identity.v1.RoleB\x03\xe0A\x02R\x04role\"<\n" +
+	"\x13SetUserRoleResponse\x12%\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x022\xc5\b\n" +
+	"ROLE_ADMIN\x10\x022\xdc\v\n" +
 	"\x0fIdentityService\x12o\n" +
 	"\vCreateGuest\x12\x1f.identity.v1.CreateGuestRequest\x1a .identity.v1.CreateGuestResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/guest\x12i\n" +
 	"\bRegister\x12\x1c.identity.v1.RegisterRequest\x1a\x1d.identity.v1.RegisterResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/register\x12]\n" +
@@ -1434,7 +1742,10 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\x0eChangePassword\x12\".identity.v1.ChangePasswordRequest\x1a#.identity.v1.ChangePasswordResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/password\x12q\n" +
 	"\fCreateApiKey\x12 .identity.v1.CreateApiKeyRequest\x1a!.identity.v1.CreateApiKeyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/v1/auth/keys\x12k\n" +
 	"\vListApiKeys\x12\x1f.identity.v1.ListApiKeysRequest\x1a .identity.v1.ListApiKeysResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/auth/keys\x12w\n" +
-	"\fRevokeApiKey\x12 .identity.v1.RevokeApiKeyRequest\x1a!.identity.v1.RevokeApiKeyResponse\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/api/v1/auth/keys/{key_id}B?Z=github.com/apiplatform/platform/gen/go/identity/v1;identityv1b\x06proto3"
+	"\fRevokeApiKey\x12 .identity.v1.RevokeApiKeyRequest\x1a!.identity.v1.RevokeApiKeyResponse\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/api/v1/auth/keys/{key_id}\x12\x82\x01\n" +
+	"\vSuspendUser\x12\x1f.identity.v1.SuspendUserRequest\x1a .identity.v1.SuspendUserResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/api/v1/admin/users/{user_id}:suspend\x12\x8a\x01\n" +
+	"\rReinstateUser\x12!.identity.v1.ReinstateUserRequest\x1a\".identity.v1.ReinstateUserResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/api/v1/admin/users/{user_id}:reinstate\x12\x82\x01\n" +
+	"\vSetUserRole\x12\x1f.identity.v1.SetUserRoleRequest\x1a .identity.v1.SetUserRoleResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/api/v1/admin/users/{user_id}:setRoleB?Z=github.com/apiplatform/platform/gen/go/identity/v1;identityv1b\x06proto3"
 
 var (
 	file_identity_v1_identity_proto_rawDescOnce sync.Once
@@ -1449,7 +1760,7 @@ func file_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_identity_v1_identity_proto_goTypes = []any{
 	(Role)(0),                      // 0: identity.v1.Role
 	(*User)(nil),                   // 1: identity.v1.User
@@ -1475,14 +1786,20 @@ var file_identity_v1_identity_proto_goTypes = []any{
 	(*ListApiKeysResponse)(nil),    // 21: identity.v1.ListApiKeysResponse
 	(*RevokeApiKeyRequest)(nil),    // 22: identity.v1.RevokeApiKeyRequest
 	(*RevokeApiKeyResponse)(nil),   // 23: identity.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
-	(*v1.Favorite)(nil),            // 25: favorite.v1.Favorite
+	(*SuspendUserRequest)(nil),     // 24: identity.v1.SuspendUserRequest
+	(*SuspendUserResponse)(nil),    // 25: identity.v1.SuspendUserResponse
+	(*ReinstateUserRequest)(nil),   // 26: identity.v1.ReinstateUserRequest
+	(*ReinstateUserResponse)(nil),  // 27: identity.v1.ReinstateUserResponse
+	(*SetUserRoleRequest)(nil),     // 28: identity.v1.SetUserRoleRequest
+	(*SetUserRoleResponse)(nil),    // 29: identity.v1.SetUserRoleResponse
+	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
+	(*v1.Favorite)(nil),            // 31: favorite.v1.Favorite
 }
 var file_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: identity.v1.User.role:type_name -> identity.v1.Role
-	24, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	24, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	24, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
+	30, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	30, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	30, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: identity.v1.CreateGuestResponse.user:type_name -> identity.v1.User
 	2,  // 5: identity.v1.CreateGuestResponse.session:type_name -> identity.v1.Session
 	1,  // 6: identity.v1.RegisterResponse.user:type_name -> identity.v1.User
@@ -1492,40 +1809,50 @@ var file_identity_v1_identity_proto_depIdxs = []int32{
 	1,  // 10: identity.v1.RefreshResponse.user:type_name -> identity.v1.User
 	2,  // 11: identity.v1.RefreshResponse.session:type_name -> identity.v1.Session
 	1,  // 12: identity.v1.GetMeResponse.user:type_name -> identity.v1.User
-	25, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
+	31, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
 	1,  // 14: identity.v1.ChangePasswordResponse.user:type_name -> identity.v1.User
 	2,  // 15: identity.v1.ChangePasswordResponse.session:type_name -> identity.v1.Session
-	24, // 16: identity.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	24, // 17: identity.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	24, // 18: identity.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	24, // 19: identity.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 16: identity.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 17: identity.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	30, // 18: identity.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	30, // 19: identity.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
 	17, // 20: identity.v1.CreateApiKeyResponse.api_key:type_name -> identity.v1.ApiKey
 	17, // 21: identity.v1.ListApiKeysResponse.api_keys:type_name -> identity.v1.ApiKey
-	3,  // 22: identity.v1.IdentityService.CreateGuest:input_type -> identity.v1.CreateGuestRequest
-	5,  // 23: identity.v1.IdentityService.Register:input_type -> identity.v1.RegisterRequest
-	7,  // 24: identity.v1.IdentityService.Login:input_type -> identity.v1.LoginRequest
-	9,  // 25: identity.v1.IdentityService.Logout:input_type -> identity.v1.LogoutRequest
-	11, // 26: identity.v1.IdentityService.Refresh:input_type -> identity.v1.RefreshRequest
-	13, // 27: identity.v1.IdentityService.GetMe:input_type -> identity.v1.GetMeRequest
-	15, // 28: identity.v1.IdentityService.ChangePassword:input_type -> identity.v1.ChangePasswordRequest
-	18, // 29: identity.v1.IdentityService.CreateApiKey:input_type -> identity.v1.CreateApiKeyRequest
-	20, // 30: identity.v1.IdentityService.ListApiKeys:input_type -> identity.v1.ListApiKeysRequest
-	22, // 31: identity.v1.IdentityService.RevokeApiKey:input_type -> identity.v1.RevokeApiKeyRequest
-	4,  // 32: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
-	6,  // 33: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
-	8,  // 34: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
-	10, // 35: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
-	12, // 36: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
-	14, // 37: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
-	16, // 38: identity.v1.IdentityService.ChangePassword:output_type -> identity.v1.ChangePasswordResponse
-	19, // 39: identity.v1.IdentityService.CreateApiKey:output_type -> identity.v1.CreateApiKeyResponse
-	21, // 40: identity.v1.IdentityService.ListApiKeys:output_type -> identity.v1.ListApiKeysResponse
-	23, // 41: identity.v1.IdentityService.RevokeApiKey:output_type -> identity.v1.RevokeApiKeyResponse
-	32, // [32:42] is the sub-list for method output_type
-	22, // [22:32] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	1,  // 22: identity.v1.SuspendUserResponse.user:type_name -> identity.v1.User
+	1,  // 23: identity.v1.ReinstateUserResponse.user:type_name -> identity.v1.User
+	0,  // 24: identity.v1.SetUserRoleRequest.role:type_name -> identity.v1.Role
+	1,  // 25: identity.v1.SetUserRoleResponse.user:type_name -> identity.v1.User
+	3,  // 26: identity.v1.IdentityService.CreateGuest:input_type -> identity.v1.CreateGuestRequest
+	5,  // 27: identity.v1.IdentityService.Register:input_type -> identity.v1.RegisterRequest
+	7,  // 28: identity.v1.IdentityService.Login:input_type -> identity.v1.LoginRequest
+	9,  // 29: identity.v1.IdentityService.Logout:input_type -> identity.v1.LogoutRequest
+	11, // 30: identity.v1.IdentityService.Refresh:input_type -> identity.v1.RefreshRequest
+	13, // 31: identity.v1.IdentityService.GetMe:input_type -> identity.v1.GetMeRequest
+	15, // 32: identity.v1.IdentityService.ChangePassword:input_type -> identity.v1.ChangePasswordRequest
+	18, // 33: identity.v1.IdentityService.CreateApiKey:input_type -> identity.v1.CreateApiKeyRequest
+	20, // 34: identity.v1.IdentityService.ListApiKeys:input_type -> identity.v1.ListApiKeysRequest
+	22, // 35: identity.v1.IdentityService.RevokeApiKey:input_type -> identity.v1.RevokeApiKeyRequest
+	24, // 36: identity.v1.IdentityService.SuspendUser:input_type -> identity.v1.SuspendUserRequest
+	26, // 37: identity.v1.IdentityService.ReinstateUser:input_type -> identity.v1.ReinstateUserRequest
+	28, // 38: identity.v1.IdentityService.SetUserRole:input_type -> identity.v1.SetUserRoleRequest
+	4,  // 39: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
+	6,  // 40: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
+	8,  // 41: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
+	10, // 42: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
+	12, // 43: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
+	14, // 44: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
+	16, // 45: identity.v1.IdentityService.ChangePassword:output_type -> identity.v1.ChangePasswordResponse
+	19, // 46: identity.v1.IdentityService.CreateApiKey:output_type -> identity.v1.CreateApiKeyResponse
+	21, // 47: identity.v1.IdentityService.ListApiKeys:output_type -> identity.v1.ListApiKeysResponse
+	23, // 48: identity.v1.IdentityService.RevokeApiKey:output_type -> identity.v1.RevokeApiKeyResponse
+	25, // 49: identity.v1.IdentityService.SuspendUser:output_type -> identity.v1.SuspendUserResponse
+	27, // 50: identity.v1.IdentityService.ReinstateUser:output_type -> identity.v1.ReinstateUserResponse
+	29, // 51: identity.v1.IdentityService.SetUserRole:output_type -> identity.v1.SetUserRoleResponse
+	39, // [39:52] is the sub-list for method output_type
+	26, // [26:39] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_identity_v1_identity_proto_init() }
@@ -1539,7 +1866,7 @@ func file_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_identity_v1_identity_proto_rawDesc), len(file_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

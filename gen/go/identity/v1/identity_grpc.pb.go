@@ -32,6 +32,9 @@ const (
 	IdentityService_CreateApiKey_FullMethodName   = "/identity.v1.IdentityService/CreateApiKey"
 	IdentityService_ListApiKeys_FullMethodName    = "/identity.v1.IdentityService/ListApiKeys"
 	IdentityService_RevokeApiKey_FullMethodName   = "/identity.v1.IdentityService/RevokeApiKey"
+	IdentityService_SuspendUser_FullMethodName    = "/identity.v1.IdentityService/SuspendUser"
+	IdentityService_ReinstateUser_FullMethodName  = "/identity.v1.IdentityService/ReinstateUser"
+	IdentityService_SetUserRole_FullMethodName    = "/identity.v1.IdentityService/SetUserRole"
 )
 
 // IdentityServiceClient is the client API for IdentityService service.
@@ -83,6 +86,19 @@ type IdentityServiceClient interface {
 	// Revokes an API key of the caller (an admin: any key). The key is
 	// refused from the very next call, on every replica.
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
+	// Suspends an account platform-wide. Admin only. Every session and API
+	// key of the account is refused from the very next call, on every
+	// replica; logins are refused until ReinstateUser. (A canvas ban stays
+	// the canvas's own.)
+	SuspendUser(ctx context.Context, in *SuspendUserRequest, opts ...grpc.CallOption) (*SuspendUserResponse, error)
+	// Lifts a suspension. Admin only. Sessions ended by the suspension stay
+	// ended: the owner logs in again.
+	ReinstateUser(ctx context.Context, in *ReinstateUserRequest, opts ...grpc.CallOption) (*ReinstateUserResponse, error)
+	// Grants or revokes the admin role. Admin only; an admin cannot demote
+	// themselves. The account's sessions end on every replica (tokens issued
+	// under the old role must not keep it); its API keys act with the new
+	// role from the next call.
+	SetUserRole(ctx context.Context, in *SetUserRoleRequest, opts ...grpc.CallOption) (*SetUserRoleResponse, error)
 }
 
 type identityServiceClient struct {
@@ -193,6 +209,36 @@ func (c *identityServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiK
 	return out, nil
 }
 
+func (c *identityServiceClient) SuspendUser(ctx context.Context, in *SuspendUserRequest, opts ...grpc.CallOption) (*SuspendUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SuspendUserResponse)
+	err := c.cc.Invoke(ctx, IdentityService_SuspendUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ReinstateUser(ctx context.Context, in *ReinstateUserRequest, opts ...grpc.CallOption) (*ReinstateUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReinstateUserResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ReinstateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) SetUserRole(ctx context.Context, in *SetUserRoleRequest, opts ...grpc.CallOption) (*SetUserRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetUserRoleResponse)
+	err := c.cc.Invoke(ctx, IdentityService_SetUserRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IdentityServiceServer is the server API for IdentityService service.
 // All implementations must embed UnimplementedIdentityServiceServer
 // for forward compatibility.
@@ -242,6 +288,19 @@ type IdentityServiceServer interface {
 	// Revokes an API key of the caller (an admin: any key). The key is
 	// refused from the very next call, on every replica.
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
+	// Suspends an account platform-wide. Admin only. Every session and API
+	// key of the account is refused from the very next call, on every
+	// replica; logins are refused until ReinstateUser. (A canvas ban stays
+	// the canvas's own.)
+	SuspendUser(context.Context, *SuspendUserRequest) (*SuspendUserResponse, error)
+	// Lifts a suspension. Admin only. Sessions ended by the suspension stay
+	// ended: the owner logs in again.
+	ReinstateUser(context.Context, *ReinstateUserRequest) (*ReinstateUserResponse, error)
+	// Grants or revokes the admin role. Admin only; an admin cannot demote
+	// themselves. The account's sessions end on every replica (tokens issued
+	// under the old role must not keep it); its API keys act with the new
+	// role from the next call.
+	SetUserRole(context.Context, *SetUserRoleRequest) (*SetUserRoleResponse, error)
 	mustEmbedUnimplementedIdentityServiceServer()
 }
 
@@ -281,6 +340,15 @@ func (UnimplementedIdentityServiceServer) ListApiKeys(context.Context, *ListApiK
 }
 func (UnimplementedIdentityServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
+}
+func (UnimplementedIdentityServiceServer) SuspendUser(context.Context, *SuspendUserRequest) (*SuspendUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SuspendUser not implemented")
+}
+func (UnimplementedIdentityServiceServer) ReinstateUser(context.Context, *ReinstateUserRequest) (*ReinstateUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReinstateUser not implemented")
+}
+func (UnimplementedIdentityServiceServer) SetUserRole(context.Context, *SetUserRoleRequest) (*SetUserRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetUserRole not implemented")
 }
 func (UnimplementedIdentityServiceServer) mustEmbedUnimplementedIdentityServiceServer() {}
 func (UnimplementedIdentityServiceServer) testEmbeddedByValue()                         {}
@@ -483,6 +551,60 @@ func _IdentityService_RevokeApiKey_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_SuspendUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SuspendUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).SuspendUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_SuspendUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).SuspendUser(ctx, req.(*SuspendUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ReinstateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReinstateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ReinstateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ReinstateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ReinstateUser(ctx, req.(*ReinstateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_SetUserRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetUserRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).SetUserRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_SetUserRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).SetUserRole(ctx, req.(*SetUserRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IdentityService_ServiceDesc is the grpc.ServiceDesc for IdentityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -529,6 +651,18 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeApiKey",
 			Handler:    _IdentityService_RevokeApiKey_Handler,
+		},
+		{
+			MethodName: "SuspendUser",
+			Handler:    _IdentityService_SuspendUser_Handler,
+		},
+		{
+			MethodName: "ReinstateUser",
+			Handler:    _IdentityService_ReinstateUser_Handler,
+		},
+		{
+			MethodName: "SetUserRole",
+			Handler:    _IdentityService_SetUserRole_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
