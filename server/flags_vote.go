@@ -21,7 +21,7 @@ func voteFlags(fs flags, cfg *vote.Config) {
 	voteLimit(fs, &cfg.UserLimit, "vote-user-limit", "VOTE_USER_LIMIT", d.UserLimit, "vote attempts per user: RATE/PERIOD,BURST")
 	voteLimit(fs, &cfg.AddrLimit, "vote-addr-limit", "VOTE_ADDR_LIMIT", d.AddrLimit, "vote attempts per client address and election: RATE/PERIOD,BURST")
 	fs.duration(&cfg.MinAccountAge, "vote-min-account-age", "VOTE_MIN_ACCOUNT_AGE", d.MinAccountAge, "refuse votes of accounts younger than this (0: off)")
-	voteCount(fs, &cfg.MaxAccountsPerAddr, "vote-max-accounts-per-ip", "VOTE_MAX_ACCOUNTS_PER_IP", d.MaxAccountsPerAddr, "refuse more accounts than this voting in one election from one address within --vote-accounts-window (0: off)")
+	capFlag(fs, &cfg.MaxAccountsPerAddr, "vote-max-accounts-per-ip", "VOTE_MAX_ACCOUNTS_PER_IP", d.MaxAccountsPerAddr, "refuse more accounts than this voting in one election from one IPv4 address or IPv6 /64 within --vote-accounts-window (0: off)")
 	fs.duration(&cfg.AccountsWindow, "vote-accounts-window", "VOTE_ACCOUNTS_WINDOW", d.AccountsWindow, "window of --vote-max-accounts-per-ip")
 	fs.str(&cfg.CaptchaURL, "vote-captcha-url", "VOTE_CAPTCHA_URL", d.CaptchaURL, "siteverify endpoint checking CAPTCHA tokens, e.g. https://challenges.cloudflare.com/turnstile/v0/siteverify (empty: no CAPTCHA)")
 	fs.str(&cfg.CaptchaSecret, "vote-captcha-secret", "VOTE_CAPTCHA_SECRET", d.CaptchaSecret, "secret key for --vote-captcha-url")
@@ -37,6 +37,27 @@ func voteCount(fs flags, p *int, name, env string, def int, usage string) {
 			return fmt.Errorf("want a non-negative integer")
 		}
 		*p = n
+		return nil
+	})
+	fs.fromEnv(name, env)
+}
+
+// capFlag is voteCount for a cap whose 0 means off: the service's Config
+// takes 0 as "the default" and a negative value as off.
+func capFlag(fs flags, p *int, name, env string, def int, usage string) {
+	set := func(n int) {
+		*p = n
+		if n == 0 {
+			*p = -1
+		}
+	}
+	set(def)
+	fs.Func(name, fmt.Sprintf("%s (env %s) (default %d)", usage, env, def), func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a non-negative integer")
+		}
+		set(n)
 		return nil
 	})
 	fs.fromEnv(name, env)

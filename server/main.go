@@ -188,6 +188,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	shortenerFlags(fs, &cfg.Shortener)
 	voteFlags(fs, &cfg.Vote)
 	finishCanvas := canvasFlags(fs, &cfg.Canvas)
+	finishIdentity := identityFlags(fs, &cfg.Identity)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -195,6 +196,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := finishDB(); err != nil {
 		return err
 	}
+	finishIdentity()
 	var err error
 	if cfg.TrustedProxies, err = parsePrefixes(proxies); err != nil {
 		return err

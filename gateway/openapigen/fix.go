@@ -86,6 +86,7 @@ func fixV3(doc *openapi3.T, httpBody map[string][]string) error {
 	for _, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			produces, raw := httpBody[op.OperationID]
+			keyRefusals(doc, op)
 			for code, r := range op.Responses.Map() {
 				fixResponse(code, r.Value, raw, produces)
 				if r.Value.Headers == nil {
@@ -144,6 +145,43 @@ func csrfRefusal(doc *openapi3.T, method string, op *openapi3.Operation) {
 	desc := "Refused: a call authenticated by cookie must come from this site's origin and send a JSON body."
 	r.Description = &desc
 	op.Responses.Set("403", &openapi3.ResponseRef{Value: &r})
+}
+
+// keyRefusals documents what the server answers an API key on any
+// operation that requires a credential (server/platform/auth): 403 when the
+// key's scopes do not allow the operation, 429 with Retry-After over the
+// key's own rate limit. Operations open to anonymous callers treat such a
+// key as no credential, so they are left alone.
+func keyRefusals(doc *openapi3.T, op *openapi3.Operation) {
+	srs := doc.Security
+	if op.Security != nil {
+		srs = *op.Security
+	}
+	takesKey := false
+	for _, sr := range srs {
+		if len(sr) == 0 {
+			return
+		}
+		_, ok := sr[apiKeyScheme]
+		takesKey = takesKey || ok
+	}
+	if !takesKey || op.Extensions[anonymousExt] == true {
+		return
+	}
+	status := openapi3.NewContentWithJSONSchemaRef(&openapi3.SchemaRef{
+		Ref: "#/components/schemas/" + statusSchema, Value: doc.Components.Schemas[statusSchema].Value,
+	})
+	if op.Responses.Status(http.StatusTooManyRequests) == nil {
+		r := openapi3.NewResponse().WithDescription("RESOURCE_EXHAUSTED. A rate limit (an API key's own included); RetryInfo says when to retry.").WithContent(status)
+		r.Headers = openapi3.Headers{"Retry-After": &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+			Description: "Seconds to wait before retrying.", Schema: openapi3.NewIntegerSchema().NewRef(),
+		}}}}
+		op.Responses.Set("429", &openapi3.ResponseRef{Value: r})
+	}
+	if op.Responses.Status(http.StatusForbidden) == nil {
+		r := openapi3.NewResponse().WithDescription("PERMISSION_DENIED. The caller may not do this (e.g. an API key whose scopes do not allow the operation).").WithContent(status)
+		op.Responses.Set("403", &openapi3.ResponseRef{Value: r})
+	}
 }
 
 // dropUnused removes the schemas no operation reaches: the plugin writes a

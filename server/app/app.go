@@ -207,7 +207,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	a := &assembly{ctx: ctx}
 	favorites := add(a, favorite.New, favorite.Deps{Store: st, Shares: st, Cache: cacheFor("favorite")}, cfg.Favorite)
 	add(a, share.New, share.Deps{Store: st, Favorites: favorites, Limiter: limiter, Cache: cacheFor("share"), Pages: cacheFor("share_page"), Bus: bs, Log: s.log}, cfg.Share)
-	identities := add(a, identity.New, identity.Deps{Store: st, Favorites: favorites, Limiter: limiter}, cfg.Identity)
+	identities := add(a, identity.New, identity.Deps{Store: st, Favorites: favorites, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Identity)
 	add(a, shortener.New, shortener.Deps{Store: st, Cache: cacheFor("shortener"), Bus: bs, Limiter: limiter, Log: s.log}, cfg.Shortener)
 	add(a, vote.New, vote.Deps{Store: st, Users: st, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Vote)
 	canvases := add(a, canvas.New, canvas.Deps{Store: st, Users: st, Redis: rc, Log: s.log}, cfg.Canvas)

@@ -105,6 +105,7 @@ func testConfig(t testing.TB) app.Config {
 	}
 	roomy := ratelimit.Limit{Rate: 10_000, Period: time.Minute, Burst: 10_000}
 	cfg.Identity.GuestLimit, cfg.Share.AddrLimit = roomy, roomy
+	cfg.Identity.RegisterLimit, cfg.Identity.LoginAddrLimit = roomy, roomy
 	// Every REST answer of a test is checked against the OpenAPI document
 	// (benchmarks measure the server alone).
 	if _, isTest := t.(*testing.T); isTest {

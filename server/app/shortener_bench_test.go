@@ -82,7 +82,7 @@ func shortBenchConfig(b *testing.B) app.Config {
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Identity: identity.DefaultConfig(), Share: share.DefaultConfig(),
 	}
-	cfg.Identity.GuestLimit = roomy
+	cfg.Identity.GuestLimit, cfg.Identity.RegisterLimit, cfg.Identity.LoginAddrLimit = roomy, roomy, roomy
 	cfg.Shortener.MaxInFlight = 1 << 20 // measure, do not shed
 	cfg.Shortener.CreateLimit = roomy
 	return cfg

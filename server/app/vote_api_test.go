@@ -32,6 +32,10 @@ type castOpts struct {
 	captcha     string // request field
 	captchaMeta string // x-captcha-token metadata (gRPC only)
 	key         string // Idempotency-Key
+	// addr is the client address: X-Forwarded-For from a trusted proxy
+	// (REST) or x-client-addr with the gateway secret (gRPC); see
+	// addrConfig.
+	addr string
 }
 
 type voteAPI interface {
@@ -139,6 +143,7 @@ func (g grpcVote) cast(t *testing.T, token, electionID, candidateID string, o ca
 	if o.captchaMeta != "" {
 		kv = append(kv, "x-captcha-token", o.captchaMeta)
 	}
+	kv = append(kv, grpcFrom(o.addr)...)
 	return g.client().CastVote(g.ctx(token, kv...), &votev1.CastVoteRequest{ElectionId: electionID, CandidateId: candidateID, CaptchaToken: o.captcha})
 }
 
@@ -249,6 +254,7 @@ func (r restVote) cast(t *testing.T, token, electionID, candidateID string, o ca
 	if o.key != "" {
 		h = append(h, "Idempotency-Key", o.key)
 	}
+	h = append(h, restFrom(o.addr)...)
 	body := map[string]any{"electionId": electionID, "candidateId": candidateID}
 	if o.captcha != "" {
 		body["captchaToken"] = o.captcha

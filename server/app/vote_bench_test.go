@@ -81,6 +81,8 @@ func benchConfig(b *testing.B) app.Config {
 		Logger: slog.New(slog.NewTextHandler(benchLog(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	cfg.Vote.UserLimit, cfg.Vote.AddrLimit = roomy, roomy
+	cfg.Vote.MaxAccountsPerAddr = -1 // every client here is 127.0.0.1
+	cfg.Identity.GuestLimit, cfg.Identity.RegisterLimit, cfg.Identity.LoginAddrLimit = roomy, roomy, roomy
 	return cfg
 }
 

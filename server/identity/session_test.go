@@ -108,13 +108,21 @@ func TestRefreshWorksOnce(t *testing.T) {
 		t.Errorf("new access token: %+v, %v", p, err)
 	}
 
-	_, err = e.svc.Refresh(context.Background(), &identityv1.RefreshRequest{RefreshToken: old.GetRefreshToken()})
-	wantStatus(t, err, codes.Unauthenticated)
-
 	// A browser's refresh cookie arrives through the edge contract.
 	ctx := wire.WithEdge(context.Background(), wire.Edge{RefreshToken: next.GetRefreshToken()})
-	if _, err := e.svc.Refresh(ctx, &identityv1.RefreshRequest{}); err != nil {
+	third, err := e.svc.Refresh(ctx, &identityv1.RefreshRequest{})
+	if err != nil {
 		t.Fatalf("refresh from metadata: %v", err)
+	}
+
+	// Reusing a spent refresh token is refused, and ends the whole family:
+	// whoever holds the newest tokens (a thief or the owner) must log in.
+	_, err = e.svc.Refresh(context.Background(), &identityv1.RefreshRequest{RefreshToken: old.GetRefreshToken()})
+	wantStatus(t, err, codes.Unauthenticated)
+	_, err = e.svc.Refresh(context.Background(), &identityv1.RefreshRequest{RefreshToken: third.GetSession().GetRefreshToken()})
+	wantStatus(t, err, codes.Unauthenticated)
+	if _, err := e.svc.Authenticate(context.Background(), third.GetSession().GetAccessToken()); !errors.Is(err, storeerr.ErrNotFound) {
+		t.Errorf("newest access token after reuse: %v, want ErrNotFound", err)
 	}
 }
 

@@ -21,6 +21,8 @@ type User struct {
 	Role         Role
 	PasswordHash string // PHC-encoded argon2id; empty for guests
 	CreatedAt    time.Time
+	// Suspended accounts cannot log in; their sessions and keys are refused.
+	Suspended bool
 }
 
 // Session is one login. Tokens are never stored, only their SHA-256.
@@ -32,6 +34,9 @@ type Session struct {
 	AccessExpiresAt  time.Time
 	RefreshExpiresAt time.Time
 	CreatedAt        time.Time
+	// FamilyID is the id of the login this session was refreshed from
+	// (its own id for a login): refresh-token reuse revokes the family.
+	FamilyID string
 }
 
 // Store keeps users and sessions. Implementations return storage.ErrNotFound
@@ -40,9 +45,9 @@ type Store interface {
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)
 	GetUserByUsername(ctx context.Context, username string) (User, error)
-	// UpdateUser replaces username, guest, role and password hash of an
-	// existing user (ErrNotFound otherwise; ErrConflict if the username is
-	// taken by someone else).
+	// UpdateUser replaces username, guest, role, password hash and
+	// suspension of an existing user (ErrNotFound otherwise; ErrConflict if
+	// the username is taken by someone else).
 	UpdateUser(ctx context.Context, u User) error
 
 	CreateSession(ctx context.Context, s Session) error
@@ -57,4 +62,38 @@ type Store interface {
 	DeleteSession(ctx context.Context, id string) error
 	// DeleteUserSessions revokes every session of a user.
 	DeleteUserSessions(ctx context.Context, userID string) error
+	// RevokeFamily revokes every live session of the family of the session
+	// whose refresh token hashes to refreshHash, when that token is no
+	// longer live (already rotated or revoked), and returns the ids it
+	// revoked: none for an unknown or still live token.
+	RevokeFamily(ctx context.Context, refreshHash []byte) ([]string, error)
+
+	// CreateAPIKey stores a key (ErrConflict on a duplicate id or hash).
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// APIKeyByHash returns a live (not revoked) key and its user.
+	APIKeyByHash(ctx context.Context, hash []byte) (APIKey, User, error)
+	// ListAPIKeys returns a user's live keys, newest first.
+	ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error)
+	// RevokeAPIKey revokes a live key of userID (of anyone when userID is
+	// empty); ErrNotFound when there is none.
+	RevokeAPIKey(ctx context.Context, userID, id string) error
+	// TouchAPIKey records that a key was used at t.
+	TouchAPIKey(ctx context.Context, id string, t time.Time) error
+}
+
+// APIKey is a backend client's credential. Only the SHA-256 of the secret
+// is stored.
+type APIKey struct {
+	ID     string
+	UserID string
+	Name   string
+	// Prefix is the start of the secret, shown to recognise the key.
+	Prefix string
+	Hash   []byte
+	Scopes []string
+	// ExpiresAt is zero for a key that does not expire; LastUsedAt is zero
+	// until first use.
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
+	LastUsedAt time.Time
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/cache"
+	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/hotcache"
 	"github.com/apiplatform/platform/server/platform/page"
@@ -203,7 +204,7 @@ func (s *Service) CreateShare(ctx context.Context, req *sharev1.CreateShareReque
 	if err := s.limit(ctx, "share:user:"+p.UserID, s.cfg.UserLimit); err != nil {
 		return nil, err
 	}
-	if err := s.limit(ctx, "share:addr:"+wire.FromContext(ctx).Addr.String(), s.cfg.AddrLimit); err != nil {
+	if err := s.limit(ctx, "share:addr:"+clientaddr.Key(wire.FromContext(ctx).Addr), s.cfg.AddrLimit); err != nil {
 		return nil, err
 	}
 	hexColor, err := s.favorites.CurrentHex(ctx, p.UserID)

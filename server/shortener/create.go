@@ -158,8 +158,8 @@ func (s *Service) createItems(ctx context.Context, items []*item) error {
 		h, ok := hashes[it.password]
 		if !ok {
 			var err error
-			if h, err = password.Hash(it.password); err != nil {
-				return apierr.Internal(ctx, err)
+			if h, err = password.Hash(ctx, it.password); err != nil {
+				return password.Status(ctx, err)
 			}
 			hashes[it.password] = h
 		}

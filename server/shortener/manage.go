@@ -108,8 +108,8 @@ func (s *Service) UpdateShortUrl(ctx context.Context, req *shortenerv1.UpdateSho
 	if req.Password != nil {
 		h := ""
 		if pw := req.GetPassword(); pw != "" {
-			if h, err = password.Hash(pw); err != nil {
-				return nil, apierr.Internal(ctx, err)
+			if h, err = password.Hash(ctx, pw); err != nil {
+				return nil, password.Status(ctx, err)
 			}
 		}
 		u.PasswordHash = &h

@@ -47,8 +47,8 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 		}
 		ok := false
 		if len(pw) <= MaxPasswordBytes {
-			if ok, err = password.Check(e.PasswordHash, pw); err != nil {
-				return nil, apierr.Internal(ctx, err)
+			if ok, err = password.Check(ctx, e.PasswordHash, pw); err != nil {
+				return nil, password.Status(ctx, err)
 			}
 		}
 		if !ok {

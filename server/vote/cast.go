@@ -19,6 +19,7 @@ import (
 	"github.com/apiplatform/platform/server/favorite"
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/wire"
 )
@@ -92,7 +93,7 @@ func (s *Service) CastVote(ctx context.Context, req *votev1.CastVoteRequest) (*v
 		s.reject(att, ReasonRateLimited)
 		return nil, err
 	}
-	if err := s.limit(ctx, "vote:addr:"+e.ID+":"+hostKey(addr), s.cfg.AddrLimit); err != nil {
+	if err := s.limit(ctx, "vote:addr:"+e.ID+":"+clientaddr.Key(addr), s.cfg.AddrLimit); err != nil {
 		s.reject(att, ReasonRateLimited)
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func (s *Service) checkRules(ctx context.Context, e Election, userID string, add
 		}
 	}
 	if s.cfg.MaxAccountsPerAddr > 0 {
-		k := accountsKey(e.ID, hostKey(addr), now, s.cfg.AccountsWindow)
+		k := accountsKey(e.ID, clientaddr.Key(addr), now, s.cfg.AccountsWindow)
 		added, n, err := s.accounts.add(ctx, k, userID, 2*s.cfg.AccountsWindow)
 		if err != nil {
 			// Like the rate limits: a Redis outage is not worth refusing

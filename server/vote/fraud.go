@@ -128,19 +128,6 @@ func (m *memoryAccounts) remove(_ context.Context, key, user string) error {
 	return nil
 }
 
-// hostKey names the sender for per-address limits: the IPv4 address, or
-// the IPv6 /64 (one subscriber usually holds a whole /64).
-func hostKey(a netip.Addr) string {
-	if !a.IsValid() {
-		return "unknown"
-	}
-	if a.Is4() {
-		return a.String()
-	}
-	p, _ := a.Prefix(64)
-	return p.String()
-}
-
 // maskedNetwork is what the audit trail keeps of an address: its /24
 // (IPv4) or /48 (IPv6).
 func maskedNetwork(a netip.Addr) string {

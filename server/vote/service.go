@@ -81,7 +81,9 @@ type Config struct {
 	// MinAccountAge refuses accounts younger than this (0: rule off).
 	MinAccountAge time.Duration
 	// MaxAccountsPerAddr refuses the next account voting in an election
-	// from one address within AccountsWindow (0: rule off; window 10m).
+	// from one address (clientaddr.Key: an IPv4 address or an IPv6 /64)
+	// within AccountsWindow (default 30 in 10m, room for a household or an
+	// office behind one address; negative: rule off).
 	MaxAccountsPerAddr int
 	AccountsWindow     time.Duration
 
@@ -101,21 +103,26 @@ type Config struct {
 	StreamBuffer int
 }
 
+// DefaultMaxAccountsPerAddr is the accounts-per-address cap voting runs
+// with unless told otherwise.
+const DefaultMaxAccountsPerAddr = 30
+
 // DefaultConfig is what the server runs with unless told otherwise.
 func DefaultConfig() Config {
 	return Config{
-		MaxBatch:       500,
-		MaxWait:        2 * time.Millisecond,
-		Committers:     4,
-		CounterShards:  32,
-		QueueWait:      time.Second,
-		UserLimit:      ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
-		AddrLimit:      ratelimit.Limit{Rate: 600, Period: time.Minute, Burst: 300},
-		AccountsWindow: 10 * time.Minute,
-		CaptchaTimeout: 3 * time.Second,
-		LiveMaxAge:     500 * time.Millisecond,
-		PublishEvery:   250 * time.Millisecond,
-		StreamBuffer:   16,
+		MaxBatch:           500,
+		MaxWait:            2 * time.Millisecond,
+		Committers:         4,
+		CounterShards:      32,
+		QueueWait:          time.Second,
+		UserLimit:          ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
+		AddrLimit:          ratelimit.Limit{Rate: 600, Period: time.Minute, Burst: 300},
+		MaxAccountsPerAddr: DefaultMaxAccountsPerAddr,
+		AccountsWindow:     10 * time.Minute,
+		CaptchaTimeout:     3 * time.Second,
+		LiveMaxAge:         500 * time.Millisecond,
+		PublishEvery:       250 * time.Millisecond,
+		StreamBuffer:       16,
 	}
 }
 

@@ -111,7 +111,8 @@ var roomy = ratelimit.Limit{Rate: 1000, Period: time.Second, Burst: 1000}
 // takes up to MaxBatch of them: many votes, few transactions, none bigger
 // than the bound.
 func TestGroupCommitBatches(t *testing.T) {
-	e := newEnv(t, vote.Config{MaxBatch: 8, Committers: 1, MaxWait: 50 * time.Millisecond, UserLimit: roomy, AddrLimit: roomy})
+	e := newEnv(t, vote.Config{MaxBatch: 8, Committers: 1, MaxWait: 50 * time.Millisecond, UserLimit: roomy, AddrLimit: roomy,
+		MaxAccountsPerAddr: -1}) // every voter here shares one address
 	e.store.delay = 30 * time.Millisecond
 	id := e.election(t)
 	const n = 50

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/storeerr"
@@ -23,6 +24,38 @@ type Principal struct {
 	SessionID string
 	Guest     bool
 	Admin     bool
+	// KeyID is set when the caller presented an API key, whose Scopes
+	// (space-separated, so that a Principal stays comparable) then bound
+	// what it may call (see Allows). Sessions have no scopes.
+	KeyID  string
+	Scopes string
+}
+
+// readPrefixes name the methods a `SERVICE:read` scope allows: they change
+// nothing.
+var readPrefixes = []string{"Get", "List", "Stream", "Follow", "Export"}
+
+// Allows reports whether p may call the gRPC method fullMethod
+// (`/favorite.v1.FavoriteService/GetFavorite`): always for a session; for
+// an API key, when a scope names the method's service (its proto package's
+// first part, or `*`) with `write`, or with `read` for a read method.
+func (p Principal) Allows(fullMethod string) bool {
+	if p.KeyID == "" {
+		return true
+	}
+	svc, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	svc, _, _ = strings.Cut(svc, ".")
+	read := false
+	for _, pre := range readPrefixes {
+		read = read || strings.HasPrefix(method, pre)
+	}
+	for _, sc := range strings.Fields(p.Scopes) {
+		name, level, _ := strings.Cut(sc, ":")
+		if (name == svc || name == "*") && (level == "write" || (level == "read" && read)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Policy says who may call a method.
@@ -111,11 +144,15 @@ func (i Interceptors) authorize(ctx context.Context, method string) (context.Con
 		authCtx := ctx
 		return context.WithValue(ctx, lazyKey{}, &lazyPrincipal{resolve: func() (Principal, bool) {
 			p, err := i.Auth.Authenticate(authCtx, token)
-			return p, err == nil
+			// An API key without a scope for the method is anonymous here.
+			return p, err == nil && p.Allows(method)
 		}}), nil
 	}
 	p, err := i.Auth.Authenticate(ctx, token)
 	if err != nil {
+		if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+			return nil, err // e.g. an API key over its rate limit
+		}
 		if !errors.Is(err, storeerr.ErrNotFound) {
 			return nil, apierr.FromStorage(ctx, err, "")
 		}
@@ -126,6 +163,8 @@ func (i Interceptors) authorize(ctx context.Context, method string) (context.Con
 		return nil, apierr.PermissionDenied("this needs a registered account; guests may register with /api/v1/auth/register")
 	case policy == Admin && !p.Admin:
 		return nil, apierr.PermissionDenied("admin only")
+	case !p.Allows(method):
+		return nil, apierr.PermissionDenied("this API key's scopes do not allow " + method)
 	}
 	return WithPrincipal(ctx, p), nil
 }

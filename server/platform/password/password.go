@@ -1,9 +1,9 @@
 // Package password hashes secrets people choose (account and link
 // passwords) with argon2id at OWASP's minimum recommended cost (19 MiB, 2
 // passes, 1 lane): slow enough to make offline guessing expensive, cheap
-// enough that a login does not monopolise a core. Hashes are PHC-encoded
-// and carry their cost, so it can be raised later without invalidating
-// stored ones.
+// enough that a login does not monopolise a core; gate.go bounds how many
+// run at once. Hashes are PHC-encoded and carry their cost, so it can be
+// raised later without invalidating stored ones.
 package password
 
 import (
@@ -24,8 +24,8 @@ const (
 	argonKeyLen  = 32
 )
 
-// Hash returns the PHC-encoded argon2id hash of password with a new salt.
-func Hash(password string) (string, error) {
+// hash returns the PHC-encoded argon2id hash of password with a new salt.
+func hash(password string) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
@@ -36,9 +36,9 @@ func Hash(password string) (string, error) {
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
-// Check verifies a PHC-encoded argon2id hash, honouring the cost it
+// check verifies a PHC-encoded argon2id hash, honouring the cost it
 // was made with so the parameters can be raised later.
-func Check(encoded, password string) (bool, error) {
+func check(encoded, password string) (bool, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, errors.New("unsupported password hash")
@@ -64,4 +64,4 @@ func Check(encoded, password string) (bool, error) {
 // Dummy is a valid hash of nothing anyone knows: checking against it when
 // there is no real hash (unknown user) takes as long as a real check, so
 // timing does not tell whether an account exists.
-var Dummy, _ = Hash("not a real password")
+var Dummy, _ = hash("not a real password")

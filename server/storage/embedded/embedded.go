@@ -183,6 +183,9 @@ func (s *Store) CreateSession(ctx context.Context, sess identity.Session) error 
 }
 
 func createSession(tx *bolt.Tx, sess identity.Session) error {
+	if sess.FamilyID == "" {
+		sess.FamilyID = sess.ID
+	}
 	if tx.Bucket(bSessions).Get([]byte(sess.ID)) != nil ||
 		tx.Bucket(bAccess).Get(sess.AccessHash) != nil ||
 		tx.Bucket(bRefresh).Get(sess.RefreshHash) != nil {
@@ -229,7 +232,14 @@ func (s *Store) SessionByRefreshHash(ctx context.Context, h []byte) (sess identi
 // RotateSession implements identity.Store.
 func (s *Store) RotateSession(ctx context.Context, oldID string, next identity.Session) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
+		old, err := get[identity.Session](tx, bSessions, []byte(oldID))
+		if err != nil {
+			return err
+		}
 		if err := deleteSession(tx, oldID); err != nil {
+			return err
+		}
+		if err := rememberUsedRefresh(tx, old); err != nil {
 			return err
 		}
 		return createSession(tx, next)

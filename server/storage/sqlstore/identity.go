@@ -44,12 +44,12 @@ func timeOf(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-const userColumns = `u.id, COALESCE(u.username, ''), u.guest, u.role, COALESCE(u.password_hash, ''), u.created_at`
+const userColumns = `u.id, COALESCE(u.username, ''), u.guest, u.role, COALESCE(u.password_hash, ''), u.created_at, u.suspended`
 
 func scanUser(row pgx.Row, extra ...any) (identity.User, error) {
 	var u identity.User
 	var role string
-	dest := append([]any{&u.ID, &u.Username, &u.Guest, &role, &u.PasswordHash, &u.CreatedAt}, extra...)
+	dest := append([]any{&u.ID, &u.Username, &u.Guest, &role, &u.PasswordHash, &u.CreatedAt, &u.Suspended}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return identity.User{}, err
 	}
@@ -103,9 +103,9 @@ func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
 	}
 	return mapErr(s.do(ctx, func() error {
 		tag, err := s.pool.Exec(ctx, `
-			UPDATE users SET username = NULLIF($2, ''), guest = $3, role = $4, password_hash = NULLIF($5, '')
+			UPDATE users SET username = NULLIF($2, ''), guest = $3, role = $4, password_hash = NULLIF($5, ''), suspended = $6
 			WHERE id = $1`,
-			u.ID, u.Username, u.Guest, string(u.Role), u.PasswordHash)
+			u.ID, u.Username, u.Guest, string(u.Role), u.PasswordHash, u.Suspended)
 		if err == nil && tag.RowsAffected() == 0 {
 			return storeerr.ErrNotFound
 		}
@@ -113,10 +113,10 @@ func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
 	}))
 }
 
-const sessionColumns = `s.id, s.user_id, s.access_hash, s.refresh_hash, s.access_expires_at, s.refresh_expires_at, s.created_at`
+const sessionColumns = `s.id, s.user_id, s.access_hash, s.refresh_hash, s.access_expires_at, s.refresh_expires_at, s.created_at, COALESCE(s.family_id, s.id)`
 
 func sessionDest(sess *identity.Session) []any {
-	return []any{&sess.ID, &sess.UserID, &sess.AccessHash, &sess.RefreshHash, &sess.AccessExpiresAt, &sess.RefreshExpiresAt, &sess.CreatedAt}
+	return []any{&sess.ID, &sess.UserID, &sess.AccessHash, &sess.RefreshHash, &sess.AccessExpiresAt, &sess.RefreshExpiresAt, &sess.CreatedAt, &sess.FamilyID}
 }
 
 func utcSession(sess *identity.Session) {
@@ -132,9 +132,9 @@ type execer interface {
 
 func insertSession(ctx context.Context, q execer, sess identity.Session) error {
 	_, err := q.Exec(ctx, `
-		INSERT INTO sessions (id, user_id, access_hash, refresh_hash, access_expires_at, refresh_expires_at, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()))`,
-		sess.ID, sess.UserID, sess.AccessHash, sess.RefreshHash, sess.AccessExpiresAt, sess.RefreshExpiresAt, nullTime(sess.CreatedAt))
+		INSERT INTO sessions (id, user_id, access_hash, refresh_hash, access_expires_at, refresh_expires_at, created_at, family_id)
+		VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()), $8)`,
+		sess.ID, sess.UserID, sess.AccessHash, sess.RefreshHash, sess.AccessExpiresAt, sess.RefreshExpiresAt, nullTime(sess.CreatedAt), familyOf(sess))
 	return err
 }
 
@@ -144,6 +144,11 @@ func validSession(sess identity.Session) error {
 	}
 	if err := requireUUID("user id", sess.UserID); err != nil {
 		return err
+	}
+	if sess.FamilyID != "" {
+		if err := requireUUID("session family", sess.FamilyID); err != nil {
+			return err
+		}
 	}
 	if len(sess.AccessHash) == 0 || len(sess.RefreshHash) == 0 {
 		return fmt.Errorf("sqlstore: session %s has an empty token hash", sess.ID)
@@ -238,4 +243,31 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) error {
 		_, err := s.pool.Exec(ctx, `UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID)
 		return err
 	}))
+}
+
+// familyOf is a session's family; a login is its own.
+func familyOf(sess identity.Session) string {
+	if sess.FamilyID == "" {
+		return sess.ID
+	}
+	return sess.FamilyID
+}
+
+// RevokeFamily implements identity.Store: only a refresh token that is no
+// longer live (used or revoked) names a family here.
+func (s *Store) RevokeFamily(ctx context.Context, refreshHash []byte) (ids []string, err error) {
+	err = s.do(ctx, func() error {
+		ids = ids[:0]
+		rows, err := s.pool.Query(ctx, `
+			UPDATE sessions SET revoked_at = now()
+			WHERE family_id = (SELECT COALESCE(family_id, id) FROM sessions WHERE refresh_hash = $1 AND revoked_at IS NOT NULL)
+			  AND revoked_at IS NULL
+			RETURNING id`, refreshHash)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return ids, mapErr(err)
 }

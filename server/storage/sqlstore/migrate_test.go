@@ -69,7 +69,7 @@ func TestMigrationFiles(t *testing.T) {
 			}
 		}
 	}
-	idempotent := regexp.MustCompile(`^CREATE (TABLE|INDEX|UNIQUE INDEX) IF NOT EXISTS `)
+	idempotent := regexp.MustCompile(`^(CREATE (TABLE|INDEX|UNIQUE INDEX) IF NOT EXISTS |ALTER TABLE \w+ ADD COLUMN IF NOT EXISTS )`)
 	err := fs.WalkDir(migrationFiles, portableDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || strings.HasPrefix(path, cockroachDir+"/") {
 			return err
@@ -80,7 +80,7 @@ func TestMigrationFiles(t *testing.T) {
 		}
 		stmt := stripComments(string(b))
 		if !idempotent.MatchString(stmt) {
-			t.Errorf("%s: %q... is not CREATE ... IF NOT EXISTS", path, stmt[:min(40, len(stmt))])
+			t.Errorf("%s: %q... is not CREATE ... IF NOT EXISTS or ADD COLUMN IF NOT EXISTS", path, stmt[:min(40, len(stmt))])
 		}
 		if strings.Contains(stmt, ";") {
 			t.Errorf("%s: holds a ';' (one statement per file, no terminator)", path)

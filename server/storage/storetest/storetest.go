@@ -33,7 +33,9 @@ type Stores struct {
 func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, open(t)) })
+	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open(t)) })
 	t.Run("RotateOnce", func(t *testing.T) { testRotateOnce(t, open(t)) })
+	t.Run("RefreshFamily", func(t *testing.T) { testRefreshFamily(t, open(t)) })
 	t.Run("Favorites", func(t *testing.T) { testFavorites(t, open(t)) })
 	t.Run("IdempotencyConcurrent", func(t *testing.T) { testIdempotencyConcurrent(t, open(t)) })
 	t.Run("Shares", func(t *testing.T) { testShares(t, open(t)) })

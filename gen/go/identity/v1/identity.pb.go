@@ -92,7 +92,9 @@ type User struct {
 	// What the user may do.
 	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=identity.v1.Role" json:"role,omitempty"`
 	// When the user was first seen.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// True while an admin has the account suspended.
+	Suspended     bool `protobuf:"varint,6,opt,name=suspended,proto3" json:"suspended,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,6 +162,13 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *User) GetSuspended() bool {
+	if x != nil {
+		return x.Suspended
+	}
+	return false
 }
 
 // Session carries the tokens a client presents.
@@ -816,18 +825,830 @@ func (x *GetMeResponse) GetFavorite() *v1.Favorite {
 	return nil
 }
 
+// Request of ChangePassword.
+type ChangePasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The password the account has now.
+	CurrentPassword string `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	// The new password: 8 to 128 bytes.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ChangePasswordRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// Response of ChangePassword.
+type ChangePasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// A fresh session; every earlier session of the account is revoked.
+	Session       *Session `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ChangePasswordResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *ChangePasswordResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+// An API key, as listed: never its secret.
+type ApiKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable identifier (a UUID), used to revoke the key.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The owner's user id.
+	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// What the owner called it.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The first characters of the secret (`ak_` and 8 more), to recognise it.
+	Prefix string `protobuf:"bytes,4,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// What the key may call: `SERVICE:read` (the service's Get, List and
+	// stream methods) or `SERVICE:write` (every method of the service, reads
+	// included), SERVICE one of favorite, share, shortener, vote, canvas,
+	// identity, or `*` for every service.
+	Scopes []string `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// When the key stops working; absent: never.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// When the key was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the key was last presented (to within a minute); absent: never.
+	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiKey) Reset() {
+	*x = ApiKey{}
+	mi := &file_identity_v1_identity_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiKey) ProtoMessage() {}
+
+func (x *ApiKey) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
+func (*ApiKey) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ApiKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ApiKey) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ApiKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiKey) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ApiKey) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ApiKey) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *ApiKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ApiKey) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
+	}
+	return nil
+}
+
+// Request of CreateApiKey.
+type CreateApiKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 100 characters of text.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// At least one scope (see ApiKey.scopes), at most 20.
+	Scopes []string `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// When the key stops working (in the future); absent: never.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Admins only: the account the key acts as (a service account); empty:
+	// the caller.
+	UserId        string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApiKeyRequest) Reset() {
+	*x = CreateApiKeyRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApiKeyRequest) ProtoMessage() {}
+
+func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateApiKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateApiKeyRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *CreateApiKeyRequest) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *CreateApiKeyRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of CreateApiKey.
+type CreateApiKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key as listed.
+	ApiKey *ApiKey `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// The secret, shown this once: `authorization: Bearer <secret>`.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApiKeyResponse) Reset() {
+	*x = CreateApiKeyResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApiKeyResponse) ProtoMessage() {}
+
+func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateApiKeyResponse) GetApiKey() *ApiKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+func (x *CreateApiKeyResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// Request of ListApiKeys.
+type ListApiKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Admins only: whose keys; empty: the caller's.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysRequest) Reset() {
+	*x = ListApiKeysRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysRequest) ProtoMessage() {}
+
+func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListApiKeysRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of ListApiKeys.
+type ListApiKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Live keys, newest first.
+	ApiKeys       []*ApiKey `protobuf:"bytes,1,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysResponse) Reset() {
+	*x = ListApiKeysResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysResponse) ProtoMessage() {}
+
+func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return nil
+}
+
+// Request of RevokeApiKey.
+type RevokeApiKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's id.
+	KeyId         string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKeyRequest) Reset() {
+	*x = RevokeApiKeyRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKeyRequest) ProtoMessage() {}
+
+func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RevokeApiKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+// Response of RevokeApiKey.
+type RevokeApiKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKeyResponse) Reset() {
+	*x = RevokeApiKeyResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKeyResponse) ProtoMessage() {}
+
+func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{22}
+}
+
+// Request of SuspendUser.
+type SuspendUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's id.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendUserRequest) Reset() {
+	*x = SuspendUserRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendUserRequest) ProtoMessage() {}
+
+func (x *SuspendUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendUserRequest.ProtoReflect.Descriptor instead.
+func (*SuspendUserRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SuspendUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of SuspendUser.
+type SuspendUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account, now suspended.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendUserResponse) Reset() {
+	*x = SuspendUserResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendUserResponse) ProtoMessage() {}
+
+func (x *SuspendUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendUserResponse.ProtoReflect.Descriptor instead.
+func (*SuspendUserResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SuspendUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Request of ReinstateUser.
+type ReinstateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's id.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstateUserRequest) Reset() {
+	*x = ReinstateUserRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstateUserRequest) ProtoMessage() {}
+
+func (x *ReinstateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstateUserRequest.ProtoReflect.Descriptor instead.
+func (*ReinstateUserRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReinstateUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of ReinstateUser.
+type ReinstateUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account, no longer suspended.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstateUserResponse) Reset() {
+	*x = ReinstateUserResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstateUserResponse) ProtoMessage() {}
+
+func (x *ReinstateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstateUserResponse.ProtoReflect.Descriptor instead.
+func (*ReinstateUserResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReinstateUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Request of SetUserRole.
+type SetUserRoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's id.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// ROLE_USER or ROLE_ADMIN.
+	Role          Role `protobuf:"varint,2,opt,name=role,proto3,enum=identity.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserRoleRequest) Reset() {
+	*x = SetUserRoleRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserRoleRequest) ProtoMessage() {}
+
+func (x *SetUserRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserRoleRequest.ProtoReflect.Descriptor instead.
+func (*SetUserRoleRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SetUserRoleRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetUserRoleRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+// Response of SetUserRole.
+type SetUserRoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account with its new role.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserRoleResponse) Reset() {
+	*x = SetUserRoleResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserRoleResponse) ProtoMessage() {}
+
+func (x *SetUserRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserRoleResponse.ProtoReflect.Descriptor instead.
+func (*SetUserRoleResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SetUserRoleResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
 var File_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
-	"\x1aidentity/v1/identity.proto\x12\videntity.v1\x1a\x1afavorite/v1/favorite.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x01\n" +
+	"\x1aidentity/v1/identity.proto\x12\videntity.v1\x1a\x1afavorite/v1/favorite.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
 	"\x05guest\x18\x03 \x01(\bR\x05guest\x12%\n" +
 	"\x04role\x18\x04 \x01(\x0e2\x11.identity.v1.RoleR\x04role\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xfd\x01\n" +
+	"createTime\x12\x1c\n" +
+	"\tsuspended\x18\x06 \x01(\bR\tsuspended\"\xfd\x01\n" +
 	"\aSession\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12S\n" +
 	"\x18access_token_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x15accessTokenExpireTime\x12#\n" +
@@ -859,19 +1680,72 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\fGetMeRequest\"i\n" +
 	"\rGetMeResponse\x12%\n" +
 	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\x121\n" +
-	"\bfavorite\x18\x02 \x01(\v2\x15.favorite.v1.FavoriteR\bfavorite*;\n" +
+	"\bfavorite\x18\x02 \x01(\v2\x15.favorite.v1.FavoriteR\bfavorite\"o\n" +
+	"\x15ChangePasswordRequest\x12.\n" +
+	"\x10current_password\x18\x01 \x01(\tB\x03\xe0A\x02R\x0fcurrentPassword\x12&\n" +
+	"\fnew_password\x18\x02 \x01(\tB\x03\xe0A\x02R\vnewPassword\"o\n" +
+	"\x16ChangePasswordResponse\x12%\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\x12.\n" +
+	"\asession\x18\x02 \x01(\v2\x14.identity.v1.SessionR\asession\"\xb8\x02\n" +
+	"\x06ApiKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
+	"\x06prefix\x18\x04 \x01(\tR\x06prefix\x12\x16\n" +
+	"\x06scopes\x18\x05 \x03(\tR\x06scopes\x12;\n" +
+	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12@\n" +
+	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\"\xa1\x01\n" +
+	"\x13CreateApiKeyRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12\x1b\n" +
+	"\x06scopes\x18\x02 \x03(\tB\x03\xe0A\x02R\x06scopes\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\"\\\n" +
+	"\x14CreateApiKeyResponse\x12,\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x13.identity.v1.ApiKeyR\x06apiKey\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"-\n" +
+	"\x12ListApiKeysRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"E\n" +
+	"\x13ListApiKeysResponse\x12.\n" +
+	"\bapi_keys\x18\x01 \x03(\v2\x13.identity.v1.ApiKeyR\aapiKeys\"1\n" +
+	"\x13RevokeApiKeyRequest\x12\x1a\n" +
+	"\x06key_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05keyId\"\x16\n" +
+	"\x14RevokeApiKeyResponse\"2\n" +
+	"\x12SuspendUserRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\"<\n" +
+	"\x13SuspendUserResponse\x12%\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\"4\n" +
+	"\x14ReinstateUserRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\">\n" +
+	"\x15ReinstateUserResponse\x12%\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\"^\n" +
+	"\x12SetUserRoleRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\x12*\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x11.identity.v1.RoleB\x03\xe0A\x02R\x04role\"<\n" +
+	"\x13SetUserRoleResponse\x12%\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x022\xef\x04\n" +
+	"ROLE_ADMIN\x10\x022\xdc\v\n" +
 	"\x0fIdentityService\x12o\n" +
 	"\vCreateGuest\x12\x1f.identity.v1.CreateGuestRequest\x1a .identity.v1.CreateGuestResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/guest\x12i\n" +
 	"\bRegister\x12\x1c.identity.v1.RegisterRequest\x1a\x1d.identity.v1.RegisterResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/register\x12]\n" +
 	"\x05Login\x12\x19.identity.v1.LoginRequest\x1a\x1a.identity.v1.LoginResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/login\x12a\n" +
 	"\x06Logout\x12\x1a.identity.v1.LogoutRequest\x1a\x1b.identity.v1.LogoutResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/v1/auth/logout\x12e\n" +
 	"\aRefresh\x12\x1b.identity.v1.RefreshRequest\x1a\x1c.identity.v1.RefreshResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/api/v1/auth/refresh\x12W\n" +
-	"\x05GetMe\x12\x19.identity.v1.GetMeRequest\x1a\x1a.identity.v1.GetMeResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/auth/meB?Z=github.com/apiplatform/platform/gen/go/identity/v1;identityv1b\x06proto3"
+	"\x05GetMe\x12\x19.identity.v1.GetMeRequest\x1a\x1a.identity.v1.GetMeResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/auth/me\x12{\n" +
+	"\x0eChangePassword\x12\".identity.v1.ChangePasswordRequest\x1a#.identity.v1.ChangePasswordResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/password\x12q\n" +
+	"\fCreateApiKey\x12 .identity.v1.CreateApiKeyRequest\x1a!.identity.v1.CreateApiKeyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/v1/auth/keys\x12k\n" +
+	"\vListApiKeys\x12\x1f.identity.v1.ListApiKeysRequest\x1a .identity.v1.ListApiKeysResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/auth/keys\x12w\n" +
+	"\fRevokeApiKey\x12 .identity.v1.RevokeApiKeyRequest\x1a!.identity.v1.RevokeApiKeyResponse\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/api/v1/auth/keys/{key_id}\x12\x82\x01\n" +
+	"\vSuspendUser\x12\x1f.identity.v1.SuspendUserRequest\x1a .identity.v1.SuspendUserResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/api/v1/admin/users/{user_id}:suspend\x12\x8a\x01\n" +
+	"\rReinstateUser\x12!.identity.v1.ReinstateUserRequest\x1a\".identity.v1.ReinstateUserResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/api/v1/admin/users/{user_id}:reinstate\x12\x82\x01\n" +
+	"\vSetUserRole\x12\x1f.identity.v1.SetUserRoleRequest\x1a .identity.v1.SetUserRoleResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/api/v1/admin/users/{user_id}:setRoleB?Z=github.com/apiplatform/platform/gen/go/identity/v1;identityv1b\x06proto3"
 
 var (
 	file_identity_v1_identity_proto_rawDescOnce sync.Once
@@ -886,31 +1760,46 @@ func file_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_identity_v1_identity_proto_goTypes = []any{
-	(Role)(0),                     // 0: identity.v1.Role
-	(*User)(nil),                  // 1: identity.v1.User
-	(*Session)(nil),               // 2: identity.v1.Session
-	(*CreateGuestRequest)(nil),    // 3: identity.v1.CreateGuestRequest
-	(*CreateGuestResponse)(nil),   // 4: identity.v1.CreateGuestResponse
-	(*RegisterRequest)(nil),       // 5: identity.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 6: identity.v1.RegisterResponse
-	(*LoginRequest)(nil),          // 7: identity.v1.LoginRequest
-	(*LoginResponse)(nil),         // 8: identity.v1.LoginResponse
-	(*LogoutRequest)(nil),         // 9: identity.v1.LogoutRequest
-	(*LogoutResponse)(nil),        // 10: identity.v1.LogoutResponse
-	(*RefreshRequest)(nil),        // 11: identity.v1.RefreshRequest
-	(*RefreshResponse)(nil),       // 12: identity.v1.RefreshResponse
-	(*GetMeRequest)(nil),          // 13: identity.v1.GetMeRequest
-	(*GetMeResponse)(nil),         // 14: identity.v1.GetMeResponse
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*v1.Favorite)(nil),           // 16: favorite.v1.Favorite
+	(Role)(0),                      // 0: identity.v1.Role
+	(*User)(nil),                   // 1: identity.v1.User
+	(*Session)(nil),                // 2: identity.v1.Session
+	(*CreateGuestRequest)(nil),     // 3: identity.v1.CreateGuestRequest
+	(*CreateGuestResponse)(nil),    // 4: identity.v1.CreateGuestResponse
+	(*RegisterRequest)(nil),        // 5: identity.v1.RegisterRequest
+	(*RegisterResponse)(nil),       // 6: identity.v1.RegisterResponse
+	(*LoginRequest)(nil),           // 7: identity.v1.LoginRequest
+	(*LoginResponse)(nil),          // 8: identity.v1.LoginResponse
+	(*LogoutRequest)(nil),          // 9: identity.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 10: identity.v1.LogoutResponse
+	(*RefreshRequest)(nil),         // 11: identity.v1.RefreshRequest
+	(*RefreshResponse)(nil),        // 12: identity.v1.RefreshResponse
+	(*GetMeRequest)(nil),           // 13: identity.v1.GetMeRequest
+	(*GetMeResponse)(nil),          // 14: identity.v1.GetMeResponse
+	(*ChangePasswordRequest)(nil),  // 15: identity.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 16: identity.v1.ChangePasswordResponse
+	(*ApiKey)(nil),                 // 17: identity.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),    // 18: identity.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),   // 19: identity.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),     // 20: identity.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),    // 21: identity.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),    // 22: identity.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),   // 23: identity.v1.RevokeApiKeyResponse
+	(*SuspendUserRequest)(nil),     // 24: identity.v1.SuspendUserRequest
+	(*SuspendUserResponse)(nil),    // 25: identity.v1.SuspendUserResponse
+	(*ReinstateUserRequest)(nil),   // 26: identity.v1.ReinstateUserRequest
+	(*ReinstateUserResponse)(nil),  // 27: identity.v1.ReinstateUserResponse
+	(*SetUserRoleRequest)(nil),     // 28: identity.v1.SetUserRoleRequest
+	(*SetUserRoleResponse)(nil),    // 29: identity.v1.SetUserRoleResponse
+	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
+	(*v1.Favorite)(nil),            // 31: favorite.v1.Favorite
 }
 var file_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: identity.v1.User.role:type_name -> identity.v1.Role
-	15, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	15, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	15, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
+	30, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	30, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	30, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: identity.v1.CreateGuestResponse.user:type_name -> identity.v1.User
 	2,  // 5: identity.v1.CreateGuestResponse.session:type_name -> identity.v1.Session
 	1,  // 6: identity.v1.RegisterResponse.user:type_name -> identity.v1.User
@@ -920,24 +1809,50 @@ var file_identity_v1_identity_proto_depIdxs = []int32{
 	1,  // 10: identity.v1.RefreshResponse.user:type_name -> identity.v1.User
 	2,  // 11: identity.v1.RefreshResponse.session:type_name -> identity.v1.Session
 	1,  // 12: identity.v1.GetMeResponse.user:type_name -> identity.v1.User
-	16, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
-	3,  // 14: identity.v1.IdentityService.CreateGuest:input_type -> identity.v1.CreateGuestRequest
-	5,  // 15: identity.v1.IdentityService.Register:input_type -> identity.v1.RegisterRequest
-	7,  // 16: identity.v1.IdentityService.Login:input_type -> identity.v1.LoginRequest
-	9,  // 17: identity.v1.IdentityService.Logout:input_type -> identity.v1.LogoutRequest
-	11, // 18: identity.v1.IdentityService.Refresh:input_type -> identity.v1.RefreshRequest
-	13, // 19: identity.v1.IdentityService.GetMe:input_type -> identity.v1.GetMeRequest
-	4,  // 20: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
-	6,  // 21: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
-	8,  // 22: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
-	10, // 23: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
-	12, // 24: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
-	14, // 25: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	31, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
+	1,  // 14: identity.v1.ChangePasswordResponse.user:type_name -> identity.v1.User
+	2,  // 15: identity.v1.ChangePasswordResponse.session:type_name -> identity.v1.Session
+	30, // 16: identity.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 17: identity.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	30, // 18: identity.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	30, // 19: identity.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 20: identity.v1.CreateApiKeyResponse.api_key:type_name -> identity.v1.ApiKey
+	17, // 21: identity.v1.ListApiKeysResponse.api_keys:type_name -> identity.v1.ApiKey
+	1,  // 22: identity.v1.SuspendUserResponse.user:type_name -> identity.v1.User
+	1,  // 23: identity.v1.ReinstateUserResponse.user:type_name -> identity.v1.User
+	0,  // 24: identity.v1.SetUserRoleRequest.role:type_name -> identity.v1.Role
+	1,  // 25: identity.v1.SetUserRoleResponse.user:type_name -> identity.v1.User
+	3,  // 26: identity.v1.IdentityService.CreateGuest:input_type -> identity.v1.CreateGuestRequest
+	5,  // 27: identity.v1.IdentityService.Register:input_type -> identity.v1.RegisterRequest
+	7,  // 28: identity.v1.IdentityService.Login:input_type -> identity.v1.LoginRequest
+	9,  // 29: identity.v1.IdentityService.Logout:input_type -> identity.v1.LogoutRequest
+	11, // 30: identity.v1.IdentityService.Refresh:input_type -> identity.v1.RefreshRequest
+	13, // 31: identity.v1.IdentityService.GetMe:input_type -> identity.v1.GetMeRequest
+	15, // 32: identity.v1.IdentityService.ChangePassword:input_type -> identity.v1.ChangePasswordRequest
+	18, // 33: identity.v1.IdentityService.CreateApiKey:input_type -> identity.v1.CreateApiKeyRequest
+	20, // 34: identity.v1.IdentityService.ListApiKeys:input_type -> identity.v1.ListApiKeysRequest
+	22, // 35: identity.v1.IdentityService.RevokeApiKey:input_type -> identity.v1.RevokeApiKeyRequest
+	24, // 36: identity.v1.IdentityService.SuspendUser:input_type -> identity.v1.SuspendUserRequest
+	26, // 37: identity.v1.IdentityService.ReinstateUser:input_type -> identity.v1.ReinstateUserRequest
+	28, // 38: identity.v1.IdentityService.SetUserRole:input_type -> identity.v1.SetUserRoleRequest
+	4,  // 39: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
+	6,  // 40: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
+	8,  // 41: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
+	10, // 42: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
+	12, // 43: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
+	14, // 44: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
+	16, // 45: identity.v1.IdentityService.ChangePassword:output_type -> identity.v1.ChangePasswordResponse
+	19, // 46: identity.v1.IdentityService.CreateApiKey:output_type -> identity.v1.CreateApiKeyResponse
+	21, // 47: identity.v1.IdentityService.ListApiKeys:output_type -> identity.v1.ListApiKeysResponse
+	23, // 48: identity.v1.IdentityService.RevokeApiKey:output_type -> identity.v1.RevokeApiKeyResponse
+	25, // 49: identity.v1.IdentityService.SuspendUser:output_type -> identity.v1.SuspendUserResponse
+	27, // 50: identity.v1.IdentityService.ReinstateUser:output_type -> identity.v1.ReinstateUserResponse
+	29, // 51: identity.v1.IdentityService.SetUserRole:output_type -> identity.v1.SetUserRoleResponse
+	39, // [39:52] is the sub-list for method output_type
+	26, // [26:39] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_identity_v1_identity_proto_init() }
@@ -951,7 +1866,7 @@ func file_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_identity_v1_identity_proto_rawDesc), len(file_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,12 +22,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IdentityService_CreateGuest_FullMethodName = "/identity.v1.IdentityService/CreateGuest"
-	IdentityService_Register_FullMethodName    = "/identity.v1.IdentityService/Register"
-	IdentityService_Login_FullMethodName       = "/identity.v1.IdentityService/Login"
-	IdentityService_Logout_FullMethodName      = "/identity.v1.IdentityService/Logout"
-	IdentityService_Refresh_FullMethodName     = "/identity.v1.IdentityService/Refresh"
-	IdentityService_GetMe_FullMethodName       = "/identity.v1.IdentityService/GetMe"
+	IdentityService_CreateGuest_FullMethodName    = "/identity.v1.IdentityService/CreateGuest"
+	IdentityService_Register_FullMethodName       = "/identity.v1.IdentityService/Register"
+	IdentityService_Login_FullMethodName          = "/identity.v1.IdentityService/Login"
+	IdentityService_Logout_FullMethodName         = "/identity.v1.IdentityService/Logout"
+	IdentityService_Refresh_FullMethodName        = "/identity.v1.IdentityService/Refresh"
+	IdentityService_GetMe_FullMethodName          = "/identity.v1.IdentityService/GetMe"
+	IdentityService_ChangePassword_FullMethodName = "/identity.v1.IdentityService/ChangePassword"
+	IdentityService_CreateApiKey_FullMethodName   = "/identity.v1.IdentityService/CreateApiKey"
+	IdentityService_ListApiKeys_FullMethodName    = "/identity.v1.IdentityService/ListApiKeys"
+	IdentityService_RevokeApiKey_FullMethodName   = "/identity.v1.IdentityService/RevokeApiKey"
+	IdentityService_SuspendUser_FullMethodName    = "/identity.v1.IdentityService/SuspendUser"
+	IdentityService_ReinstateUser_FullMethodName  = "/identity.v1.IdentityService/ReinstateUser"
+	IdentityService_SetUserRole_FullMethodName    = "/identity.v1.IdentityService/SetUserRole"
 )
 
 // IdentityServiceClient is the client API for IdentityService service.
@@ -59,6 +66,39 @@ type IdentityServiceClient interface {
 	Refresh(ctx context.Context, in *RefreshRequest, opts ...grpc.CallOption) (*RefreshResponse, error)
 	// Returns the caller and, when one is saved, their favorite colour.
 	GetMe(ctx context.Context, in *GetMeRequest, opts ...grpc.CallOption) (*GetMeResponse, error)
+	// Changes the caller's password (registered accounts only). Every session
+	// of the account ends, on every replica, at the very next call; the
+	// response carries a fresh session for the caller. A wrong current
+	// password is UNAUTHENTICATED, a guest is FAILED_PRECONDITION, and
+	// attempts are throttled like logins.
+	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
+	// Creates an API key for a backend client. The secret (`ak_...`) is in
+	// this response only: the server keeps its SHA-256, never the key. It is
+	// presented like an access token (`authorization: Bearer ak_...`) over
+	// gRPC and REST, and allows only the methods its scopes name. Registered
+	// accounts create keys for themselves; an admin may create one for any
+	// account (a service account) by naming `user_id`. A key cannot create
+	// keys: call with a session.
+	CreateApiKey(ctx context.Context, in *CreateApiKeyRequest, opts ...grpc.CallOption) (*CreateApiKeyResponse, error)
+	// Lists the caller's live (not revoked) API keys, without their secrets;
+	// an admin may list another account's by naming `user_id`.
+	ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error)
+	// Revokes an API key of the caller (an admin: any key). The key is
+	// refused from the very next call, on every replica.
+	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
+	// Suspends an account platform-wide. Admin only. Every session and API
+	// key of the account is refused from the very next call, on every
+	// replica; logins are refused until ReinstateUser. (A canvas ban stays
+	// the canvas's own.)
+	SuspendUser(ctx context.Context, in *SuspendUserRequest, opts ...grpc.CallOption) (*SuspendUserResponse, error)
+	// Lifts a suspension. Admin only. Sessions ended by the suspension stay
+	// ended: the owner logs in again.
+	ReinstateUser(ctx context.Context, in *ReinstateUserRequest, opts ...grpc.CallOption) (*ReinstateUserResponse, error)
+	// Grants or revokes the admin role. Admin only; an admin cannot demote
+	// themselves. The account's sessions end on every replica (tokens issued
+	// under the old role must not keep it); its API keys act with the new
+	// role from the next call.
+	SetUserRole(ctx context.Context, in *SetUserRoleRequest, opts ...grpc.CallOption) (*SetUserRoleResponse, error)
 }
 
 type identityServiceClient struct {
@@ -129,6 +169,76 @@ func (c *identityServiceClient) GetMe(ctx context.Context, in *GetMeRequest, opt
 	return out, nil
 }
 
+func (c *identityServiceClient) ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangePasswordResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ChangePassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) CreateApiKey(ctx context.Context, in *CreateApiKeyRequest, opts ...grpc.CallOption) (*CreateApiKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateApiKeyResponse)
+	err := c.cc.Invoke(ctx, IdentityService_CreateApiKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListApiKeysResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ListApiKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeApiKeyResponse)
+	err := c.cc.Invoke(ctx, IdentityService_RevokeApiKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) SuspendUser(ctx context.Context, in *SuspendUserRequest, opts ...grpc.CallOption) (*SuspendUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SuspendUserResponse)
+	err := c.cc.Invoke(ctx, IdentityService_SuspendUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ReinstateUser(ctx context.Context, in *ReinstateUserRequest, opts ...grpc.CallOption) (*ReinstateUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReinstateUserResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ReinstateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) SetUserRole(ctx context.Context, in *SetUserRoleRequest, opts ...grpc.CallOption) (*SetUserRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetUserRoleResponse)
+	err := c.cc.Invoke(ctx, IdentityService_SetUserRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IdentityServiceServer is the server API for IdentityService service.
 // All implementations must embed UnimplementedIdentityServiceServer
 // for forward compatibility.
@@ -158,6 +268,39 @@ type IdentityServiceServer interface {
 	Refresh(context.Context, *RefreshRequest) (*RefreshResponse, error)
 	// Returns the caller and, when one is saved, their favorite colour.
 	GetMe(context.Context, *GetMeRequest) (*GetMeResponse, error)
+	// Changes the caller's password (registered accounts only). Every session
+	// of the account ends, on every replica, at the very next call; the
+	// response carries a fresh session for the caller. A wrong current
+	// password is UNAUTHENTICATED, a guest is FAILED_PRECONDITION, and
+	// attempts are throttled like logins.
+	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
+	// Creates an API key for a backend client. The secret (`ak_...`) is in
+	// this response only: the server keeps its SHA-256, never the key. It is
+	// presented like an access token (`authorization: Bearer ak_...`) over
+	// gRPC and REST, and allows only the methods its scopes name. Registered
+	// accounts create keys for themselves; an admin may create one for any
+	// account (a service account) by naming `user_id`. A key cannot create
+	// keys: call with a session.
+	CreateApiKey(context.Context, *CreateApiKeyRequest) (*CreateApiKeyResponse, error)
+	// Lists the caller's live (not revoked) API keys, without their secrets;
+	// an admin may list another account's by naming `user_id`.
+	ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error)
+	// Revokes an API key of the caller (an admin: any key). The key is
+	// refused from the very next call, on every replica.
+	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
+	// Suspends an account platform-wide. Admin only. Every session and API
+	// key of the account is refused from the very next call, on every
+	// replica; logins are refused until ReinstateUser. (A canvas ban stays
+	// the canvas's own.)
+	SuspendUser(context.Context, *SuspendUserRequest) (*SuspendUserResponse, error)
+	// Lifts a suspension. Admin only. Sessions ended by the suspension stay
+	// ended: the owner logs in again.
+	ReinstateUser(context.Context, *ReinstateUserRequest) (*ReinstateUserResponse, error)
+	// Grants or revokes the admin role. Admin only; an admin cannot demote
+	// themselves. The account's sessions end on every replica (tokens issued
+	// under the old role must not keep it); its API keys act with the new
+	// role from the next call.
+	SetUserRole(context.Context, *SetUserRoleRequest) (*SetUserRoleResponse, error)
 	mustEmbedUnimplementedIdentityServiceServer()
 }
 
@@ -185,6 +328,27 @@ func (UnimplementedIdentityServiceServer) Refresh(context.Context, *RefreshReque
 }
 func (UnimplementedIdentityServiceServer) GetMe(context.Context, *GetMeRequest) (*GetMeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMe not implemented")
+}
+func (UnimplementedIdentityServiceServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedIdentityServiceServer) CreateApiKey(context.Context, *CreateApiKeyRequest) (*CreateApiKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateApiKey not implemented")
+}
+func (UnimplementedIdentityServiceServer) ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListApiKeys not implemented")
+}
+func (UnimplementedIdentityServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
+}
+func (UnimplementedIdentityServiceServer) SuspendUser(context.Context, *SuspendUserRequest) (*SuspendUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SuspendUser not implemented")
+}
+func (UnimplementedIdentityServiceServer) ReinstateUser(context.Context, *ReinstateUserRequest) (*ReinstateUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReinstateUser not implemented")
+}
+func (UnimplementedIdentityServiceServer) SetUserRole(context.Context, *SetUserRoleRequest) (*SetUserRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetUserRole not implemented")
 }
 func (UnimplementedIdentityServiceServer) mustEmbedUnimplementedIdentityServiceServer() {}
 func (UnimplementedIdentityServiceServer) testEmbeddedByValue()                         {}
@@ -315,6 +479,132 @@ func _IdentityService_GetMe_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_ChangePassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangePasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ChangePassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ChangePassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ChangePassword(ctx, req.(*ChangePasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_CreateApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateApiKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).CreateApiKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_CreateApiKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).CreateApiKey(ctx, req.(*CreateApiKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ListApiKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListApiKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ListApiKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ListApiKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ListApiKeys(ctx, req.(*ListApiKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_RevokeApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeApiKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).RevokeApiKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_RevokeApiKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).RevokeApiKey(ctx, req.(*RevokeApiKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_SuspendUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SuspendUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).SuspendUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_SuspendUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).SuspendUser(ctx, req.(*SuspendUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ReinstateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReinstateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ReinstateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ReinstateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ReinstateUser(ctx, req.(*ReinstateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_SetUserRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetUserRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).SetUserRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_SetUserRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).SetUserRole(ctx, req.(*SetUserRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IdentityService_ServiceDesc is the grpc.ServiceDesc for IdentityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -345,6 +635,34 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMe",
 			Handler:    _IdentityService_GetMe_Handler,
+		},
+		{
+			MethodName: "ChangePassword",
+			Handler:    _IdentityService_ChangePassword_Handler,
+		},
+		{
+			MethodName: "CreateApiKey",
+			Handler:    _IdentityService_CreateApiKey_Handler,
+		},
+		{
+			MethodName: "ListApiKeys",
+			Handler:    _IdentityService_ListApiKeys_Handler,
+		},
+		{
+			MethodName: "RevokeApiKey",
+			Handler:    _IdentityService_RevokeApiKey_Handler,
+		},
+		{
+			MethodName: "SuspendUser",
+			Handler:    _IdentityService_SuspendUser_Handler,
+		},
+		{
+			MethodName: "ReinstateUser",
+			Handler:    _IdentityService_ReinstateUser_Handler,
+		},
+		{
+			MethodName: "SetUserRole",
+			Handler:    _IdentityService_SetUserRole_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,165 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/apiplatform/platform/server/platform/bus"
+)
+
+// revocationTopic carries revocations to every replica.
+const revocationTopic = "identity.revocations"
+
+// revocation names sessions that no longer authenticate: some by id, or
+// every session of a user. Epoch is its place in the revocation order.
+type revocation struct {
+	Epoch    uint64   `json:"e,omitempty"`
+	Sessions []string `json:"s,omitempty"`
+	User     string   `json:"u,omitempty"`
+}
+
+// epochs is the revocation counter.
+type epochs interface {
+	current(ctx context.Context) (uint64, error)
+	next(ctx context.Context) (uint64, error)
+}
+
+// memoryEpochs serve the embedded default (one process).
+type memoryEpochs struct{ n atomic.Uint64 }
+
+func (m *memoryEpochs) current(context.Context) (uint64, error) { return m.n.Load(), nil }
+func (m *memoryEpochs) next(context.Context) (uint64, error)    { return m.n.Add(1), nil }
+
+// redisEpochs keep the counter in Redis. A missing key (a Redis that lost
+// its data) restarts at the current time in microseconds, so a counter
+// never comes back to a value a replica has applied before.
+type redisEpochs struct {
+	c   redis.UniversalClient
+	key string
+}
+
+var nextEpoch = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[1])`)
+
+func (r redisEpochs) current(ctx context.Context) (uint64, error) {
+	v, err := r.c.Get(ctx, r.key).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(v, 10, 64)
+}
+
+func (r redisEpochs) next(ctx context.Context) (uint64, error) {
+	n, err := nextEpoch.Run(ctx, r.c, []string{r.key}, time.Now().UnixMicro()).Int64()
+	return uint64(n), err
+}
+
+// SessionCacheConfig tunes the session cache (zero fields: the defaults).
+type SessionCacheConfig struct {
+	// MaxEntries bounds the cache (100,000 sessions).
+	MaxEntries int
+	// MaxAge bounds how long an entry is trusted even with no revocation
+	// (30s): the bound on damage if Redis is reachable from some replicas
+	// and not from the one revoking.
+	MaxAge time.Duration
+	// Resync is how often the epoch is compared with what was applied, to
+	// recover from lost messages (250ms).
+	Resync time.Duration
+}
+
+// enableSessionCache makes Authenticate answer from memory, kept current
+// through the bus (and the revocation counter in rc; nil: in process, for
+// the embedded default). stop ends it.
+func (s *Service) enableSessionCache(b bus.Bus, rc redis.UniversalClient, cfg SessionCacheConfig) (stop func() error) {
+	var ep epochs = &memoryEpochs{}
+	if rc != nil {
+		ep = &coalescedEpochs{epochs: redisEpochs{c: rc, key: "identity:revocation-epoch"}}
+	}
+	c := newSessionCache(cfg.MaxEntries, cfg.MaxAge, 0)
+	c.unsure() // until the first resync reads the epoch
+	s.epochs, s.cache, s.bus = ep, c, b
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.followRevocations(ctx, cfg.Resync)
+	}()
+	if e, err := ep.current(ctx); err == nil {
+		c.resync(e)
+	}
+	return func() error { cancel(); <-done; return nil }
+}
+
+// followRevocations applies revocations from the bus and resyncs.
+func (s *Service) followRevocations(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var sub *bus.Subscription
+	defer func() {
+		if sub != nil {
+			sub.Close()
+		}
+	}()
+	for {
+		if sub == nil {
+			var err error
+			if sub, err = s.bus.Subscribe(ctx, revocationTopic, 4096); err != nil {
+				s.log.Warn("identity: revocation subscription failed; sessions read from the database", "err", err)
+				sub = nil
+			}
+		}
+		var msgs <-chan []byte
+		if sub != nil {
+			msgs = sub.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				// Dropped (too slow) or the bus closed: messages may be lost.
+				s.cache.unsure()
+				sub = nil
+				continue
+			}
+			var r revocation
+			if json.Unmarshal(m, &r) == nil {
+				s.cache.apply(r)
+			}
+		case <-tick.C:
+			if e, err := s.epochs.current(ctx); err == nil {
+				s.cache.resync(e)
+			}
+		}
+	}
+}
+
+// revoke tells every replica that r's sessions (already revoked in the
+// store) are gone: bump the epoch, apply locally, publish. A failure to
+// bump or publish leaves the other replicas unsure (their epoch read
+// fails, or does not match what they applied), so they ask the database.
+func (s *Service) revoke(ctx context.Context, r revocation) {
+	if s.cache == nil {
+		return
+	}
+	e, err := s.epochs.next(ctx)
+	if err != nil {
+		s.log.Warn("identity: revocation epoch not bumped; replicas read sessions from the database", "err", err)
+	}
+	r.Epoch = e
+	s.cache.apply(r)
+	msg, _ := json.Marshal(r)
+	if err := s.bus.Publish(ctx, revocationTopic, msg); err != nil {
+		s.log.Warn("identity: revocation not broadcast; replicas read sessions from the database until they resync", "err", err)
+	}
+}
