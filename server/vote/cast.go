@@ -168,8 +168,8 @@ func (s *Service) checkRules(ctx context.Context, e Election, userID string, add
 		}
 	}
 	if s.cfg.MaxAccountsPerAddr > 0 {
-		k := accountsKey(e.ID, clientaddr.Key(addr), now, s.cfg.AccountsWindow)
-		added, n, err := s.accounts.add(ctx, k, userID, 2*s.cfg.AccountsWindow)
+		k, prev := accountsKeys(e.ID, clientaddr.Key(addr), now, s.cfg.AccountsWindow)
+		added, n, err := s.accounts.add(ctx, k, prev, userID, 2*s.cfg.AccountsWindow)
 		if err != nil {
 			// Like the rate limits: a Redis outage is not worth refusing
 			// every vote; the other checks still apply.

@@ -68,8 +68,12 @@ func (v *SiteVerify) Verify(ctx context.Context, token string, remote netip.Addr
 // election and window: the "too many accounts from one IP" rule.
 type accountSet interface {
 	// add records user under key for ttl and reports whether it was new
-	// and how many accounts the key holds now.
-	add(ctx context.Context, key, user string, ttl time.Duration) (added bool, n int64, err error)
+	// and how many accounts key and prev (the window before) hold now.
+	// Counting the previous window too means a burst that straddles a
+	// window boundary still meets the cap: a fixed window alone would let
+	// twice the cap through. (An account votes once per election, so the
+	// two sets do not overlap.)
+	add(ctx context.Context, key, prev, user string, ttl time.Duration) (added bool, n int64, err error)
 	remove(ctx context.Context, key, user string) error
 }
 
@@ -80,10 +84,10 @@ type redisAccounts struct{ c redis.UniversalClient }
 var addAccount = redis.NewScript(`
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {added, redis.call('SCARD', KEYS[1])}`)
+return {added, redis.call('SCARD', KEYS[1]) + redis.call('SCARD', KEYS[2])}`)
 
-func (r redisAccounts) add(ctx context.Context, key, user string, ttl time.Duration) (bool, int64, error) {
-	res, err := addAccount.Run(ctx, r.c, []string{key}, user, ttl.Milliseconds()).Int64Slice()
+func (r redisAccounts) add(ctx context.Context, key, prev, user string, ttl time.Duration) (bool, int64, error) {
+	res, err := addAccount.Run(ctx, r.c, []string{key, prev}, user, ttl.Milliseconds()).Int64Slice()
 	if err != nil || len(res) != 2 {
 		return false, 0, fmt.Errorf("vote: accounts per address: %w", err)
 	}
@@ -106,7 +110,7 @@ func newMemoryAccounts() *memoryAccounts {
 	return &memoryAccounts{sets: c}
 }
 
-func (m *memoryAccounts) add(_ context.Context, key, user string, _ time.Duration) (bool, int64, error) {
+func (m *memoryAccounts) add(_ context.Context, key, prev, user string, _ time.Duration) (bool, int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	set, ok := m.sets.Get(key)
@@ -116,7 +120,8 @@ func (m *memoryAccounts) add(_ context.Context, key, user string, _ time.Duratio
 	}
 	_, had := set[user]
 	set[user] = struct{}{}
-	return !had, int64(len(set)), nil
+	before, _ := m.sets.Peek(prev)
+	return !had, int64(len(set) + len(before)), nil
 }
 
 func (m *memoryAccounts) remove(_ context.Context, key, user string) error {
@@ -142,10 +147,13 @@ func maskedNetwork(a netip.Addr) string {
 	return p.String()
 }
 
-// accountsKey is the set of accounts seen from host in election during the
-// fixed window containing now.
-func accountsKey(electionID, host string, now time.Time, window time.Duration) string {
-	return "vote:accounts:" + electionID + ":" + host + ":" + strconv.FormatInt(now.UnixNano()/int64(window), 10)
+// accountsKeys are the sets of accounts seen from host in election during
+// the fixed window containing now and the one before it; hash-tagged alike
+// so that one script reads both on Redis Cluster.
+func accountsKeys(electionID, host string, now time.Time, window time.Duration) (cur, prev string) {
+	n := now.UnixNano() / int64(window)
+	base := "vote:accounts:{" + electionID + ":" + host + "}:"
+	return base + strconv.FormatInt(n, 10), base + strconv.FormatInt(n-1, 10)
 }
 
 // createdAtCache remembers account creation times (immutable) so the

@@ -82,8 +82,9 @@ type Config struct {
 	MinAccountAge time.Duration
 	// MaxAccountsPerAddr refuses the next account voting in an election
 	// from one address (clientaddr.Key: an IPv4 address or an IPv6 /64)
-	// within AccountsWindow (default 30 in 10m, room for a household or an
-	// office behind one address; negative: rule off).
+	// within AccountsWindow and the window before it (default 30 in 10m
+	// windows, room for a household or an office behind one address;
+	// negative: rule off).
 	MaxAccountsPerAddr int
 	AccountsWindow     time.Duration
 
