@@ -143,8 +143,8 @@ func waitReady(t *testing.T, a, b Bus, topic string) {
 	rb := b.(*redisBus)
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		n, err := rb.c.PubSubNumSub(ctx, rb.prefix+topic).Result()
-		if err == nil && n[rb.prefix+topic] > 0 {
+		n, err := redistest.NumSub(ctx, rb.c, rb.prefix+topic)
+		if err == nil && n > 0 {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -47,8 +47,8 @@ func TestDropReachesEveryReplica(t *testing.T) {
 	a, b := open(t, ba, "t"), open(t, bb, "t")
 	// Both subscriptions live in Redis before the broadcast.
 	until(t, func() bool {
-		n, err := rc.PubSubNumSub(context.Background(), prefix+"t").Result()
-		return err == nil && n[prefix+"t"] >= 2
+		n, err := redistest.NumSub(context.Background(), rc, prefix+"t")
+		return err == nil && n >= 2
 	})
 	a.Fill("k", a.Epoch("k"), "v")
 	b.Fill("k", b.Epoch("k"), "v")

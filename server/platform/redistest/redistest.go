@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,4 +76,24 @@ func DeleteMatching(t testing.TB, c redis.UniversalClient, pattern string) {
 	if err != nil {
 		t.Logf("redistest: deleting %s: %v", pattern, err)
 	}
+}
+
+// NumSub is how many subscriptions channel has. PUBSUB NUMSUB counts one
+// node's subscribers only, so on a Cluster every master is asked.
+func NumSub(ctx context.Context, c redis.UniversalClient, channel string) (int64, error) {
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		n, err := c.PubSubNumSub(ctx, channel).Result()
+		return n[channel], err
+	}
+	var mu sync.Mutex
+	var total int64
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		n, err := m.PubSubNumSub(ctx, channel).Result()
+		mu.Lock()
+		total += n[channel]
+		mu.Unlock()
+		return err
+	})
+	return total, err
 }
