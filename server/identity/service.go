@@ -21,7 +21,6 @@ import (
 
 	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
 	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
-	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/config"
@@ -220,11 +219,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (auth.Principa
 }
 
 func (s *Service) limit(ctx context.Context, key string, l ratelimit.Limit) error {
-	res, err := s.limiter.Allow(ctx, key, l)
-	if err != nil || res.Allowed {
-		return nil // limiters fail open; see ratelimit.FailOpen
-	}
-	return apierr.ResourceExhausted("too many attempts; retry later", "RATE_LIMITED", res.RetryAfter)
+	return ratelimit.Check(ctx, s.limiter, key, l, "too many attempts; retry later", "RATE_LIMITED")
 }
 
 func userProto(u User) *identityv1.User {

@@ -383,11 +383,7 @@ func (s *Service) toProto(sh Share, hexColor string, owner bool) *sharev1.Share 
 }
 
 func (s *Service) limit(ctx context.Context, key string, l ratelimit.Limit) error {
-	res, err := s.limiter.Allow(ctx, key, l)
-	if err != nil || res.Allowed {
-		return nil // limiters fail open; see ratelimit.FailOpen
-	}
-	return apierr.ResourceExhausted("too many shares created; retry later", "RATE_LIMITED", res.RetryAfter)
+	return ratelimit.Check(ctx, s.limiter, key, l, "too many shares created; retry later", "RATE_LIMITED")
 }
 
 var slugRE = regexp.MustCompile(`^[0-9A-Za-z]{1,32}$`)

@@ -70,9 +70,5 @@ func validCode(code string) error {
 }
 
 func (s *Service) limit(ctx context.Context, key string, l ratelimit.Limit, msg string) error {
-	res, err := s.limiter.Allow(ctx, key, l)
-	if err != nil || res.Allowed {
-		return nil // limiters fail open
-	}
-	return apierr.ResourceExhausted(msg, "RATE_LIMITED", res.RetryAfter)
+	return ratelimit.Check(ctx, s.limiter, key, l, msg, "RATE_LIMITED")
 }

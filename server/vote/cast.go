@@ -143,11 +143,7 @@ func (s *Service) reject(att Attempt, reason string) {
 }
 
 func (s *Service) limit(ctx context.Context, key string, l ratelimit.Limit) error {
-	res, err := s.limiter.Allow(ctx, key, l)
-	if err != nil || res.Allowed {
-		return nil // limiters fail open; see ratelimit.FailOpen
-	}
-	return apierr.ResourceExhausted("too many votes; retry later", ReasonRateLimited, res.RetryAfter)
+	return ratelimit.Check(ctx, s.limiter, key, l, "too many votes; retry later", ReasonRateLimited)
 }
 
 func refusal(c codes.Code, msg, reason string) error {
