@@ -40,7 +40,7 @@ var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,32}$`)
 func validateCredentials(username, password string) error {
 	var v apierr.Validator
 	v.Check(usernameRE.MatchString(username), "username", "must be 3 to 32 characters of letters, digits, '_', '-' and '.'")
-	v.Check(len(password) >= 8 && len(password) <= 128, "password", "must be 8 to 128 bytes")
+	v.Check(passwordLengthOK(password, 8), "password", "must be 8 to 128 characters")
 	if p := text.Problem(password); p != "" {
 		v.Check(false, "password", p)
 	}
@@ -123,7 +123,7 @@ func (s *Service) checkCaptcha(ctx context.Context) error {
 func (s *Service) Login(ctx context.Context, req *identityv1.LoginRequest) (*identityv1.LoginResponse, error) {
 	var v apierr.Validator
 	v.Check(req.GetUsername() != "" && len(req.GetUsername()) <= 32, "username", "is required (at most 32 characters)")
-	v.Check(req.GetPassword() != "" && len(req.GetPassword()) <= 128, "password", "is required (at most 128 bytes)")
+	v.Check(passwordLengthOK(req.GetPassword(), 1), "password", "is required (at most 128 characters)")
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

@@ -272,3 +272,18 @@ func TestLoginLimitPerAccountAndAddress(t *testing.T) {
 		t.Fatalf("the owner from another address: %v", err)
 	}
 }
+
+// Password lengths count characters, as the sign-up form says: six letters
+// written in eight bytes are too short, eight in ten bytes are enough.
+func TestPasswordLengthInCharacters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, testConfig())
+	_, err := e.svc.SignUp(from("192.0.2.1"), &identityv1.RegisterRequest{Username: "short", Password: "pässwö"})
+	st := wantStatus(t, err, codes.InvalidArgument, "password")
+	if !strings.Contains(st.Message()+st.String(), "characters") {
+		t.Fatalf("the refusal does not speak of characters: %v", st)
+	}
+	if _, err := e.svc.SignUp(from("192.0.2.1"), &identityv1.RegisterRequest{Username: "umlauts", Password: "pässwörd"}); err != nil {
+		t.Fatalf("eight characters in ten bytes: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"unicode/utf8"
 
 	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
@@ -21,8 +22,8 @@ func (s *Service) ChangePassword(ctx context.Context, req *identityv1.ChangePass
 		return nil, err
 	}
 	var v apierr.Validator
-	v.Check(req.GetCurrentPassword() != "" && len(req.GetCurrentPassword()) <= 128, "current_password", "is required (at most 128 bytes)")
-	v.Check(len(req.GetNewPassword()) >= 8 && len(req.GetNewPassword()) <= 128, "new_password", "must be 8 to 128 bytes")
+	v.Check(passwordLengthOK(req.GetCurrentPassword(), 1), "current_password", "is required (at most 128 characters)")
+	v.Check(passwordLengthOK(req.GetNewPassword(), 8), "new_password", "must be 8 to 128 characters")
 	if p := text.Problem(req.GetNewPassword()); p != "" {
 		v.Check(false, "new_password", p)
 	}
@@ -62,4 +63,12 @@ func (s *Service) ChangePassword(ctx context.Context, req *identityv1.ChangePass
 		return nil, err
 	}
 	return &identityv1.ChangePasswordResponse{User: userProto(u), Session: tokens}, nil
+}
+
+// passwordLengthOK counts characters, as people do (the sign-up form says
+// "8 to 128 characters"), not bytes: "pässwörd" is 8 characters. 512 bytes
+// (128 characters of four bytes) bounds what is hashed.
+func passwordLengthOK(p string, least int) bool {
+	n := utf8.RuneCountInString(p)
+	return n >= least && n <= 128 && len(p) <= 512
 }
