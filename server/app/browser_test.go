@@ -391,6 +391,29 @@ func browserVote(t *testing.T, ws *webStack) {
 	admin.waitJS(`document.querySelector('#live-state').dataset.state === 'live' && document.querySelector('#result-bars li[data-candidate="blue"]').dataset.votes === '1' && document.querySelector('#total-votes').textContent === '2'`, "results caught up after reconnecting")
 	admin.shot("vote-results")
 
+	// A connection lost on the way: EventSource reconnects by itself with
+	// the last version as Last-Event-ID and gets the newer count.
+	mark := len(ws.streams.requests())
+	ws.streams.drop()
+	later := newBrowser(ws.p)
+	if _, err := later.call(t, "POST", "/api/v1/auth/register", "", map[string]any{"username": "later_" + browserSuffix(), "password": "correct-horse-4"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := later.call(t, "POST", "/api/v1/votes", "", map[string]any{"electionId": electionID, "candidateId": "red"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	admin.waitJS(`document.querySelector('#total-votes').textContent === '3' && document.querySelector('#live-state').dataset.state === 'live'`, "results after a lost connection")
+	resumed := false
+	for _, r := range ws.streams.requests()[mark:] {
+		if r.accept != "text/event-stream" {
+			t.Fatalf("the results stream was asked for as %q, not by an EventSource", r.accept)
+		}
+		resumed = resumed || r.lastEventID == "2"
+	}
+	if !resumed {
+		t.Fatalf("no reconnection resumed after version 2: %+v", ws.streams.requests()[mark:])
+	}
+
 	// The second tab still offers the ballot; the server refuses, and the UI says so.
 	second.click(`button.vote[data-candidate="red"]`)
 	second.waitJS(`document.querySelector('#vote-status').textContent.includes('already voted') && document.querySelectorAll('button.vote:disabled').length === 3`, "second vote refused in the UI")
@@ -400,7 +423,7 @@ func browserVote(t *testing.T, ws *webStack) {
 	voter.reload()
 	voter.waitJS(`document.querySelectorAll('button.vote:disabled').length === 3 && document.querySelector('#vote-status').textContent.includes('You voted')`, "voted state after reload")
 
-	// The exact count agrees: one vote each from the two voters.
+	// The exact count agrees: one vote each from the three voters.
 	res, err := http.Get(ws.base + "/api/v1/results/" + electionID)
 	if err != nil {
 		t.Fatal(err)
@@ -410,8 +433,8 @@ func browserVote(t *testing.T, ws *webStack) {
 	}
 	_ = json.NewDecoder(res.Body).Decode(&tally)
 	_ = res.Body.Close()
-	if tally.TotalVotes != "2" {
-		t.Fatalf("exact results count %q votes, want 2", tally.TotalVotes)
+	if tally.TotalVotes != "3" {
+		t.Fatalf("exact results count %q votes, want 3", tally.TotalVotes)
 	}
 }
 
@@ -492,6 +515,41 @@ func browserCanvas(t *testing.T, ws *webStack) {
 	a.waitJS(boardPixelIs(x+2, y, info.Palette[9]), "missed pixel in A")
 	if got := b.str(`document.querySelector('#board').dataset.snapshots`); got != snapshots {
 		t.Fatalf("B reloaded the snapshot (%s loads, had %s) instead of resuming from its sequence", got, snapshots)
+	}
+
+	// A connection lost on the way (the server still there): the browser's
+	// EventSource reconnects by itself, sending the last event id, and the
+	// pixel painted meanwhile arrives, again without a snapshot.
+	mark := len(ws.streams.requests())
+	seq := b.str(`document.querySelector('#board').dataset.seq`)
+	ws.streams.drop()
+	d := newBrowser(ws.p)
+	d.guest(t)
+	if _, err := d.call(t, "POST", "/api/v1/canvas/pixels", "", map[string]any{"x": x + 3, "y": y, "color": 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.waitJS(boardPixelIs(x+3, y, info.Palette[4])+` && document.querySelector('#canvas-live').dataset.state === 'live'`, "pixel painted while the stream was lost")
+	if got := b.str(`document.querySelector('#board').dataset.snapshots`); got != snapshots {
+		t.Fatalf("B reloaded the snapshot after a lost connection (%s loads, had %s)", got, snapshots)
+	}
+	resumed := false
+	for _, r := range ws.streams.requests()[mark:] {
+		if r.path != "/api/v1/canvas/stream" {
+			continue
+		}
+		if r.accept != "text/event-stream" {
+			t.Fatalf("the canvas stream was asked for as %q, not by an EventSource", r.accept)
+		}
+		if r.lastEventID != "" {
+			resumed = true
+			n, err := strconv.ParseInt(r.lastEventID, 10, 64)
+			if s, _ := strconv.ParseInt(seq, 10, 64); err != nil || n < s {
+				t.Fatalf("reconnected with Last-Event-ID %q, behind the page's seq %s", r.lastEventID, seq)
+			}
+		}
+	}
+	if !resumed {
+		t.Fatalf("no reconnection carried Last-Event-ID: %+v", ws.streams.requests()[mark:])
 	}
 
 	// A second tab of A does not know A's cooldown: its placement is drawn

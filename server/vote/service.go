@@ -99,23 +99,27 @@ type Config struct {
 	// StreamBuffer is each stream's backlog before it is dropped as too
 	// slow (16 tallies).
 	StreamBuffer int
+	// StreamHeartbeat is the longest a results stream stays silent: a
+	// quiet one sends a heartbeat then (15s; 0 means 15s too).
+	StreamHeartbeat time.Duration
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
 func DefaultConfig() Config {
 	return Config{
-		MaxBatch:       500,
-		MaxWait:        2 * time.Millisecond,
-		Committers:     4,
-		CounterShards:  32,
-		QueueWait:      time.Second,
-		UserLimit:      ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
-		AddrLimit:      ratelimit.Limit{Rate: 600, Period: time.Minute, Burst: 300},
-		AccountsWindow: 10 * time.Minute,
-		CaptchaTimeout: 3 * time.Second,
-		LiveMaxAge:     500 * time.Millisecond,
-		PublishEvery:   250 * time.Millisecond,
-		StreamBuffer:   16,
+		MaxBatch:        500,
+		MaxWait:         2 * time.Millisecond,
+		Committers:      4,
+		CounterShards:   32,
+		QueueWait:       time.Second,
+		UserLimit:       ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
+		AddrLimit:       ratelimit.Limit{Rate: 600, Period: time.Minute, Burst: 300},
+		AccountsWindow:  10 * time.Minute,
+		CaptchaTimeout:  3 * time.Second,
+		LiveMaxAge:      500 * time.Millisecond,
+		PublishEvery:    250 * time.Millisecond,
+		StreamBuffer:    16,
+		StreamHeartbeat: 15 * time.Second,
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
@@ -260,81 +259,5 @@ func (s *Service) runFeed(electionID string, f *feed) {
 		delete(f.followers, fo)
 		fo.err = errFeedEnded
 		close(fo.c)
-	}
-}
-
-// StreamResults implements VoteService.
-func (s *Service) StreamResults(req *votev1.StreamResultsRequest, stream grpc.ServerStreamingServer[votev1.StreamResultsResponse]) error {
-	ctx := stream.Context()
-	if err := requireElectionID(req.GetElectionId()); err != nil {
-		return err
-	}
-	if req.GetSinceVersion() < 0 {
-		return apierr.InvalidArgument("since_version", "must not be negative")
-	}
-	e, err := s.election(ctx, req.GetElectionId())
-	if err != nil {
-		return err
-	}
-	// Follow before reading the current tally, so nothing published in
-	// between is missed.
-	fo, err := s.follow(e.ID)
-	if err != nil {
-		return apierr.Unavailable("results are not available right now", time.Second)
-	}
-	defer s.unfollow(e.ID, fo)
-	// Headers now, not with the first tally (which a reconnecting client
-	// may wait for): the gateway answers the HTTP request only then.
-	if err := stream.SendHeader(nil); err != nil {
-		return err
-	}
-	streamSubscribers.Inc()
-	defer streamSubscribers.Dec()
-
-	last := req.GetSinceVersion()
-	send := func(tl *votev1.Tally, force bool) error {
-		if tl.GetVersion() <= last && !force {
-			return nil
-		}
-		last = max(last, tl.GetVersion())
-		return stream.Send(&votev1.StreamResultsResponse{Tally: tl})
-	}
-	tl, err := s.liveTally(ctx, e)
-	if err != nil {
-		return apierr.FromStorage(ctx, err, "")
-	}
-	// A new client always gets the current count; a reconnecting one only
-	// what is newer than the version it has.
-	if err := send(tl, req.GetSinceVersion() == 0); err != nil {
-		return err
-	}
-	refresh := time.NewTicker(streamRefresh)
-	defer refresh.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case tl, ok := <-fo.c:
-			if !ok {
-				s.feeds.mu.Lock()
-				err := fo.err
-				s.feeds.mu.Unlock()
-				if err == nil {
-					err = errFeedEnded
-				}
-				return err
-			}
-			if err := send(tl, false); err != nil {
-				return err
-			}
-		case <-refresh.C:
-			tl, err := s.liveTally(ctx, e)
-			if err != nil {
-				continue // the bus may still deliver; the next tick retries
-			}
-			if err := send(tl, false); err != nil {
-				return err
-			}
-		}
 	}
 }

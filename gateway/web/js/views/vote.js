@@ -2,7 +2,7 @@
 // #/vote/{id} shows an election: one vote per registered user, and results
 // whose bars move live from the results stream.
 
-import { ApiError, Code, get, liveStream, post, qs } from '../api.js';
+import { ApiError, Code, get, liveEvents, post, qs } from '../api.js';
 import { copyField, fmtNumber, fmtTime, h, id, liveBadge, liveRegion, newKey, replace, say } from '../dom.js';
 import { isAdmin, isGuest, onSession, user } from '../session.js';
 
@@ -296,10 +296,15 @@ function renderElection(root, eid) {
     drawResults();
     drawAdmin();
     get(`/api/v1/results/live/${encodeURIComponent(eid)}`).then((t) => { if (ctl.alive) applyTally(t); }).catch(() => {});
-    ctl.stream = liveStream(
-      () => `/api/v1/results/stream/${encodeURIComponent(eid)}${qs({ sinceVersion: ctl.version || '' })}`,
-      (m) => { if (m.tally) applyTally(m.tally); },
-      { onState: setLive, fatal: (e) => e instanceof ApiError && [Code.NOT_FOUND, Code.INVALID_ARGUMENT, Code.PERMISSION_DENIED].includes(e.code) },
+    ctl.stream = liveEvents(
+      () => `/api/v1/results/stream/${encodeURIComponent(eid)}${qs({ afterVersion: ctl.tally ? ctl.version : '' })}`,
+      {
+        tally: (m) => applyTally(m.tally),
+        heartbeat: () => {},
+        // Our version is unknown there: take the current count afresh.
+        resync: () => { ctl.tally = null; ctl.version = 0; return 'restart'; },
+      },
+      { onState: setLive },
     );
     await checkVoted();
   }

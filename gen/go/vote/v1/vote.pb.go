@@ -1268,8 +1268,12 @@ type StreamResultsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The election.
 	ElectionId string `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
-	// The highest tally version the client already has; 0 for none.
-	SinceVersion  int64 `protobuf:"varint,2,opt,name=since_version,json=sinceVersion,proto3" json:"since_version,omitempty"`
+	// The highest tally version the client already has; 0 for none. Prefer
+	// `after_version`, which can say "after 0". At most one of the two.
+	SinceVersion int64 `protobuf:"varint,2,opt,name=since_version,json=sinceVersion,proto3" json:"since_version,omitempty"`
+	// The highest tally version the client already has, 0 included: only
+	// newer tallies are sent. Unset: the current tally first.
+	AfterVersion  *int64 `protobuf:"varint,3,opt,name=after_version,json=afterVersion,proto3,oneof" json:"after_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1318,18 +1322,131 @@ func (x *StreamResultsRequest) GetSinceVersion() int64 {
 	return 0
 }
 
-// One message of StreamResults.
+func (x *StreamResultsRequest) GetAfterVersion() int64 {
+	if x != nil && x.AfterVersion != nil {
+		return *x.AfterVersion
+	}
+	return 0
+}
+
+// ResultsHeartbeat says where a results stream is while the count is quiet.
+type ResultsHeartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version of the newest tally sent on this stream (or the one the
+	// client resumed after).
+	Version       int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResultsHeartbeat) Reset() {
+	*x = ResultsHeartbeat{}
+	mi := &file_vote_v1_vote_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultsHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultsHeartbeat) ProtoMessage() {}
+
+func (x *ResultsHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_vote_v1_vote_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultsHeartbeat.ProtoReflect.Descriptor instead.
+func (*ResultsHeartbeat) Descriptor() ([]byte, []int) {
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ResultsHeartbeat) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// ResultsResync tells the client its position is unknown here.
+type ResultsResync struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why, for logs: e.g. `after_version is newer than the election's count`.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The newest version the server knows.
+	CurrentVersion int64 `protobuf:"varint,2,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResultsResync) Reset() {
+	*x = ResultsResync{}
+	mi := &file_vote_v1_vote_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultsResync) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultsResync) ProtoMessage() {}
+
+func (x *ResultsResync) ProtoReflect() protoreflect.Message {
+	mi := &file_vote_v1_vote_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultsResync.ProtoReflect.Descriptor instead.
+func (*ResultsResync) Descriptor() ([]byte, []int) {
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ResultsResync) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ResultsResync) GetCurrentVersion() int64 {
+	if x != nil {
+		return x.CurrentVersion
+	}
+	return 0
+}
+
+// One message of StreamResults: exactly one field is set.
 type StreamResultsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The current live count.
-	Tally         *Tally `protobuf:"bytes,1,opt,name=tally,proto3" json:"tally,omitempty"`
+	Tally *Tally `protobuf:"bytes,1,opt,name=tally,proto3" json:"tally,omitempty"`
+	// The stream is alive and the count unchanged.
+	Heartbeat *ResultsHeartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	// The resume position is unknown: reconnect without one.
+	Resync        *ResultsResync `protobuf:"bytes,3,opt,name=resync,proto3" json:"resync,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamResultsResponse) Reset() {
 	*x = StreamResultsResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[21]
+	mi := &file_vote_v1_vote_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1458,7 @@ func (x *StreamResultsResponse) String() string {
 func (*StreamResultsResponse) ProtoMessage() {}
 
 func (x *StreamResultsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[21]
+	mi := &file_vote_v1_vote_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,12 +1471,26 @@ func (x *StreamResultsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResultsResponse.ProtoReflect.Descriptor instead.
 func (*StreamResultsResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{21}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StreamResultsResponse) GetTally() *Tally {
 	if x != nil {
 		return x.Tally
+	}
+	return nil
+}
+
+func (x *StreamResultsResponse) GetHeartbeat() *ResultsHeartbeat {
+	if x != nil {
+		return x.Heartbeat
+	}
+	return nil
+}
+
+func (x *StreamResultsResponse) GetResync() *ResultsResync {
+	if x != nil {
+		return x.Resync
 	}
 	return nil
 }
@@ -1375,7 +1506,7 @@ type GetStatisticsRequest struct {
 
 func (x *GetStatisticsRequest) Reset() {
 	*x = GetStatisticsRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[22]
+	mi := &file_vote_v1_vote_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1518,7 @@ func (x *GetStatisticsRequest) String() string {
 func (*GetStatisticsRequest) ProtoMessage() {}
 
 func (x *GetStatisticsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[22]
+	mi := &file_vote_v1_vote_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1531,7 @@ func (x *GetStatisticsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatisticsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatisticsRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{22}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetStatisticsRequest) GetElectionId() string {
@@ -1423,7 +1554,7 @@ type VotesPerSecond struct {
 
 func (x *VotesPerSecond) Reset() {
 	*x = VotesPerSecond{}
-	mi := &file_vote_v1_vote_proto_msgTypes[23]
+	mi := &file_vote_v1_vote_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1566,7 @@ func (x *VotesPerSecond) String() string {
 func (*VotesPerSecond) ProtoMessage() {}
 
 func (x *VotesPerSecond) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[23]
+	mi := &file_vote_v1_vote_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1579,7 @@ func (x *VotesPerSecond) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VotesPerSecond.ProtoReflect.Descriptor instead.
 func (*VotesPerSecond) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{23}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VotesPerSecond) GetTime() *timestamppb.Timestamp {
@@ -1479,7 +1610,7 @@ type RejectionCount struct {
 
 func (x *RejectionCount) Reset() {
 	*x = RejectionCount{}
-	mi := &file_vote_v1_vote_proto_msgTypes[24]
+	mi := &file_vote_v1_vote_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1622,7 @@ func (x *RejectionCount) String() string {
 func (*RejectionCount) ProtoMessage() {}
 
 func (x *RejectionCount) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[24]
+	mi := &file_vote_v1_vote_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1635,7 @@ func (x *RejectionCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectionCount.ProtoReflect.Descriptor instead.
 func (*RejectionCount) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{24}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RejectionCount) GetReason() string {
@@ -1536,7 +1667,7 @@ type GetStatisticsResponse struct {
 
 func (x *GetStatisticsResponse) Reset() {
 	*x = GetStatisticsResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[25]
+	mi := &file_vote_v1_vote_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1679,7 @@ func (x *GetStatisticsResponse) String() string {
 func (*GetStatisticsResponse) ProtoMessage() {}
 
 func (x *GetStatisticsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[25]
+	mi := &file_vote_v1_vote_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1692,7 @@ func (x *GetStatisticsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatisticsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatisticsResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{25}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetStatisticsResponse) GetVotesPerSecond() []*VotesPerSecond {
@@ -1596,7 +1727,7 @@ type ExportAuditRequest struct {
 
 func (x *ExportAuditRequest) Reset() {
 	*x = ExportAuditRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[26]
+	mi := &file_vote_v1_vote_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1739,7 @@ func (x *ExportAuditRequest) String() string {
 func (*ExportAuditRequest) ProtoMessage() {}
 
 func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[26]
+	mi := &file_vote_v1_vote_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1752,7 @@ func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAuditRequest.ProtoReflect.Descriptor instead.
 func (*ExportAuditRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{26}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExportAuditRequest) GetElectionId() string {
@@ -1657,7 +1788,7 @@ type ExportAuditResponse struct {
 
 func (x *ExportAuditResponse) Reset() {
 	*x = ExportAuditResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[27]
+	mi := &file_vote_v1_vote_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1800,7 @@ func (x *ExportAuditResponse) String() string {
 func (*ExportAuditResponse) ProtoMessage() {}
 
 func (x *ExportAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[27]
+	mi := &file_vote_v1_vote_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1813,7 @@ func (x *ExportAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAuditResponse.ProtoReflect.Descriptor instead.
 func (*ExportAuditResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{27}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExportAuditResponse) GetSeq() int64 {
@@ -1828,13 +1959,22 @@ const file_vote_v1_vote_proto_rawDesc = "" +
 	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\">\n" +
 	"\x16GetLiveResultsResponse\x12$\n" +
-	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"a\n" +
+	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"\x9d\x01\n" +
 	"\x14StreamResultsRequest\x12$\n" +
 	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\x12#\n" +
-	"\rsince_version\x18\x02 \x01(\x03R\fsinceVersion\"=\n" +
+	"\rsince_version\x18\x02 \x01(\x03R\fsinceVersion\x12(\n" +
+	"\rafter_version\x18\x03 \x01(\x03H\x00R\fafterVersion\x88\x01\x01B\x10\n" +
+	"\x0e_after_version\",\n" +
+	"\x10ResultsHeartbeat\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\"P\n" +
+	"\rResultsResync\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12'\n" +
+	"\x0fcurrent_version\x18\x02 \x01(\x03R\x0ecurrentVersion\"\xa6\x01\n" +
 	"\x15StreamResultsResponse\x12$\n" +
-	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"<\n" +
+	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\x127\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x19.vote.v1.ResultsHeartbeatR\theartbeat\x12.\n" +
+	"\x06resync\x18\x03 \x01(\v2\x16.vote.v1.ResultsResyncR\x06resync\"<\n" +
 	"\x14GetStatisticsRequest\x12$\n" +
 	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"V\n" +
@@ -1900,7 +2040,7 @@ func file_vote_v1_vote_proto_rawDescGZIP() []byte {
 }
 
 var file_vote_v1_vote_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vote_v1_vote_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_vote_v1_vote_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_vote_v1_vote_proto_goTypes = []any{
 	(ElectionState)(0),             // 0: vote.v1.ElectionState
 	(AuditOutcome)(0),              // 1: vote.v1.AuditOutcome
@@ -1925,67 +2065,71 @@ var file_vote_v1_vote_proto_goTypes = []any{
 	(*GetLiveResultsRequest)(nil),  // 20: vote.v1.GetLiveResultsRequest
 	(*GetLiveResultsResponse)(nil), // 21: vote.v1.GetLiveResultsResponse
 	(*StreamResultsRequest)(nil),   // 22: vote.v1.StreamResultsRequest
-	(*StreamResultsResponse)(nil),  // 23: vote.v1.StreamResultsResponse
-	(*GetStatisticsRequest)(nil),   // 24: vote.v1.GetStatisticsRequest
-	(*VotesPerSecond)(nil),         // 25: vote.v1.VotesPerSecond
-	(*RejectionCount)(nil),         // 26: vote.v1.RejectionCount
-	(*GetStatisticsResponse)(nil),  // 27: vote.v1.GetStatisticsResponse
-	(*ExportAuditRequest)(nil),     // 28: vote.v1.ExportAuditRequest
-	(*ExportAuditResponse)(nil),    // 29: vote.v1.ExportAuditResponse
-	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
+	(*ResultsHeartbeat)(nil),       // 23: vote.v1.ResultsHeartbeat
+	(*ResultsResync)(nil),          // 24: vote.v1.ResultsResync
+	(*StreamResultsResponse)(nil),  // 25: vote.v1.StreamResultsResponse
+	(*GetStatisticsRequest)(nil),   // 26: vote.v1.GetStatisticsRequest
+	(*VotesPerSecond)(nil),         // 27: vote.v1.VotesPerSecond
+	(*RejectionCount)(nil),         // 28: vote.v1.RejectionCount
+	(*GetStatisticsResponse)(nil),  // 29: vote.v1.GetStatisticsResponse
+	(*ExportAuditRequest)(nil),     // 30: vote.v1.ExportAuditRequest
+	(*ExportAuditResponse)(nil),    // 31: vote.v1.ExportAuditResponse
+	(*timestamppb.Timestamp)(nil),  // 32: google.protobuf.Timestamp
 }
 var file_vote_v1_vote_proto_depIdxs = []int32{
 	2,  // 0: vote.v1.Election.candidates:type_name -> vote.v1.Candidate
 	0,  // 1: vote.v1.Election.state:type_name -> vote.v1.ElectionState
-	30, // 2: vote.v1.Election.start_time:type_name -> google.protobuf.Timestamp
-	30, // 3: vote.v1.Election.end_time:type_name -> google.protobuf.Timestamp
-	30, // 4: vote.v1.Election.create_time:type_name -> google.protobuf.Timestamp
+	32, // 2: vote.v1.Election.start_time:type_name -> google.protobuf.Timestamp
+	32, // 3: vote.v1.Election.end_time:type_name -> google.protobuf.Timestamp
+	32, // 4: vote.v1.Election.create_time:type_name -> google.protobuf.Timestamp
 	2,  // 5: vote.v1.CreateElectionRequest.candidates:type_name -> vote.v1.Candidate
-	30, // 6: vote.v1.CreateElectionRequest.start_time:type_name -> google.protobuf.Timestamp
-	30, // 7: vote.v1.CreateElectionRequest.end_time:type_name -> google.protobuf.Timestamp
+	32, // 6: vote.v1.CreateElectionRequest.start_time:type_name -> google.protobuf.Timestamp
+	32, // 7: vote.v1.CreateElectionRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 8: vote.v1.CreateElectionResponse.election:type_name -> vote.v1.Election
 	3,  // 9: vote.v1.GetElectionResponse.election:type_name -> vote.v1.Election
 	3,  // 10: vote.v1.OpenElectionResponse.election:type_name -> vote.v1.Election
 	3,  // 11: vote.v1.CloseElectionResponse.election:type_name -> vote.v1.Election
-	30, // 12: vote.v1.CastVoteResponse.accepted_at:type_name -> google.protobuf.Timestamp
-	30, // 13: vote.v1.GetVoteStatusResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	32, // 12: vote.v1.CastVoteResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	32, // 13: vote.v1.GetVoteStatusResponse.accepted_at:type_name -> google.protobuf.Timestamp
 	16, // 14: vote.v1.Tally.counts:type_name -> vote.v1.CandidateCount
-	30, // 15: vote.v1.Tally.as_of:type_name -> google.protobuf.Timestamp
+	32, // 15: vote.v1.Tally.as_of:type_name -> google.protobuf.Timestamp
 	17, // 16: vote.v1.GetResultsResponse.tally:type_name -> vote.v1.Tally
 	17, // 17: vote.v1.GetLiveResultsResponse.tally:type_name -> vote.v1.Tally
 	17, // 18: vote.v1.StreamResultsResponse.tally:type_name -> vote.v1.Tally
-	30, // 19: vote.v1.VotesPerSecond.time:type_name -> google.protobuf.Timestamp
-	25, // 20: vote.v1.GetStatisticsResponse.votes_per_second:type_name -> vote.v1.VotesPerSecond
-	26, // 21: vote.v1.GetStatisticsResponse.rejections:type_name -> vote.v1.RejectionCount
-	30, // 22: vote.v1.ExportAuditResponse.time:type_name -> google.protobuf.Timestamp
-	1,  // 23: vote.v1.ExportAuditResponse.outcome:type_name -> vote.v1.AuditOutcome
-	4,  // 24: vote.v1.VoteService.CreateElection:input_type -> vote.v1.CreateElectionRequest
-	6,  // 25: vote.v1.VoteService.GetElection:input_type -> vote.v1.GetElectionRequest
-	8,  // 26: vote.v1.VoteService.OpenElection:input_type -> vote.v1.OpenElectionRequest
-	10, // 27: vote.v1.VoteService.CloseElection:input_type -> vote.v1.CloseElectionRequest
-	12, // 28: vote.v1.VoteService.CastVote:input_type -> vote.v1.CastVoteRequest
-	14, // 29: vote.v1.VoteService.GetVoteStatus:input_type -> vote.v1.GetVoteStatusRequest
-	18, // 30: vote.v1.VoteService.GetResults:input_type -> vote.v1.GetResultsRequest
-	20, // 31: vote.v1.VoteService.GetLiveResults:input_type -> vote.v1.GetLiveResultsRequest
-	22, // 32: vote.v1.VoteService.StreamResults:input_type -> vote.v1.StreamResultsRequest
-	24, // 33: vote.v1.VoteService.GetStatistics:input_type -> vote.v1.GetStatisticsRequest
-	28, // 34: vote.v1.VoteService.ExportAudit:input_type -> vote.v1.ExportAuditRequest
-	5,  // 35: vote.v1.VoteService.CreateElection:output_type -> vote.v1.CreateElectionResponse
-	7,  // 36: vote.v1.VoteService.GetElection:output_type -> vote.v1.GetElectionResponse
-	9,  // 37: vote.v1.VoteService.OpenElection:output_type -> vote.v1.OpenElectionResponse
-	11, // 38: vote.v1.VoteService.CloseElection:output_type -> vote.v1.CloseElectionResponse
-	13, // 39: vote.v1.VoteService.CastVote:output_type -> vote.v1.CastVoteResponse
-	15, // 40: vote.v1.VoteService.GetVoteStatus:output_type -> vote.v1.GetVoteStatusResponse
-	19, // 41: vote.v1.VoteService.GetResults:output_type -> vote.v1.GetResultsResponse
-	21, // 42: vote.v1.VoteService.GetLiveResults:output_type -> vote.v1.GetLiveResultsResponse
-	23, // 43: vote.v1.VoteService.StreamResults:output_type -> vote.v1.StreamResultsResponse
-	27, // 44: vote.v1.VoteService.GetStatistics:output_type -> vote.v1.GetStatisticsResponse
-	29, // 45: vote.v1.VoteService.ExportAudit:output_type -> vote.v1.ExportAuditResponse
-	35, // [35:46] is the sub-list for method output_type
-	24, // [24:35] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	23, // 19: vote.v1.StreamResultsResponse.heartbeat:type_name -> vote.v1.ResultsHeartbeat
+	24, // 20: vote.v1.StreamResultsResponse.resync:type_name -> vote.v1.ResultsResync
+	32, // 21: vote.v1.VotesPerSecond.time:type_name -> google.protobuf.Timestamp
+	27, // 22: vote.v1.GetStatisticsResponse.votes_per_second:type_name -> vote.v1.VotesPerSecond
+	28, // 23: vote.v1.GetStatisticsResponse.rejections:type_name -> vote.v1.RejectionCount
+	32, // 24: vote.v1.ExportAuditResponse.time:type_name -> google.protobuf.Timestamp
+	1,  // 25: vote.v1.ExportAuditResponse.outcome:type_name -> vote.v1.AuditOutcome
+	4,  // 26: vote.v1.VoteService.CreateElection:input_type -> vote.v1.CreateElectionRequest
+	6,  // 27: vote.v1.VoteService.GetElection:input_type -> vote.v1.GetElectionRequest
+	8,  // 28: vote.v1.VoteService.OpenElection:input_type -> vote.v1.OpenElectionRequest
+	10, // 29: vote.v1.VoteService.CloseElection:input_type -> vote.v1.CloseElectionRequest
+	12, // 30: vote.v1.VoteService.CastVote:input_type -> vote.v1.CastVoteRequest
+	14, // 31: vote.v1.VoteService.GetVoteStatus:input_type -> vote.v1.GetVoteStatusRequest
+	18, // 32: vote.v1.VoteService.GetResults:input_type -> vote.v1.GetResultsRequest
+	20, // 33: vote.v1.VoteService.GetLiveResults:input_type -> vote.v1.GetLiveResultsRequest
+	22, // 34: vote.v1.VoteService.StreamResults:input_type -> vote.v1.StreamResultsRequest
+	26, // 35: vote.v1.VoteService.GetStatistics:input_type -> vote.v1.GetStatisticsRequest
+	30, // 36: vote.v1.VoteService.ExportAudit:input_type -> vote.v1.ExportAuditRequest
+	5,  // 37: vote.v1.VoteService.CreateElection:output_type -> vote.v1.CreateElectionResponse
+	7,  // 38: vote.v1.VoteService.GetElection:output_type -> vote.v1.GetElectionResponse
+	9,  // 39: vote.v1.VoteService.OpenElection:output_type -> vote.v1.OpenElectionResponse
+	11, // 40: vote.v1.VoteService.CloseElection:output_type -> vote.v1.CloseElectionResponse
+	13, // 41: vote.v1.VoteService.CastVote:output_type -> vote.v1.CastVoteResponse
+	15, // 42: vote.v1.VoteService.GetVoteStatus:output_type -> vote.v1.GetVoteStatusResponse
+	19, // 43: vote.v1.VoteService.GetResults:output_type -> vote.v1.GetResultsResponse
+	21, // 44: vote.v1.VoteService.GetLiveResults:output_type -> vote.v1.GetLiveResultsResponse
+	25, // 45: vote.v1.VoteService.StreamResults:output_type -> vote.v1.StreamResultsResponse
+	29, // 46: vote.v1.VoteService.GetStatistics:output_type -> vote.v1.GetStatisticsResponse
+	31, // 47: vote.v1.VoteService.ExportAudit:output_type -> vote.v1.ExportAuditResponse
+	37, // [37:48] is the sub-list for method output_type
+	26, // [26:37] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_vote_v1_vote_proto_init() }
@@ -1993,13 +2137,14 @@ func file_vote_v1_vote_proto_init() {
 	if File_vote_v1_vote_proto != nil {
 		return
 	}
+	file_vote_v1_vote_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vote_v1_vote_proto_rawDesc), len(file_vote_v1_vote_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

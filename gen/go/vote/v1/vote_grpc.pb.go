@@ -64,8 +64,31 @@ type VoteServiceClient interface {
 	// Returns the live count, at most one second behind the stored votes.
 	GetLiveResults(ctx context.Context, in *GetLiveResultsRequest, opts ...grpc.CallOption) (*GetLiveResultsResponse, error)
 	// Streams the live count: a tally at least once a second while it changes.
-	// REST streams newline-delimited JSON. A client that reconnects passes the
-	// last version it saw and receives the next newer tally.
+	// Public.
+	//
+	// Where it starts: with neither `after_version` nor `since_version`, the
+	// current tally comes first. A client that reconnects passes the last
+	// version it saw as `after_version` (0 included) and receives only newer
+	// tallies (`since_version` is the legacy form, where 0 means none).
+	// Versions only grow, so a tally replaces every older one: none is missed
+	// by skipping to the newest.
+	//
+	// Messages carry exactly one of `tally`, `heartbeat` or `resync`. A
+	// Heartbeat comes whenever the stream has sent nothing for 15 s (the
+	// server's configured period), carrying the version the client is current
+	// to. A version newer than the election has ever had is an unknown
+	// position: the stream sends a Resync and ends; reconnect without one.
+	//
+	// Over REST, `GET /api/v1/results/stream/{election_id}?afterVersion=V`
+	// answers `application/x-ndjson` (one `{"result": StreamResultsResponse}`
+	// a line) or, with `Accept: text/event-stream`, Server-Sent Events named
+	// `tally`, `heartbeat` or `resync` whose data is the StreamResultsResponse
+	// as JSON and whose `id` is the version, so an EventSource reconnects with
+	// `Last-Event-ID` (which takes the place of `afterVersion`) and gets no
+	// duplicate. Errors before the first message answer like any call (an HTTP
+	// status and a google.rpc.Status body); later ones end the stream with a
+	// last `{"error": Status}` line, or an `error` event whose data is the
+	// Status.
 	StreamResults(ctx context.Context, in *StreamResultsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamResultsResponse], error)
 	// Returns voting statistics: votes per second and rejections by reason.
 	// Admin only.
@@ -241,8 +264,31 @@ type VoteServiceServer interface {
 	// Returns the live count, at most one second behind the stored votes.
 	GetLiveResults(context.Context, *GetLiveResultsRequest) (*GetLiveResultsResponse, error)
 	// Streams the live count: a tally at least once a second while it changes.
-	// REST streams newline-delimited JSON. A client that reconnects passes the
-	// last version it saw and receives the next newer tally.
+	// Public.
+	//
+	// Where it starts: with neither `after_version` nor `since_version`, the
+	// current tally comes first. A client that reconnects passes the last
+	// version it saw as `after_version` (0 included) and receives only newer
+	// tallies (`since_version` is the legacy form, where 0 means none).
+	// Versions only grow, so a tally replaces every older one: none is missed
+	// by skipping to the newest.
+	//
+	// Messages carry exactly one of `tally`, `heartbeat` or `resync`. A
+	// Heartbeat comes whenever the stream has sent nothing for 15 s (the
+	// server's configured period), carrying the version the client is current
+	// to. A version newer than the election has ever had is an unknown
+	// position: the stream sends a Resync and ends; reconnect without one.
+	//
+	// Over REST, `GET /api/v1/results/stream/{election_id}?afterVersion=V`
+	// answers `application/x-ndjson` (one `{"result": StreamResultsResponse}`
+	// a line) or, with `Accept: text/event-stream`, Server-Sent Events named
+	// `tally`, `heartbeat` or `resync` whose data is the StreamResultsResponse
+	// as JSON and whose `id` is the version, so an EventSource reconnects with
+	// `Last-Event-ID` (which takes the place of `afterVersion`) and gets no
+	// duplicate. Errors before the first message answer like any call (an HTTP
+	// status and a google.rpc.Status body); later ones end the stream with a
+	// last `{"error": Status}` line, or an `error` event whose data is the
+	// Status.
 	StreamResults(*StreamResultsRequest, grpc.ServerStreamingServer[StreamResultsResponse]) error
 	// Returns voting statistics: votes per second and rejections by reason.
 	// Admin only.
