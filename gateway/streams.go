@@ -105,6 +105,8 @@ var streamRoutes = []streamRoute{
 				return sseEvent{name: "heartbeat", id: position(res.GetHeartbeat().GetVersion())}
 			case res.GetResync() != nil:
 				return sseEvent{name: "resync", id: position(-1)}
+			case res.GetElection() != nil: // an open or close: the position stays
+				return sseEvent{name: "election"}
 			}
 			return sseEvent{name: "message"}
 		},

@@ -329,6 +329,19 @@ func browserShortener(t *testing.T, ws *webStack) {
 	if res, err := noRedirect.Get(short); err != nil || res.StatusCode != http.StatusGone {
 		t.Fatalf("deleted link answered %v, %v; want 410", res, err)
 	}
+
+	// A password-protected link is marked by an inline SVG lock with a
+	// text alternative, not an emoji that needs a font.
+	locked := "lock-" + browserSuffix()
+	a.fill("input[name=longUrl]", long)
+	if a.str(`document.querySelector('details.more').open`) != "true" {
+		a.click("details.more summary")
+	}
+	a.fill("input[name=alias]", locked)
+	a.fill("input[name=password]", "secret-pw-1")
+	a.click("#shorten")
+	badge := fmt.Sprintf(`#link-list li[data-code=%q] .badge.lock`, locked)
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q + ' svg') && document.querySelector(%q).textContent === 'Password protected'`, badge, badge), "lock drawn as SVG")
 }
 
 func browserVote(t *testing.T, ws *webStack) {
@@ -360,7 +373,10 @@ func browserVote(t *testing.T, ws *webStack) {
 	voter.fill("form:has(#register) input[name=password]", "correct-horse-2")
 	voter.click("#register")
 	voter.waitJS(`!document.querySelector('#account-chip').textContent.includes('Guest')`, "voter registered")
-	voter.route("#/vote/"+electionID, "button.vote")
+	// The voter finds the election in the public list, not by its id.
+	voter.route("#/vote", `#election-list li[data-election="`+electionID+`"] a`)
+	voter.click(`#election-list li[data-election="` + electionID + `"] a`)
+	voter.waitJS(`location.hash === '#/vote/`+electionID+`' && document.querySelectorAll('button.vote').length === 3`, "election opened from the list")
 	voter.waitJS(`document.querySelectorAll('button.vote:not(:disabled)').length === 3`, "ballot open")
 	// The same person in a second tab, opened before voting.
 	second := voter.another("voter-second-tab")
@@ -422,6 +438,17 @@ func browserVote(t *testing.T, ws *webStack) {
 	// After a reload the ballot knows it was used.
 	voter.reload()
 	voter.waitJS(`document.querySelectorAll('button.vote:disabled').length === 3 && document.querySelector('#vote-status').textContent.includes('You voted')`, "voted state after reload")
+
+	// The admin closes (asked twice); the open pages show it at once,
+	// without reload: badge Closed, every button disabled.
+	second.waitJS(`document.querySelector('#live-state').dataset.state === 'live'`, "second tab live")
+	admin.click("#close-election")
+	admin.waitJS(`document.querySelector('#close-election').textContent === 'Confirm close' && document.querySelector('#election-state').textContent === 'Open'`, "close asks for confirmation")
+	admin.click("#close-election")
+	for _, b := range []*webTab{voter, second} {
+		b.waitJS(`document.querySelector('#election-state').textContent === 'Closed' && document.querySelectorAll('button.vote:not(:disabled)').length === 0`, "close shown live")
+	}
+	second.shot("vote-closed-live")
 
 	// The exact count agrees: one vote each from the three voters.
 	res, err := http.Get(ws.base + "/api/v1/results/" + electionID)
@@ -575,4 +602,17 @@ func browserCanvas(t *testing.T, ws *webStack) {
 		t.Fatal("a refused pixel reached another viewer")
 	}
 	b.shot("canvas-viewer")
+
+	// On a phone the phone rule sizes the board (it used to lose to the
+	// base rule), and an idle live page runs no endless animation.
+	b.viewport(390, 844, true)
+	b.waitJS(`(() => { const v = document.querySelector('#viewport');
+		return Math.abs(v.getBoundingClientRect().height - Math.min(0.6 * innerHeight, 0.92 * innerWidth)) < 1; })()`, "phone board height from the phone rule")
+	if got := b.str(`getComputedStyle(document.querySelector('#canvas-live'), '::before').animationName`); got != "none" {
+		t.Fatalf("live dot animation %q, want none", got)
+	}
+	if got := b.str(`document.getAnimations().filter((a) => a.effect && a.effect.getTiming().iterations === Infinity).length`); got != "0" {
+		t.Fatalf("%s endless animations on an idle canvas page", got)
+	}
+	b.viewport(1280, 900, false)
 }

@@ -23,6 +23,7 @@ import (
 	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
 	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
 	"github.com/apiplatform/platform/server/app"
+	"github.com/apiplatform/platform/server/platform/ratelimit"
 )
 
 // The vote surface over both protocols: every vote case runs through the
@@ -47,21 +48,31 @@ type voteAPI interface {
 	live(t *testing.T, token, id string) (*votev1.Tally, error)
 	statistics(t *testing.T, token, id string) (*votev1.GetStatisticsResponse, error)
 	audit(t *testing.T, token, id string) ([]*votev1.ExportAuditResponse, error)
-	// stream starts StreamResults; tallies arrive on the channel, which is
-	// closed (after err is set) when the stream ends.
+	// stream starts StreamResults; tallies arrive on C, which is closed
+	// (after err is set) when the stream ends, and elections on E.
 	stream(t *testing.T, token, id string, since int64) *tallyStream
+	listElections(t *testing.T, token string, req *votev1.ListElectionsRequest) (*votev1.ListElectionsResponse, error)
+}
+
+func newTallyStream(cancel context.CancelFunc) *tallyStream {
+	return &tallyStream{C: make(chan *votev1.Tally, 100), E: make(chan *votev1.Election, 100), cancel: cancel}
 }
 
 type tallyStream struct {
 	C          chan *votev1.Tally
-	err        atomic.Value // error
+	E          chan *votev1.Election // the election, as each message carrying it tells
+	err        atomic.Value          // error
 	cancel     context.CancelFunc
 	heartbeats atomic.Int64
 }
 
-// put hands on a tally (heartbeats only say the stream is alive; each
-// is counted); false after a resync, which ends the stream.
+// put hands on a message's election and tally (heartbeats only say the
+// stream is alive; each is counted); false after a resync, which ends the
+// stream.
 func (s *tallyStream) put(m *votev1.StreamResultsResponse) bool {
+	if m.GetElection() != nil {
+		s.E <- m.GetElection()
+	}
 	switch {
 	case m.GetTally() != nil:
 		s.C <- m.GetTally()
@@ -204,7 +215,7 @@ func (g grpcVote) audit(t *testing.T, token, id string) ([]*votev1.ExportAuditRe
 
 func (g grpcVote) stream(t *testing.T, token, id string, since int64) *tallyStream {
 	ctx, cancel := context.WithCancel(g.ctx(token))
-	s := &tallyStream{C: make(chan *votev1.Tally, 100), cancel: cancel}
+	s := newTallyStream(cancel)
 	t.Cleanup(cancel)
 	st, err := g.client().StreamResults(ctx, &votev1.StreamResultsRequest{ElectionId: id, SinceVersion: since})
 	if err != nil {
@@ -399,7 +410,7 @@ func (r restVote) streamAfter(t *testing.T, id string, after int64) *tallyStream
 
 func (r restVote) streamQuery(t *testing.T, token, id, query string) *tallyStream {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &tallyStream{C: make(chan *votev1.Tally, 100), cancel: cancel}
+	s := newTallyStream(cancel)
 	t.Cleanup(cancel)
 	go func() {
 		defer close(s.C)
@@ -465,6 +476,10 @@ type voteEnv struct {
 
 func voteConfig(cfg *app.Config) {
 	cfg.AdminUser, cfg.AdminPassword = adminName, adminPassword
+	// Every vote server logs its admin in, and with Redis the login limit
+	// (per username and per address, all tests are 127.0.0.1) is shared by
+	// the whole run: the vote cases would exhaust it between them.
+	cfg.Identity.LoginLimit = ratelimit.Limit{Rate: 10_000, Period: time.Minute, Burst: 10_000}
 }
 
 func newVoteEnv(t *testing.T, p *platform) *voteEnv {

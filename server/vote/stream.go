@@ -47,13 +47,21 @@ func (s *Service) StreamResults(req *votev1.StreamResultsRequest, stream grpc.Se
 	if err != nil {
 		return err
 	}
-	// Follow before reading the current tally, so nothing published in
-	// between is missed.
+	// Follow before reading the current tally and state, so nothing
+	// published in between is missed.
 	fo, err := s.follow(e.ID)
 	if err != nil {
 		return apierr.Unavailable("results are not available right now", time.Second)
 	}
 	defer s.unfollow(e.ID, fo)
+	// The state the first message carries is read, not cached: a page
+	// opened just after a close on another replica must show it closed.
+	current, err := s.store.GetElection(ctx, e.ID)
+	if err != nil {
+		return apierr.FromStorage(ctx, err, "election not found")
+	}
+	s.elections.Add(current.ID, cachedElection{current, s.now()})
+	first := electionProto(current)
 	// Headers now, not with the first tally (which a reconnecting client
 	// may wait for): the gateway answers the HTTP request only then.
 	if err := stream.SendHeader(nil); err != nil {
@@ -70,6 +78,9 @@ func (s *Service) StreamResults(req *votev1.StreamResultsRequest, stream grpc.Se
 	defer beat.Stop()
 	send := func(m *votev1.StreamResultsResponse) error {
 		beat.Reset(period)
+		if m.Resync == nil && m.Election == nil {
+			m.Election, first = first, nil
+		}
 		return stream.Send(m)
 	}
 	sendTally := func(tl *votev1.Tally, force bool) error {
@@ -84,7 +95,7 @@ func (s *Service) StreamResults(req *votev1.StreamResultsRequest, stream grpc.Se
 		return apierr.FromStorage(ctx, err, "")
 	}
 	if resumed && last > tl.GetVersion() {
-		return stream.Send(&votev1.StreamResultsResponse{Resync: &votev1.ResultsResync{
+		return send(&votev1.StreamResultsResponse{Resync: &votev1.ResultsResync{
 			Reason: resyncAhead, CurrentVersion: tl.GetVersion(),
 		}})
 	}
@@ -106,7 +117,7 @@ func (s *Service) StreamResults(req *votev1.StreamResultsRequest, stream grpc.Se
 		select {
 		case <-ctx.Done():
 			return nil
-		case tl, ok := <-fo.c:
+		case m, ok := <-fo.c:
 			if !ok {
 				s.feeds.mu.Lock()
 				err := fo.err
@@ -116,7 +127,15 @@ func (s *Service) StreamResults(req *votev1.StreamResultsRequest, stream grpc.Se
 				}
 				return err
 			}
-			if err := sendTally(tl, false); err != nil {
+			if m.GetElection() != nil {
+				first = nil // newer than what the first message would have said
+				// Shared with the other streams: sent as it is.
+				if err := send(m); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := sendTally(m.GetTally(), false); err != nil {
 				return err
 			}
 		case <-refresh.C:

@@ -175,13 +175,14 @@ type feeds struct {
 }
 
 type feed struct {
-	sub       *bus.Subscription
+	sub       *bus.Subscription // tallies
+	states    *bus.Subscription // the election after each open or close
 	followers map[*follower]struct{}
 }
 
 type follower struct {
-	c   chan *votev1.Tally
-	err error // why c was closed: errFellBehind or errFeedEnded
+	c   chan *votev1.StreamResultsResponse // shared, read-only messages
+	err error                              // why c was closed: errFellBehind or errFeedEnded
 }
 
 var (
@@ -201,11 +202,17 @@ func (s *Service) follow(electionID string) (*follower, error) {
 		if err != nil {
 			return nil, err
 		}
-		f = &feed{sub: sub, followers: map[*follower]struct{}{}}
+		states, err := s.bus.Subscribe(context.Background(), electionTopic(electionID), 4)
+		if err != nil {
+			sub.Close()
+			return nil, err
+		}
+		f = &feed{sub: sub, states: states, followers: map[*follower]struct{}{}}
 		s.feeds.m[electionID] = f
-		go s.runFeed(electionID, f)
+		go s.runFeed(electionID, f, f.sub, decodeTally)
+		go s.runFeed(electionID, f, f.states, decodeElection)
 	}
-	fo := &follower{c: make(chan *votev1.Tally, s.cfg.StreamBuffer)}
+	fo := &follower{c: make(chan *votev1.StreamResultsResponse, s.cfg.StreamBuffer)}
 	f.followers[fo] = struct{}{}
 	return fo, nil
 }
@@ -226,20 +233,27 @@ func (s *Service) unfollow(electionID string, fo *follower) {
 	if len(f.followers) == 0 {
 		delete(s.feeds.m, electionID)
 		f.sub.Close()
+		f.states.Close()
 	}
 }
 
-func (s *Service) runFeed(electionID string, f *feed) {
-	for msg := range f.sub.C {
-		tl := &votev1.Tally{}
-		if err := proto.Unmarshal(msg, tl); err != nil {
-			s.log.Warn("vote: undecodable tally on the bus", "err", err)
+func decodeTally(msg []byte) (*votev1.StreamResultsResponse, error) {
+	tl := &votev1.Tally{}
+	return &votev1.StreamResultsResponse{Tally: tl}, proto.Unmarshal(msg, tl)
+}
+
+// runFeed hands one of the feed's subscriptions to its followers.
+func (s *Service) runFeed(electionID string, f *feed, sub *bus.Subscription, decode func([]byte) (*votev1.StreamResultsResponse, error)) {
+	for msg := range sub.C {
+		m, err := decode(msg)
+		if err != nil {
+			s.log.Warn("vote: undecodable message on the bus", "err", err)
 			continue
 		}
 		s.feeds.mu.Lock()
 		for fo := range f.followers {
 			select {
-			case fo.c <- tl: // shared, read-only from here on
+			case fo.c <- m:
 			default:
 				delete(f.followers, fo)
 				fo.err = errFellBehind
@@ -254,6 +268,8 @@ func (s *Service) runFeed(electionID string, f *feed) {
 	defer s.feeds.mu.Unlock()
 	if s.feeds.m[electionID] == f {
 		delete(s.feeds.m, electionID)
+		f.sub.Close()
+		f.states.Close()
 	}
 	for fo := range f.followers {
 		delete(f.followers, fo)
