@@ -259,7 +259,8 @@ func browserShortener(t *testing.T, ws *webStack) {
 	t.Cleanup(target.Close)
 	// By name: the shortener refuses targets on its own host (127.0.0.1).
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(target.URL, "http://"))
-	long := "http://localhost:" + port + "/landing?from=browser"
+	// Long, as tracking links are: the stats page must still fit a phone.
+	long := "http://localhost:" + port + "/landing?from=browser&campaign=" + strings.Repeat("spring-sale-", 12)
 
 	a := ws.user(t, "linker")
 	a.open("#/links")
@@ -317,6 +318,37 @@ func browserShortener(t *testing.T, ws *webStack) {
 	a.waitJS(`document.querySelector('#stats-qr').naturalWidth >= 64`, "stats QR code")
 	a.waitJS(`document.querySelector('#click-count').textContent !== '0'`, "click count in details")
 	a.shot("stats")
+
+	// On a phone the stats page is no wider than the screen: the long
+	// target is cut with an ellipsis, and Copy, Created and Expires stay on
+	// screen.
+	a.viewport(390, 844, true)
+	a.reload()
+	a.waitJS(`document.querySelector('#click-count')`, "stats on a phone")
+	// With mobile emulation the layout viewport (innerWidth) grows to fit
+	// what overflows: compare with the screen's 390 px.
+	if w := a.str(`document.documentElement.scrollWidth`); w != "390" {
+		a.shot("FAILED-stats-phone")
+		t.Fatalf("stats page %s px wide on a 390 px phone; too wide: %s", w,
+			a.str(`[...document.querySelectorAll('#link-details *')].filter((e) => e.getBoundingClientRect().right > 391).slice(0, 4).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().width)).join(', ')`))
+	}
+	onScreen := `((el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.left >= 0 && r.right <= 390; })`
+	for name, sel := range map[string]string{
+		"Copy":    `[...document.querySelectorAll('#link-details button')].find((b) => b.textContent === 'Copy')`,
+		"Created": `[...document.querySelectorAll('#link-details dt')].find((d) => d.textContent === 'Created')`,
+		"Expires": `[...document.querySelectorAll('#link-details dt')].find((d) => d.textContent === 'Expires')`,
+		"target":  `document.querySelector('#link-details p.ellipsis')`,
+	} {
+		if a.str(onScreen+`(`+sel+`)`) != "true" {
+			a.shot("FAILED-stats-phone")
+			t.Fatalf("%s off the phone screen on the stats page", name)
+		}
+	}
+	if a.str(`(() => { const p = document.querySelector('#link-details p.ellipsis'); return p.scrollWidth > p.clientWidth; })()`) != "true" {
+		t.Fatal("the long target is not cut on a phone")
+	}
+	a.shot("stats-phone")
+	a.viewport(1280, 900, false)
 
 	// Delete asks twice; then the link is gone from the list and answers 410.
 	a.route("#/links", "#link-list li")
