@@ -1,6 +1,6 @@
 // Package gateway is the HTTP edge: the grpc-gateway mux generated from our
 // contracts, plus the few HTTP-only concerns (cookies, status codes,
-// allowlisted headers, health).
+// allowlisted headers, health, Server-Sent Events).
 //
 // It reaches the services through a gRPC client interface that runs the
 // server's whole interceptor chain and serves streams: a real connection when
@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -79,8 +77,9 @@ const (
 // client channel. grpc-gateway tries patterns registered LATER first, so
 // the shortener, whose `/{code}` catches every one-segment path, is
 // registered first: any one-segment route of another service
-// (`/canvas.png`) wins over it. `/healthz` never reaches grpc-gateway (the
-// root mux serves it), and longer paths (`/s/{slug}`, `/api/...`) cannot
+// (`/canvas.png`) wins over it. `/healthz` and `/readyz` never reach
+// grpc-gateway (the root mux serves them, as it serves the resumable
+// streams: streams.go), and longer paths (`/s/{slug}`, `/api/...`) cannot
 // match `/{code}`.
 var handlers = []func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error{
 	over(shortenerv1.RegisterShortenerServiceHandlerClient, shortenerv1.NewShortenerServiceClient),
@@ -131,8 +130,9 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, cfg Config) (http.H
 		runtime.WithForwardResponseOption(cfg.forwardResponse),
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingError),
-		runtime.WithMiddlewares(probeMiddleware, retryMiddleware),
-		runtime.WithStreamErrorHandler(streamErrorStatus),
+		// Server streams never reach grpc-gateway's stream handlers: the
+		// root mux serves them (streams.go).
+		runtime.WithMiddlewares(probeMiddleware),
 	}
 	mux := runtime.NewServeMux(opts...)
 	for _, register := range handlers {
@@ -144,19 +144,9 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, cfg Config) (http.H
 	if err := handlers[0](ctx, codes, conn); err != nil {
 		return nil, err
 	}
-	health := healthpb.NewHealthClient(conn)
 	root := http.NewServeMux()
-	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		res, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			http.Error(w, "not serving", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
+	registerHealth(root, conn)
+	streams{mux: mux, conn: conn, json: json}.register(root)
 	// The web client (files embedded in the binary) under /app/; the bare
 	// root sends browsers there.
 	root.Handle(WebPrefix, WebHandler())
@@ -321,6 +311,11 @@ func (cfg Config) setCookie(w http.ResponseWriter, name, value, path string, exp
 // the service's status intent (410 for a deleted link), then answers like
 // grpc-gateway's default (status JSON with details).
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away (the call failed because of it): there is
+		// no one to answer, and grpc-gateway's 499 is no status of the API.
+		return
+	}
 	if st, ok := status.FromError(err); ok {
 		if d, ok := apierr.RetryAfter(st); ok {
 			secs := int((d + time.Second - 1) / time.Second)

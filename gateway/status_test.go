@@ -159,15 +159,21 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
-// /healthz follows the server's health service.
+// /readyz follows the server's health service; /healthz (liveness) only
+// asks that the server answers, whatever it reports.
 func TestHealthz(t *testing.T) {
 	h := newHarness(t, gateway.Config{})
 	h.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	if res := h.do("GET", "/healthz", client, ""); res.StatusCode != http.StatusOK {
-		t.Fatalf("serving: %d", res.StatusCode)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if res := h.do("GET", p, client, ""); res.StatusCode != http.StatusOK {
+			t.Fatalf("serving: %s %d", p, res.StatusCode)
+		}
 	}
 	h.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	if res := h.do("GET", "/healthz", client, ""); res.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("not serving: %d", res.StatusCode)
+	if res := h.do("GET", "/readyz", client, ""); res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("not serving: /readyz %d", res.StatusCode)
+	}
+	if res := h.do("GET", "/healthz", client, ""); res.StatusCode != http.StatusOK {
+		t.Fatalf("not serving but alive: /healthz %d", res.StatusCode)
 	}
 }

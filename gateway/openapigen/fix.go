@@ -104,10 +104,11 @@ func fixV3(doc *openapi3.T, httpBody map[string][]string) error {
 			}
 			optionalBody(doc, op)
 			if isStream(op) {
-				streamErrors(op)
+				streamAnswers(doc, op)
 			}
 		}
 	}
+	health(doc)
 	delete(doc.Components.Schemas, httpBodySchema)
 	return dropUnused(doc)
 }
@@ -221,22 +222,95 @@ func isStream(op *openapi3.Operation) bool {
 	return false
 }
 
-// streamErrors: grpc-gateway wraps the status of a failed stream in
-// `{"error": ...}`, also when it fails before its first message.
-func streamErrors(op *openapi3.Operation) {
-	for code, r := range op.Responses.Map() {
-		if code[0] != '4' && code[0] != '5' {
-			continue
-		}
-		for _, mt := range r.Value.Content {
-			if mt.Schema != nil && strings.HasSuffix(mt.Schema.Ref, "/"+statusSchema) {
-				wrapped := openapi3.NewObjectSchema().WithProperty("error", mt.Schema.Value)
-				wrapped.Properties["error"] = mt.Schema
-				wrapped.Required = []string{"error"}
-				mt.Schema = described(wrapped, "The stream's status, wrapped.").NewRef()
-			}
-		}
+// eventStreamExt marks, in options.yaml, a resumable stream: it also
+// answers Server-Sent Events and resumes from Last-Event-ID.
+const eventStreamExt = "x-event-stream"
+
+// streamAnswers describes a server stream as the gateway sends it
+// (gateway/streams.go): newline-delimited JSON (`application/x-ndjson`),
+// each line a message as `{"result": ...}` or, last, the Status that ended
+// the stream as `{"error": ...}`; for the streams of eventStreamExt also
+// Server-Sent Events and the Last-Event-ID header. An error before the
+// first message is answered like a unary call's, so the error responses
+// stay the plain Status the plugin describes.
+func streamAnswers(doc *openapi3.T, op *openapi3.Operation) {
+	sse := op.Extensions[eventStreamExt] == true
+	delete(op.Extensions, eventStreamExt)
+	ok := op.Responses.Status(http.StatusOK).Value
+	var line *openapi3.SchemaRef
+	for _, mt := range ok.Content {
+		line = mt.Schema // the plugin's {"result": message}, titled "Stream result of"
 	}
+	line.Value.Properties["error"] = statusRef(doc)
+	line.Value.MinProps = 1
+	one := uint64(1)
+	line.Value.MaxProps = &one
+	line.Value.Description = "One line of the stream: `result`, a message, or `error`, the Status that ended the stream (its last line)."
+	ok.Content = openapi3.Content{"application/x-ndjson": openapi3.NewMediaType().WithSchemaRef(line)}
+	desc := "The stream, as newline-delimited JSON."
+	if !sse {
+		ok.Description = &desc
+		return
+	}
+	desc = "The stream: newline-delimited JSON, or with `Accept: text/event-stream` Server-Sent Events. " +
+		"Each event is named after the message's set field (e.g. `batch`, `heartbeat`, `resync`, `tally`), " +
+		"its `data` is the message as JSON (the `result` of the NDJSON line) and its `id` the resume position " +
+		"after it (cleared by a resync); an `error` event, last, carries the Status that ended the stream. " +
+		"Both are sent uncompressed and flushed message by message."
+	ok.Description = &desc
+	events := described(openapi3.NewStringSchema(), "Server-Sent Events (text/event-stream framing).")
+	ok.Content["text/event-stream"] = openapi3.NewMediaType().WithSchema(events)
+	ok.Headers["Cache-Control"] = &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+		Description: "`no-store`.", Schema: openapi3.NewStringSchema().NewRef(),
+	}}}
+	last := openapi3.NewHeaderParameter("Last-Event-ID").WithSchema(
+		described(openapi3.NewStringSchema().WithPattern(`^[0-9]+$`), ""))
+	last.Description = "The `id` of the last event received, sent by an EventSource when it reconnects: " +
+		"the stream resumes right after that position and takes it in place of the query's. " +
+		"Anything but a non-negative integer is refused (400)."
+	op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Value: last})
+}
+
+func statusRef(doc *openapi3.T) *openapi3.SchemaRef {
+	return &openapi3.SchemaRef{Ref: "#/components/schemas/" + statusSchema, Value: doc.Components.Schemas[statusSchema].Value}
+}
+
+// health documents the gateway's HTTP health endpoints (gateway/health.go),
+// which are no RPC of their own: they read grpc.health.v1.Health.
+func health(doc *openapi3.T) {
+	// Added after the loop over the plugin's operations: these answers
+	// come from the gateway itself and carry no X-Region.
+	text := func(d string) *openapi3.ResponseRef {
+		r := openapi3.NewResponse().WithDescription(d).
+			WithContent(openapi3.Content{"text/plain": openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema())})
+		r.Headers = openapi3.Headers{"Cache-Control": &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+			Description: "`no-store`.", Schema: openapi3.NewStringSchema().NewRef(),
+		}}}}
+		return &openapi3.ResponseRef{Value: r}
+	}
+	op := func(id, summary, desc, ok, down string) *openapi3.PathItem {
+		rs := openapi3.NewResponses()
+		rs.Delete("default")
+		rs.Set("200", text(ok))
+		rs.Set("400", &openapi3.ResponseRef{Value: openapi3.NewResponse().
+			WithDescription("INVALID_ARGUMENT: the URL's query is not valid UTF-8 (the edge refuses such URLs on every path).").
+			WithContent(openapi3.NewContentWithJSONSchemaRef(statusRef(doc)))})
+		rs.Set("503", text(down))
+		return &openapi3.PathItem{Get: &openapi3.Operation{
+			OperationID: id, Summary: summary, Description: desc, Tags: []string{"Health"},
+			Security: &openapi3.SecurityRequirements{}, Responses: rs,
+		}}
+	}
+	doc.Paths.Set("/healthz", op("Health_Live", "Liveness: whether the server answers at all. Public.",
+		"200 while the gRPC server behind the gateway answers its health service, whatever it reports: "+
+			"dependencies are left out on purpose (restarting the process does not bring a database back).",
+		"`ok`: alive.", "The server does not answer."))
+	doc.Paths.Set("/readyz", op("Health_Ready", "Readiness: whether the server should get traffic. Public.",
+		"200 only while the server reports the whole process SERVING in grpc.health.v1.Health/List: started, "+
+			"migrated, caches and boards loaded, every dependency up, not draining. Otherwise 503 naming the "+
+			"services that are not serving (one entry per service, by its full gRPC name).",
+		"`ready`.", "Not ready: the services not serving, e.g. `not ready: [canvas.v1.CanvasService NOT_SERVING]`."))
+	doc.Tags = append(doc.Tags, &openapi3.Tag{Name: "Health", Description: "The gateway's HTTP health probes."})
 }
 
 // anonymousExt marks, in options.yaml, a public operation whose answer

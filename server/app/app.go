@@ -96,7 +96,10 @@ type Config struct {
 	Tracing bool
 	// ShutdownTimeout bounds a graceful stop before connections are cut.
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// HealthInterval is how often the health service probes the database
+	// and Redis (health.go); 0: 2s.
+	HealthInterval time.Duration
+	Logger         *slog.Logger
 
 	// HTTPMiddleware, when set, wraps the gateway's handler: the end-to-end
 	// tests check every REST answer against the OpenAPI document with it.
@@ -119,6 +122,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = 2 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -149,6 +155,7 @@ type Server struct {
 	http      *http.Server
 	metrics   *http.Server
 	health    *health.Server
+	checker   *healthChecker
 	closers   []func() error
 	drains    []func()
 	stopOnce  sync.Once
@@ -223,9 +230,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// another replica.
 	s.drains = append(s.drains, canvases.Drain)
 	policies := mergePolicies(identity.Policies, favorite.Policies, share.Policies,
-		shortener.Policies, vote.Policies, canvas.Policies, publicPolicies)
+		shortener.Policies, vote.Policies, canvas.Policies, publicPolicies, healthPolicies)
 
 	s.health = health.NewServer()
+	s.checker = newHealthChecker(s.health, databasePing(st), rc, cfg.HealthInterval, s.log)
+	s.closers = append(s.closers, func() error { s.checker.close(); return nil })
 	sd := serverDeps{
 		log: s.log, region: cfg.Region, gatewaySecret: cfg.GatewaySecret, authn: identities, policies: policies,
 		requestTimeout: cfg.RequestTimeout, edge: cfg.Edge, streams: streamLimiter(cfg.Edge), tracing: cfg.Tracing,
@@ -348,7 +357,7 @@ func (s *Server) Serve() error {
 			errc <- nil
 		}()
 	}
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.checker.start()
 	s.log.Info("serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "region", s.cfg.Region)
 	return <-errc
 }
@@ -419,8 +428,6 @@ func mergePolicies(sets ...auth.Policies) auth.Policies {
 
 // publicPolicies open the platform's own introspection to everyone.
 var publicPolicies = auth.Policies{
-	healthpb.Health_Check_FullMethodName:                             auth.Public,
-	healthpb.Health_Watch_FullMethodName:                             auth.Public,
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      auth.Public,
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": auth.Public,
 }

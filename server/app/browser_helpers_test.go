@@ -48,7 +48,12 @@ type streamCutter struct {
 	mu      sync.Mutex
 	down    bool
 	cancels map[*http.Request]context.CancelFunc
+	// seen records every stream request's Accept and Last-Event-ID, to
+	// show the pages use EventSource and resume with its id.
+	seen []streamRequest
 }
+
+type streamRequest struct{ path, accept, lastEventID string }
 
 func (sc *streamCutter) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +70,7 @@ func (sc *streamCutter) wrap(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithCancel(r.Context())
 		sc.cancels[r] = cancel
+		sc.seen = append(sc.seen, streamRequest{r.URL.Path, r.Header.Get("Accept"), r.Header.Get("Last-Event-ID")})
 		sc.mu.Unlock()
 		defer func() {
 			sc.mu.Lock()
@@ -87,6 +93,23 @@ func (sc *streamCutter) cut() {
 	for _, cancel := range sc.cancels {
 		cancel()
 	}
+}
+
+// drop ends every open stream mid-response, but lets clients reconnect at
+// once (a connection lost on the way, not a server refusing).
+func (sc *streamCutter) drop() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, cancel := range sc.cancels {
+		cancel()
+	}
+}
+
+// requests returns the stream requests seen so far.
+func (sc *streamCutter) requests() []streamRequest {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return append([]streamRequest(nil), sc.seen...)
 }
 
 // restore lets streams connect again.

@@ -259,7 +259,8 @@ func browserShortener(t *testing.T, ws *webStack) {
 	t.Cleanup(target.Close)
 	// By name: the shortener refuses targets on its own host (127.0.0.1).
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(target.URL, "http://"))
-	long := "http://localhost:" + port + "/landing?from=browser"
+	// Long, as tracking links are: the stats page must still fit a phone.
+	long := "http://localhost:" + port + "/landing?from=browser&campaign=" + strings.Repeat("spring-sale-", 12)
 
 	a := ws.user(t, "linker")
 	a.open("#/links")
@@ -318,6 +319,37 @@ func browserShortener(t *testing.T, ws *webStack) {
 	a.waitJS(`document.querySelector('#click-count').textContent !== '0'`, "click count in details")
 	a.shot("stats")
 
+	// On a phone the stats page is no wider than the screen: the long
+	// target is cut with an ellipsis, and Copy, Created and Expires stay on
+	// screen.
+	a.viewport(390, 844, true)
+	a.reload()
+	a.waitJS(`document.querySelector('#click-count')`, "stats on a phone")
+	// With mobile emulation the layout viewport (innerWidth) grows to fit
+	// what overflows: compare with the screen's 390 px.
+	if w := a.str(`document.documentElement.scrollWidth`); w != "390" {
+		a.shot("FAILED-stats-phone")
+		t.Fatalf("stats page %s px wide on a 390 px phone; too wide: %s", w,
+			a.str(`[...document.querySelectorAll('#link-details *')].filter((e) => e.getBoundingClientRect().right > 391).slice(0, 4).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().width)).join(', ')`))
+	}
+	onScreen := `((el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.left >= 0 && r.right <= 390; })`
+	for name, sel := range map[string]string{
+		"Copy":    `[...document.querySelectorAll('#link-details button')].find((b) => b.textContent === 'Copy')`,
+		"Created": `[...document.querySelectorAll('#link-details dt')].find((d) => d.textContent === 'Created')`,
+		"Expires": `[...document.querySelectorAll('#link-details dt')].find((d) => d.textContent === 'Expires')`,
+		"target":  `document.querySelector('#link-details p.ellipsis')`,
+	} {
+		if a.str(onScreen+`(`+sel+`)`) != "true" {
+			a.shot("FAILED-stats-phone")
+			t.Fatalf("%s off the phone screen on the stats page", name)
+		}
+	}
+	if a.str(`(() => { const p = document.querySelector('#link-details p.ellipsis'); return p.scrollWidth > p.clientWidth; })()`) != "true" {
+		t.Fatal("the long target is not cut on a phone")
+	}
+	a.shot("stats-phone")
+	a.viewport(1280, 900, false)
+
 	// Delete asks twice; then the link is gone from the list and answers 410.
 	a.route("#/links", "#link-list li")
 	del := fmt.Sprintf(`#link-list li[data-code=%q] button`, alias)
@@ -329,6 +361,19 @@ func browserShortener(t *testing.T, ws *webStack) {
 	if res, err := noRedirect.Get(short); err != nil || res.StatusCode != http.StatusGone {
 		t.Fatalf("deleted link answered %v, %v; want 410", res, err)
 	}
+
+	// A password-protected link is marked by an inline SVG lock with a
+	// text alternative, not an emoji that needs a font.
+	locked := "lock-" + browserSuffix()
+	a.fill("input[name=longUrl]", long)
+	if a.str(`document.querySelector('details.more').open`) != "true" {
+		a.click("details.more summary")
+	}
+	a.fill("input[name=alias]", locked)
+	a.fill("input[name=password]", "secret-pw-1")
+	a.click("#shorten")
+	badge := fmt.Sprintf(`#link-list li[data-code=%q] .badge.lock`, locked)
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q + ' svg') && document.querySelector(%q).textContent === 'Password protected'`, badge, badge), "lock drawn as SVG")
 }
 
 func browserVote(t *testing.T, ws *webStack) {
@@ -360,7 +405,10 @@ func browserVote(t *testing.T, ws *webStack) {
 	voter.fill("form:has(#register) input[name=password]", "correct-horse-2")
 	voter.click("#register")
 	voter.waitJS(`!document.querySelector('#account-chip').textContent.includes('Guest')`, "voter registered")
-	voter.route("#/vote/"+electionID, "button.vote")
+	// The voter finds the election in the public list, not by its id.
+	voter.route("#/vote", `#election-list li[data-election="`+electionID+`"] a`)
+	voter.click(`#election-list li[data-election="` + electionID + `"] a`)
+	voter.waitJS(`location.hash === '#/vote/`+electionID+`' && document.querySelectorAll('button.vote').length === 3`, "election opened from the list")
 	voter.waitJS(`document.querySelectorAll('button.vote:not(:disabled)').length === 3`, "ballot open")
 	// The same person in a second tab, opened before voting.
 	second := voter.another("voter-second-tab")
@@ -391,6 +439,29 @@ func browserVote(t *testing.T, ws *webStack) {
 	admin.waitJS(`document.querySelector('#live-state').dataset.state === 'live' && document.querySelector('#result-bars li[data-candidate="blue"]').dataset.votes === '1' && document.querySelector('#total-votes').textContent === '2'`, "results caught up after reconnecting")
 	admin.shot("vote-results")
 
+	// A connection lost on the way: EventSource reconnects by itself with
+	// the last version as Last-Event-ID and gets the newer count.
+	mark := len(ws.streams.requests())
+	ws.streams.drop()
+	later := newBrowser(ws.p)
+	if _, err := later.call(t, "POST", "/api/v1/auth/register", "", map[string]any{"username": "later_" + browserSuffix(), "password": "correct-horse-4"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := later.call(t, "POST", "/api/v1/votes", "", map[string]any{"electionId": electionID, "candidateId": "red"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	admin.waitJS(`document.querySelector('#total-votes').textContent === '3' && document.querySelector('#live-state').dataset.state === 'live'`, "results after a lost connection")
+	resumed := false
+	for _, r := range ws.streams.requests()[mark:] {
+		if r.accept != "text/event-stream" {
+			t.Fatalf("the results stream was asked for as %q, not by an EventSource", r.accept)
+		}
+		resumed = resumed || r.lastEventID == "2"
+	}
+	if !resumed {
+		t.Fatalf("no reconnection resumed after version 2: %+v", ws.streams.requests()[mark:])
+	}
+
 	// The second tab still offers the ballot; the server refuses, and the UI says so.
 	second.click(`button.vote[data-candidate="red"]`)
 	second.waitJS(`document.querySelector('#vote-status').textContent.includes('already voted') && document.querySelectorAll('button.vote:disabled').length === 3`, "second vote refused in the UI")
@@ -400,7 +471,18 @@ func browserVote(t *testing.T, ws *webStack) {
 	voter.reload()
 	voter.waitJS(`document.querySelectorAll('button.vote:disabled').length === 3 && document.querySelector('#vote-status').textContent.includes('You voted')`, "voted state after reload")
 
-	// The exact count agrees: one vote each from the two voters.
+	// The admin closes (asked twice); the open pages show it at once,
+	// without reload: badge Closed, every button disabled.
+	second.waitJS(`document.querySelector('#live-state').dataset.state === 'live'`, "second tab live")
+	admin.click("#close-election")
+	admin.waitJS(`document.querySelector('#close-election').textContent === 'Confirm close' && document.querySelector('#election-state').textContent === 'Open'`, "close asks for confirmation")
+	admin.click("#close-election")
+	for _, b := range []*webTab{voter, second} {
+		b.waitJS(`document.querySelector('#election-state').textContent === 'Closed' && document.querySelectorAll('button.vote:not(:disabled)').length === 0`, "close shown live")
+	}
+	second.shot("vote-closed-live")
+
+	// The exact count agrees: one vote each from the three voters.
 	res, err := http.Get(ws.base + "/api/v1/results/" + electionID)
 	if err != nil {
 		t.Fatal(err)
@@ -410,8 +492,8 @@ func browserVote(t *testing.T, ws *webStack) {
 	}
 	_ = json.NewDecoder(res.Body).Decode(&tally)
 	_ = res.Body.Close()
-	if tally.TotalVotes != "2" {
-		t.Fatalf("exact results count %q votes, want 2", tally.TotalVotes)
+	if tally.TotalVotes != "3" {
+		t.Fatalf("exact results count %q votes, want 3", tally.TotalVotes)
 	}
 }
 
@@ -494,6 +576,41 @@ func browserCanvas(t *testing.T, ws *webStack) {
 		t.Fatalf("B reloaded the snapshot (%s loads, had %s) instead of resuming from its sequence", got, snapshots)
 	}
 
+	// A connection lost on the way (the server still there): the browser's
+	// EventSource reconnects by itself, sending the last event id, and the
+	// pixel painted meanwhile arrives, again without a snapshot.
+	mark := len(ws.streams.requests())
+	seq := b.str(`document.querySelector('#board').dataset.seq`)
+	ws.streams.drop()
+	d := newBrowser(ws.p)
+	d.guest(t)
+	if _, err := d.call(t, "POST", "/api/v1/canvas/pixels", "", map[string]any{"x": x + 3, "y": y, "color": 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.waitJS(boardPixelIs(x+3, y, info.Palette[4])+` && document.querySelector('#canvas-live').dataset.state === 'live'`, "pixel painted while the stream was lost")
+	if got := b.str(`document.querySelector('#board').dataset.snapshots`); got != snapshots {
+		t.Fatalf("B reloaded the snapshot after a lost connection (%s loads, had %s)", got, snapshots)
+	}
+	resumed := false
+	for _, r := range ws.streams.requests()[mark:] {
+		if r.path != "/api/v1/canvas/stream" {
+			continue
+		}
+		if r.accept != "text/event-stream" {
+			t.Fatalf("the canvas stream was asked for as %q, not by an EventSource", r.accept)
+		}
+		if r.lastEventID != "" {
+			resumed = true
+			n, err := strconv.ParseInt(r.lastEventID, 10, 64)
+			if s, _ := strconv.ParseInt(seq, 10, 64); err != nil || n < s {
+				t.Fatalf("reconnected with Last-Event-ID %q, behind the page's seq %s", r.lastEventID, seq)
+			}
+		}
+	}
+	if !resumed {
+		t.Fatalf("no reconnection carried Last-Event-ID: %+v", ws.streams.requests()[mark:])
+	}
+
 	// A second tab of A does not know A's cooldown: its placement is drawn
 	// at once, refused by the server, and rolled back; the timer starts.
 	a2 := a.another("painter-a-second-tab")
@@ -517,4 +634,17 @@ func browserCanvas(t *testing.T, ws *webStack) {
 		t.Fatal("a refused pixel reached another viewer")
 	}
 	b.shot("canvas-viewer")
+
+	// On a phone the phone rule sizes the board (it used to lose to the
+	// base rule), and an idle live page runs no endless animation.
+	b.viewport(390, 844, true)
+	b.waitJS(`(() => { const v = document.querySelector('#viewport');
+		return Math.abs(v.getBoundingClientRect().height - Math.min(0.6 * innerHeight, 0.92 * innerWidth)) < 1; })()`, "phone board height from the phone rule")
+	if got := b.str(`getComputedStyle(document.querySelector('#canvas-live'), '::before').animationName`); got != "none" {
+		t.Fatalf("live dot animation %q, want none", got)
+	}
+	if got := b.str(`document.getAnimations().filter((a) => a.effect && a.effect.getTiming().iterations === Infinity).length`); got != "0" {
+		t.Fatalf("%s endless animations on an idle canvas page", got)
+	}
+	b.viewport(1280, 900, false)
 }

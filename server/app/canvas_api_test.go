@@ -41,8 +41,11 @@ type canvasAPI interface {
 	ban(t *testing.T, token, userID, reason string) error
 	unban(t *testing.T, token, userID string) error
 	clear(t *testing.T, token string, x, y, w, h, color int32) (*canvasv1.ClearRectResponse, error)
-	// stream opens StreamPixels; it is closed when the test ends.
+	// stream opens StreamPixels with since_seq (0: from now); it is
+	// closed when the test ends.
 	stream(t *testing.T, since int64) (canvasStream, error)
+	// streamAfter opens StreamPixels with after_seq (0 included).
+	streamAfter(t *testing.T, after int64) (canvasStream, error)
 }
 
 type canvasBoard struct {
@@ -83,8 +86,10 @@ func startCanvas(t *testing.T, b backend, configure func(*app.Config)) *platform
 	})
 }
 
+// canvasClients are gRPC, REST with newline-delimited JSON, and REST with
+// Server-Sent Events (canvas_sse_test.go).
 func canvasClients(p *platform) []canvasAPI {
-	return []canvasAPI{canvasGRPC{grpcAPI{p}}, canvasREST{newREST(p)}}
+	return []canvasAPI{canvasGRPC{grpcAPI{p}}, canvasREST{newREST(p)}, canvasSSE{canvasREST{newREST(p)}}}
 }
 
 // adminLogin logs the configured admin in over gRPC.
@@ -188,9 +193,17 @@ func (s grpcCanvasStream) next() (*canvasv1.StreamPixelsResponse, error) { retur
 func (s grpcCanvasStream) close()                                        { s.cancel() }
 
 func (c canvasGRPC) stream(t *testing.T, since int64) (canvasStream, error) {
+	return c.open(t, &canvasv1.StreamPixelsRequest{SinceSeq: since})
+}
+
+func (c canvasGRPC) streamAfter(t *testing.T, after int64) (canvasStream, error) {
+	return c.open(t, &canvasv1.StreamPixelsRequest{AfterSeq: &after})
+}
+
+func (c canvasGRPC) open(t *testing.T, req *canvasv1.StreamPixelsRequest) (canvasStream, error) {
 	ctx, cancel := context.WithCancel(c.g.ctx(""))
 	t.Cleanup(cancel)
-	s, err := c.client().StreamPixels(ctx, &canvasv1.StreamPixelsRequest{SinceSeq: since})
+	s, err := c.client().StreamPixels(ctx, req)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -287,7 +300,42 @@ func (c canvasREST) clear(t *testing.T, token string, x, y, w, h, color int32) (
 	return canvasDecode[canvasv1.ClearRectResponse](t, raw, err)
 }
 
-// restCanvasStream reads grpc-gateway's newline-delimited JSON.
+// openStream GETs a REST stream asking for accept (plus extra header
+// pairs); an error before the first message is answered like a unary
+// call's, which restError checks.
+func openStream(t *testing.T, url, accept string, headers ...string) (*http.Response, context.CancelFunc, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", accept)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := (&http.Client{}).Do(req) // no timeout: the stream is long-lived
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		cancel()
+		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("stream error Content-Type %q, want a unary call's", ct)
+		}
+		return nil, nil, restError(t, res, b)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != accept {
+		t.Errorf("stream Content-Type %q, want %q", ct, accept)
+	}
+	return res, cancel, nil
+}
+
+// restCanvasStream reads newline-delimited JSON.
 type restCanvasStream struct {
 	t      *testing.T
 	body   io.ReadCloser
@@ -326,32 +374,17 @@ func (s *restCanvasStream) next() (*canvasv1.StreamPixelsResponse, error) {
 func (s *restCanvasStream) close() { s.cancel(); _ = s.body.Close() }
 
 func (c canvasREST) stream(t *testing.T, since int64) (canvasStream, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/v1/canvas/stream?sinceSeq=%d", c.r.p.base, since), nil)
+	return c.open(t, fmt.Sprintf("sinceSeq=%d", since))
+}
+
+func (c canvasREST) streamAfter(t *testing.T, after int64) (canvasStream, error) {
+	return c.open(t, fmt.Sprintf("afterSeq=%d", after))
+}
+
+func (c canvasREST) open(t *testing.T, query string) (canvasStream, error) {
+	res, cancel, err := openStream(t, c.r.p.base+"/api/v1/canvas/stream?"+query, "application/x-ndjson")
 	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := (&http.Client{}).Do(req) // no timeout: the stream is long-lived
-	if err != nil {
-		cancel()
 		return nil, err
-	}
-	if res.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		cancel()
-		// An error before the first message comes as a stream chunk.
-		var chunk struct {
-			Error json.RawMessage `json:"error"`
-		}
-		if json.Unmarshal(b, &chunk) == nil && len(chunk.Error) > 0 {
-			b = chunk.Error
-		}
-		return nil, restError(t, res, b)
-	}
-	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("stream Content-Type %q", ct)
 	}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)

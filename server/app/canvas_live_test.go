@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -128,11 +129,21 @@ func TestCanvasConvergence(t *testing.T) {
 }
 
 // A client that stops reading is dropped with a resync; the others get
-// every batch meanwhile.
+// every batch meanwhile. The reading client resumes after the snapshot's
+// seq (0 on this fresh board) with after_seq, so it has no gap whenever its
+// subscription lands, and it reads while the clear is in flight (the clear
+// answers only once its 65,536 history rows are written, which may take
+// longer than MaxLag on a loaded machine, while its deltas stream at once).
+// Lag is measured from when the server cut a batch, so waiting MaxLag
+// after the reading client saw a batch makes that batch older than MaxLag
+// for the stalled one, however loaded the machine is.
 func TestCanvasStalledSubscriberDropped(t *testing.T) {
+	const maxLag = 5 * time.Second
 	forBackends(t, func(t *testing.T, b backend) {
 		p := start(t, b, func(cfg *app.Config) {
 			cfg.Canvas = canvasConfig()
+			cfg.Canvas.MaxLag = maxLag
+			cfg.RequestTimeout = time.Minute               // the clear writes 65,536 history rows
 			cfg.Canvas.Width, cfg.Canvas.Height = 256, 256 // a clear of the board outgrows every transport buffer
 			cfg.Canvas.Cooldown = canvas.NoCooldown
 			cfg.AdminUser, cfg.AdminPassword = canvasAdmin, canvasAdminPassword
@@ -157,11 +168,18 @@ func TestCanvasStalledSubscriberDropped(t *testing.T) {
 		}
 		c := canvasClients(p)[0]
 		fast := newCanvasFollower(t, c, false)
-		res, err := c.clear(t, admin, 0, 0, 256, 256, 5)
-		if err != nil {
+		cleared, start := make(chan error, 1), fast.seq
+		go func() {
+			res, err := c.clear(t, admin, 0, 0, 256, 256, 5)
+			if err == nil && res.GetLastSeq() != start+256*256 {
+				err = fmt.Errorf("clear emitted %d..%d after seq %d", res.GetFirstSeq(), res.GetLastSeq(), start)
+			}
+			cleared <- err
+		}()
+		fast.until(start+256*256, time.Minute)
+		if err := <-cleared; err != nil {
 			t.Fatal(err)
 		}
-		fast.until(res.GetLastSeq(), 20*time.Second)
 		_, tok := c.guest(t)
 		placed, err := c.place(t, tok, 1, 1, 1)
 		if err != nil {
@@ -169,11 +187,11 @@ func TestCanvasStalledSubscriberDropped(t *testing.T) {
 		}
 		fast.until(placed.GetSeq(), 10*time.Second)
 		if fast.resyncs != 0 {
-			t.Fatalf("the reading client was resynced %d times", fast.resyncs)
+			t.Fatalf("the reading client was resynced %d times (%s)", fast.resyncs, fast.lastResync)
 		}
 		// Past the lag limit, the stalled client finds a resync after what
 		// was already in flight, and the end of its stream.
-		time.Sleep(canvasConfig().MaxLag + 300*time.Millisecond)
+		time.Sleep(maxLag)
 		var got *canvasv1.Resync
 		for got == nil {
 			m, err := stalled.Recv()

@@ -354,14 +354,15 @@ func TestCanvasHistoryPages(t *testing.T) {
 // canvasFollower rebuilds the board the way a client does: a snapshot,
 // then every batch after its seq, in order.
 type canvasFollower struct {
-	t        *testing.T
-	api      canvasAPI
-	n        int
-	pixels   []byte
-	seq      int64
-	s        canvasStream
-	resyncs  int
-	received int // batches
+	t          *testing.T
+	api        canvasAPI
+	n          int
+	pixels     []byte
+	seq        int64
+	s          canvasStream
+	resyncs    int
+	lastResync string // its reason
+	received   int    // batches
 	// streamFirst opens the stream (since_seq 0) before loading the
 	// snapshot, as a client behind a CDN-cached snapshot would.
 	streamFirst  bool
@@ -399,7 +400,7 @@ func (f *canvasFollower) resume() {
 		f.s.close()
 	}
 	var err error
-	if f.s, err = f.api.stream(f.t, f.seq); err != nil {
+	if f.s, err = f.api.streamAfter(f.t, f.seq); err != nil {
 		f.t.Fatalf("%s: stream from %d: %v", f.api.name(), f.seq, err)
 	}
 }
@@ -414,8 +415,15 @@ func (f *canvasFollower) until(seq int64, timeout time.Duration) {
 		if err != nil {
 			f.t.Fatalf("%s: at seq %d waiting for %d: %v", f.api.name(), f.seq, seq, err)
 		}
+		if hb := m.GetHeartbeat(); hb != nil {
+			if !f.streamFirst && hb.GetSeq() != f.seq {
+				f.t.Fatalf("%s: heartbeat at %d after seq %d", f.api.name(), hb.GetSeq(), f.seq)
+			}
+			continue
+		}
 		if r := m.GetResync(); r != nil {
 			f.resyncs++
+			f.lastResync = r.GetReason()
 			if _, err := f.s.next(); !errors.Is(err, io.EOF) && err == nil {
 				f.t.Fatalf("%s: stream goes on after a resync", f.api.name())
 			}
@@ -483,9 +491,11 @@ func TestCanvasStream(t *testing.T) {
 					t.Fatalf("after resuming: %d resyncs; board at %d vs snapshot at %d", f.resyncs, f.seq, snap.GetSeq())
 				}
 
-				// A since_seq from the future, or long gone, gets a resync.
-				for _, since := range []int64{snap.GetSeq() + 1000} {
-					s, err := c.stream(t, since)
+				// A position from the future gets a resync, as since_seq or
+				// as after_seq.
+				for _, open := range []func(*testing.T, int64) (canvasStream, error){c.stream, c.streamAfter} {
+					since := snap.GetSeq() + 1000
+					s, err := open(t, since)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -502,6 +512,11 @@ func TestCanvasStream(t *testing.T) {
 					_, err = s.next()
 				}
 				wantField(t, err, "sinceSeq")
+				s, err = c.streamAfter(t, -1)
+				if err == nil {
+					_, err = s.next()
+				}
+				wantField(t, err, "afterSeq")
 			})
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -41,10 +42,10 @@ var contract = sync.OnceValues(func() (routers.Router, error) {
 	return gorillamux.NewRouter(doc)
 })
 
-// Paths the gateway serves beside the API (web client, health, the
-// document itself): not operations of the document.
+// Paths the gateway serves beside the API (web client, the document
+// itself): not operations of the document.
 func outsideContract(path string) bool {
-	for _, p := range []string{"/app", "/docs", "/openapi.json", "/healthz", "/readyz", "/livez"} {
+	for _, p := range []string{"/app", "/docs", "/openapi.json"} {
 		if path == p || strings.HasPrefix(path, p+"/") {
 			return true
 		}
@@ -128,7 +129,13 @@ func checkAnswer(router routers.Router, req *http.Request, rec *recorder) error 
 		return err
 	}
 	if isStream(route.Operation) && status == http.StatusOK {
-		return checkLines(in, rec, body)
+		if mt, _, _ := mime.ParseMediaType(rec.Header().Get("Content-Type")); mt == "text/event-stream" {
+			if resp.Value.Content.Get(mt) == nil {
+				return errors.New("text/event-stream not documented")
+			}
+			return checkEvents(in, rec, body)
+		}
+		return checkLines(in, rec.Header(), body)
 	}
 	return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: in, Status: status, Header: rec.Header(), Body: io.NopCloser(bytes.NewReader(body)), Options: opts,
@@ -176,9 +183,43 @@ func isStream(op *openapi3.Operation) bool {
 	return false
 }
 
+// checkEvents validates each complete Server-Sent Event as the NDJSON line
+// of the same message: the document says an event's data is the line's
+// `result` (or, for an `error` event, its `error`).
+func checkEvents(in *openapi3filter.RequestValidationInput, rec *recorder, body []byte) error {
+	var lines bytes.Buffer
+	for _, block := range strings.SplitAfter(string(body), "\n\n") {
+		if !strings.HasSuffix(block, "\n\n") {
+			break // cut by the client
+		}
+		name, data := "message", ""
+		for _, l := range strings.Split(strings.TrimSuffix(block, "\n\n"), "\n") {
+			field, value, _ := strings.Cut(l, ":")
+			value = strings.TrimPrefix(value, " ")
+			switch field {
+			case "event":
+				name = value
+			case "data":
+				data += value
+			}
+		}
+		if data == "" {
+			continue // retry or comment
+		}
+		key := "result"
+		if name == "error" {
+			key = "error"
+		}
+		fmt.Fprintf(&lines, "{%q:%s}\n", key, data)
+	}
+	h := rec.Header().Clone()
+	h.Set("Content-Type", "application/x-ndjson")
+	return checkLines(in, h, lines.Bytes())
+}
+
 // checkLines validates each complete line of a stream as one answer; a
 // last line without its newline was cut by the client.
-func checkLines(in *openapi3filter.RequestValidationInput, rec *recorder, body []byte) error {
+func checkLines(in *openapi3filter.RequestValidationInput, header http.Header, body []byte) error {
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(nil, maxChecked)
 	complete := bytes.HasSuffix(body, []byte("\n"))
@@ -194,7 +235,7 @@ func checkLines(in *openapi3filter.RequestValidationInput, rec *recorder, body [
 			continue
 		}
 		err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
-			RequestValidationInput: in, Status: http.StatusOK, Header: rec.Header(), Body: io.NopCloser(bytes.NewReader(line)), Options: in.Options,
+			RequestValidationInput: in, Status: http.StatusOK, Header: header, Body: io.NopCloser(bytes.NewReader(line)), Options: in.Options,
 		})
 		if err != nil {
 			return fmt.Errorf("stream message %d: %w", i, err)
@@ -250,6 +291,8 @@ func init() {
 	// HTML answers (share pages, the link-password form, redirect pages)
 	// are checked as text against their `type: string` schema.
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	// Streams are checked a message at a time (checkLines).
+	openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.JSONBodyDecoder)
 }
 
 // TestOpenAPISecurityMatchesPolicies: the security the document states for
@@ -274,6 +317,15 @@ func TestOpenAPISecurityMatchesPolicies(t *testing.T) {
 	}
 	sets := []auth.Policies{identity.Policies, favorite.Policies, share.Policies, shortener.Policies, vote.Policies, canvas.Policies}
 	seen := 0
+	// The gateway's HTTP health probes read grpc.health.v1.Health, which
+	// is public (server/app/health.go).
+	for _, id := range []string{"Health_Live", "Health_Ready"} {
+		if len(ops[id]) != 1 {
+			t.Fatalf("no operation %s in the document", id)
+		}
+		seen++
+		checkSecurity(t, doc, ops[id][0], auth.Public)
+	}
 	for _, set := range sets {
 		for method, policy := range set {
 			// "/share.v1.ShareService/CreateShare" is ShareService_CreateShare.

@@ -118,10 +118,17 @@ func TestStreamCapPerClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each stream opens with a heartbeat once it is subscribed; then the
+	// placement reaches it.
+	for i, s := range streams {
+		if m, err := s.Recv(); err != nil || m.GetHeartbeat() == nil {
+			t.Fatalf("stream %d: %v %v, want a heartbeat first", i+1, m, err)
+		}
+	}
 	place()
 	for i, s := range streams {
-		if _, err := s.Recv(); err != nil {
-			t.Fatalf("stream %d: %v", i+1, err)
+		if m, err := s.Recv(); err != nil || m.GetBatch() == nil {
+			t.Fatalf("stream %d: %v %v, want the batch", i+1, m, err)
 		}
 	}
 	s51, err := one.StreamPixels(ctx, &canvasv1.StreamPixelsRequest{})
@@ -146,27 +153,24 @@ func TestStreamCapPerClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if m, err := other.Recv(); err != nil || m.GetHeartbeat() == nil {
+		t.Fatalf("gRPC stream from another address: %v %v", m, err)
+	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/api/v1/canvas/stream", nil)
-	restc := make(chan *http.Response, 1)
-	go func() {
-		res, err := shortClientFrom("127.0.0.2").Do(req)
-		if err != nil {
-			restc <- nil
-			return
-		}
-		restc <- res
-	}()
+	res, err := shortClientFrom("127.0.0.2").Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("REST stream from another address: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	lines := bufio.NewReader(res.Body)
+	if line, err := lines.ReadString('\n'); err != nil || !strings.Contains(line, "heartbeat") {
+		t.Fatalf("REST stream from another address: %q, %v, want a heartbeat first", line, err)
+	}
 	place()
-	if _, err := other.Recv(); err != nil {
-		t.Fatalf("gRPC stream from another address: %v", err)
+	if m, err := other.Recv(); err != nil || m.GetBatch() == nil {
+		t.Fatalf("gRPC stream from another address: %v %v", m, err)
 	}
-	res := <-restc
-	if res == nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("REST stream from another address: %v", res)
-	}
-	line, err := bufio.NewReader(res.Body).ReadString('\n')
-	res.Body.Close()
-	if err != nil || !strings.Contains(line, "batch") {
+	if line, err := lines.ReadString('\n'); err != nil || !strings.Contains(line, "batch") {
 		t.Fatalf("REST stream from another address: %q, %v", line, err)
 	}
 	if after := metricValue(t, p, `stream_subscriptions_refused_total{scope="client"}`); after < refusedBefore+2 {

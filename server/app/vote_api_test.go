@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
 	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
 	"github.com/apiplatform/platform/server/app"
+	"github.com/apiplatform/platform/server/platform/ratelimit"
 )
 
 // The vote surface over both protocols: every vote case runs through the
@@ -50,16 +52,47 @@ type voteAPI interface {
 	live(t *testing.T, token, id string) (*votev1.Tally, error)
 	statistics(t *testing.T, token, id string) (*votev1.GetStatisticsResponse, error)
 	audit(t *testing.T, token, id string) ([]*votev1.ExportAuditResponse, error)
-	// stream starts StreamResults; tallies arrive on the channel, which is
-	// closed (after err is set) when the stream ends.
+	// stream starts StreamResults; tallies arrive on C, which is closed
+	// (after err is set) when the stream ends, and elections on E.
 	stream(t *testing.T, token, id string, since int64) *tallyStream
+	listElections(t *testing.T, token string, req *votev1.ListElectionsRequest) (*votev1.ListElectionsResponse, error)
+}
+
+func newTallyStream(cancel context.CancelFunc) *tallyStream {
+	return &tallyStream{C: make(chan *votev1.Tally, 100), E: make(chan *votev1.Election, 100), cancel: cancel}
 }
 
 type tallyStream struct {
-	C      chan *votev1.Tally
-	err    atomic.Value // error
-	cancel context.CancelFunc
+	C          chan *votev1.Tally
+	E          chan *votev1.Election // the election, as each message carrying it tells
+	err        atomic.Value          // error
+	cancel     context.CancelFunc
+	heartbeats atomic.Int64
 }
+
+// put hands on a message's election and tally (heartbeats only say the
+// stream is alive; each is counted); false after a resync, which ends the
+// stream.
+func (s *tallyStream) put(m *votev1.StreamResultsResponse) bool {
+	if m.GetElection() != nil {
+		s.E <- m.GetElection()
+	}
+	switch {
+	case m.GetTally() != nil:
+		s.C <- m.GetTally()
+	case m.GetHeartbeat() != nil:
+		s.heartbeats.Add(1)
+	case m.GetResync() != nil:
+		s.err.Store(resyncError{m.GetResync()})
+		return false
+	}
+	return true
+}
+
+// resyncError is a results stream's resync, as the stream's end.
+type resyncError struct{ r *votev1.ResultsResync }
+
+func (e resyncError) Error() string { return "resync: " + e.r.GetReason() }
 
 func (s *tallyStream) Err() error {
 	if e, ok := s.err.Load().(error); ok {
@@ -187,7 +220,7 @@ func (g grpcVote) audit(t *testing.T, token, id string) ([]*votev1.ExportAuditRe
 
 func (g grpcVote) stream(t *testing.T, token, id string, since int64) *tallyStream {
 	ctx, cancel := context.WithCancel(g.ctx(token))
-	s := &tallyStream{C: make(chan *votev1.Tally, 100), cancel: cancel}
+	s := newTallyStream(cancel)
 	t.Cleanup(cancel)
 	st, err := g.client().StreamResults(ctx, &votev1.StreamResultsRequest{ElectionId: id, SinceVersion: since})
 	if err != nil {
@@ -203,7 +236,9 @@ func (g grpcVote) stream(t *testing.T, token, id string, since int64) *tallyStre
 				s.err.Store(err)
 				return
 			}
-			s.C <- m.GetTally()
+			if !s.put(m) {
+				return
+			}
 		}
 	}()
 	return s
@@ -322,13 +357,14 @@ func (r restVote) open(t *testing.T, ctx context.Context, path, token string) (*
 	if res.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		// A stream refused before its first message answers its status
-		// wrapped as one NDJSON error line.
-		var l ndjsonLine
-		if json.Unmarshal(b, &l) == nil && l.Error != nil {
-			b = l.Error
+		// An error before the first message is answered like a unary call's.
+		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("stream error Content-Type %q, want a unary call's", ct)
 		}
 		return nil, restError(t, res, b)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "application/x-ndjson" {
+		t.Errorf("stream Content-Type %q", ct)
 	}
 	return res, nil
 }
@@ -370,12 +406,21 @@ func (r restVote) audit(t *testing.T, token, id string) ([]*votev1.ExportAuditRe
 // stream connects in the background: the gateway answers its headers only
 // with the first message, which a reconnecting client may not get at once.
 func (r restVote) stream(t *testing.T, token, id string, since int64) *tallyStream {
+	return r.streamQuery(t, token, id, "sinceVersion="+strconv.FormatInt(since, 10))
+}
+
+// streamAfter follows the results after a version (0 included).
+func (r restVote) streamAfter(t *testing.T, id string, after int64) *tallyStream {
+	return r.streamQuery(t, "", id, "afterVersion="+strconv.FormatInt(after, 10))
+}
+
+func (r restVote) streamQuery(t *testing.T, token, id, query string) *tallyStream {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &tallyStream{C: make(chan *votev1.Tally, 100), cancel: cancel}
+	s := newTallyStream(cancel)
 	t.Cleanup(cancel)
 	go func() {
 		defer close(s.C)
-		res, err := r.open(t, ctx, "/api/v1/results/stream/"+url.PathEscape(id)+"?sinceVersion="+strconv.FormatInt(since, 10), token)
+		res, err := r.open(t, ctx, "/api/v1/results/stream/"+url.PathEscape(id)+"?"+query, token)
 		if err != nil {
 			s.err.Store(err)
 			return
@@ -397,7 +442,9 @@ func (r restVote) stream(t *testing.T, token, id string, since int64) *tallyStre
 				s.err.Store(err)
 				return
 			}
-			s.C <- m.GetTally()
+			if !s.put(&m) {
+				return
+			}
 		}
 		s.err.Store(fmt.Errorf("stream ended: %v", sc.Err()))
 	}()
@@ -435,6 +482,10 @@ type voteEnv struct {
 
 func voteConfig(cfg *app.Config) {
 	cfg.AdminUser, cfg.AdminPassword = adminName, adminPassword
+	// Every vote server logs its admin in, and with Redis the login limit
+	// (per username and per address, all tests are 127.0.0.1) is shared by
+	// the whole run: the vote cases would exhaust it between them.
+	cfg.Identity.LoginLimit = ratelimit.Limit{Rate: 10_000, Period: time.Minute, Burst: 10_000}
 }
 
 func newVoteEnv(t *testing.T, p *platform) *voteEnv {

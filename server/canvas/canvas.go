@@ -17,28 +17,27 @@
 // stream batch says the range it covers (first_seq..last_seq, one delta a
 // sequence number, contiguous from one batch to the next).
 //
-//   - Load the snapshot (seq S), then open StreamPixels(since_seq = S) and
+//   - Load the snapshot (seq S), then open StreamPixels(after_seq = S) and
 //     apply every batch in order: the board held is then the server's board
 //     at the last applied sequence number.
-//   - Every stream starts with a batch without deltas whose last_seq is the
-//     number it starts after (since_seq, or the current one for 0, "from
-//     now"); idle streams get such a batch as a heartbeat.
-//   - Reconnecting with since_seq = the last applied number resumes exactly.
+//   - Every stream starts with a Heartbeat whose seq is the number it
+//     starts after (after_seq, or the current one when "from now"); idle
+//     streams get one every Heartbeat period.
+//   - Reconnecting with after_seq = the last applied number resumes exactly.
 //     A Resync means "reload the snapshot and start over"; it ends the
-//     stream. Reasons: since_seq older than what the server keeps (about
+//     stream. Reasons: after_seq older than what the server keeps (about
 //     RetainDeltas), newer than the canvas, the subscriber fell MaxLag
 //     behind, or the delta log restarted (Redis lost the board and it was
 //     rebuilt from history).
-//   - Clients that open the stream first (since_seq 0) and load the snapshot
+//   - Clients that open the stream first (from now) and load the snapshot
 //     afterwards (a CDN copy may be a second or two old) skip batches ending
 //     at or below the snapshot's seq; if the stream starts above the
-//     snapshot's seq, they reconnect with since_seq = the snapshot's seq.
+//     snapshot's seq, they reconnect with after_seq = the snapshot's seq.
 //     Deltas apply in sequence order only (last write wins), never out of
 //     order.
 //
-// since_seq 0 means "from now", so a client whose snapshot is at seq 0 (a
-// canvas nothing was ever placed on) compares the first batch's last_seq
-// with 0 like a stream-first client.
+// after_seq says "after N" for every N, 0 included (a canvas nothing was
+// ever placed on); the older since_seq cannot, as its 0 means "from now".
 package canvas
 
 import (
@@ -98,7 +97,7 @@ type Config struct {
 	// BatchInterval between stream batches: 100ms to 10s.
 	BatchInterval time.Duration
 	// RetainDeltas is how many recent deltas each replica keeps (and the
-	// Redis log holds) for clients resuming a stream; older since_seq get a
+	// Redis log holds) for clients resuming a stream; older positions get a
 	// resync.
 	RetainDeltas int32
 	// MaxLag is how long a stream may leave a batch unsent before the
@@ -106,6 +105,9 @@ type Config struct {
 	MaxLag time.Duration
 	// MaxClearArea bounds the pixels of one ClearRect.
 	MaxClearArea int32
+	// Heartbeat is the longest a stream stays silent: an idle one sends a
+	// Heartbeat message then (0: 15s; at least 10ms).
+	Heartbeat time.Duration
 	// SnapshotMaxAge lets a replica serve a snapshot this old without
 	// asking the board whether it changed (0: always ask; the answer is one
 	// small read, and the bitmap is fetched only when it changed).
@@ -144,6 +146,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("canvas: batch interval must be 100ms to 10s (got %v)", c.BatchInterval)
 	case c.RetainDeltas < 1000:
 		return fmt.Errorf("canvas: retain at least 1000 deltas (got %d)", c.RetainDeltas)
+	case c.Heartbeat != 0 && c.Heartbeat < 10*time.Millisecond:
+		return fmt.Errorf("canvas: heartbeat must be at least 10ms (got %v)", c.Heartbeat)
 	case c.MaxLag < c.BatchInterval:
 		return fmt.Errorf("canvas: max lag (%v) must be at least the batch interval (%v)", c.MaxLag, c.BatchInterval)
 	case c.MaxClearArea < 1:
@@ -208,6 +212,9 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
@@ -239,10 +246,12 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 		info: &canvasv1.GetCanvasInfoResponse{
 			Width: cfg.Width, Height: cfg.Height, Palette: Palette.Hex(),
 			CooldownSeconds: int32(cfg.Cooldown / time.Second), BatchIntervalMs: int32(cfg.BatchInterval / time.Millisecond),
+			HeartbeatIntervalMs: int32(cfg.Heartbeat / time.Millisecond),
 		},
 	}
 	s.feed = newFeed(board, feedConfig{
 		interval: cfg.BatchInterval, retain: int(cfg.RetainDeltas), maxLag: cfg.MaxLag, maxMsg: maxMessageDeltas,
+		heartbeat: cfg.Heartbeat,
 	}, d.Log)
 	return s, nil
 }
@@ -254,7 +263,7 @@ const maxMessageDeltas = 32 << 10
 func (s *Service) Register(gs grpc.ServiceRegistrar) { canvasv1.RegisterCanvasServiceServer(gs, s) }
 
 // Drain ends every open stream with UNAVAILABLE, telling clients to
-// reconnect with their since_seq (to another replica): call it when a
+// reconnect with their after_seq (to another replica): call it when a
 // graceful shutdown begins, or long-lived streams hold the shutdown up
 // until its timeout.
 func (s *Service) Drain() { s.feed.drain() }
@@ -492,11 +501,12 @@ func (s *Service) historyError(ctx context.Context, placed Placed, err error) er
 
 // StreamPixels implements CanvasService.
 func (s *Service) StreamPixels(req *canvasv1.StreamPixelsRequest, stream canvasv1.CanvasService_StreamPixelsServer) error {
-	if req.GetSinceSeq() < 0 {
-		return apierr.InvalidArgument("since_seq", "must be 0 (from now) or a sequence number the server sent")
+	after, err := streamStart(req)
+	if err != nil {
+		return err
 	}
 	ctx := stream.Context()
-	err := s.feed.serve(ctx, req.GetSinceSeq(), stream.Send)
+	err = s.feed.serve(ctx, after, stream.Send)
 	if err == nil {
 		return nil
 	}

@@ -32,8 +32,11 @@ type feed struct {
 	retain   int // deltas kept in the ring
 	maxLag   time.Duration
 	maxMsg   int // deltas per message
-	log      *slog.Logger
-	now      func() time.Time
+	// heartbeat is how long a stream stays silent at most: an idle stream
+	// sends a Heartbeat then, which keeps proxies from closing it.
+	heartbeat time.Duration
+	log       *slog.Logger
+	now       func() time.Time
 
 	mu      sync.RWMutex
 	gen     uint64 // 0 until started; changes on every restart
@@ -65,17 +68,18 @@ type batch struct {
 }
 
 type feedConfig struct {
-	interval time.Duration
-	retain   int
-	maxLag   time.Duration
-	maxMsg   int
+	interval  time.Duration
+	retain    int
+	maxLag    time.Duration
+	maxMsg    int
+	heartbeat time.Duration
 }
 
 func newFeed(board Board, cfg feedConfig, log *slog.Logger) *feed {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &feed{
 		board: board, interval: cfg.interval, retain: cfg.retain, maxLag: cfg.maxLag, maxMsg: cfg.maxMsg,
-		log: log, now: time.Now, wake: make(chan struct{}), stop: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
+		heartbeat: cfg.heartbeat, log: log, now: time.Now, wake: make(chan struct{}), stop: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
 	}
 	go f.run(ctx)
 	return f
@@ -166,17 +170,16 @@ func (f *feed) start(ctx context.Context) error {
 // followed any more (reason says why).
 func (f *feed) follow(ctx context.Context) (reason string) {
 	next := f.now().Add(f.interval)
-	lastWake, lastCheck := f.now(), f.now()
+	lastCheck := f.now()
 	failing := false
 	for ctx.Err() == nil {
 		now := f.now()
 		wait := next.Sub(now)
 		if wait <= 0 {
-			if f.cut() || now.Sub(lastWake) >= heartbeat {
+			if f.cut() {
 				f.mu.Lock()
-				f.broadcastLocked() // idle streams send their heartbeat
+				f.broadcastLocked()
 				f.mu.Unlock()
-				lastWake = now
 			}
 			if next = next.Add(f.interval); !next.After(now) {
 				next = now.Add(f.interval)
@@ -278,8 +281,8 @@ func (f *feed) broadcastLocked() {
 
 // Resync reasons.
 const (
-	resyncTooOld    = "since_seq is older than the deltas this server keeps"
-	resyncAhead     = "since_seq is newer than the canvas"
+	resyncTooOld    = "after_seq is older than the deltas this server keeps"
+	resyncAhead     = "after_seq is newer than the canvas"
 	resyncSlow      = "subscriber too slow"
 	resyncRestarted = "the delta log restarted"
 )
@@ -287,15 +290,16 @@ const (
 // epochCheck is how often a feed asks the board for its epoch.
 const epochCheck = 2 * time.Second
 
-// heartbeat is how long a stream stays silent at most: an idle stream gets
-// an empty batch then, which keeps proxies from closing it.
-const heartbeat = 15 * time.Second
+// FromNow as a serve position starts a stream at the current head.
+const FromNow = -1
 
-// serve streams batches newer than since (0: from now) through send until
-// ctx ends, send fails, or the subscriber must resync. Its first message is
-// an empty batch (last_seq = first_seq-1) stating the sequence number the
-// stream starts after; idle streams get such a batch every heartbeat.
-func (f *feed) serve(ctx context.Context, since int64, send func(*canvasv1.StreamPixelsResponse) error) error {
+// serve streams batches after position after (FromNow: from the current
+// head) through send until ctx ends, send fails, or the subscriber must
+// resync. Its first message is a Heartbeat stating the sequence number the
+// stream starts after; a stream that sent nothing for the heartbeat period
+// sends another (each stream keeps its own timer, so the period holds for
+// every subscriber however their joins fall against the batch clock).
+func (f *feed) serve(ctx context.Context, after int64, send func(*canvasv1.StreamPixelsResponse) error) error {
 	streamSubscribers.Inc()
 	defer streamSubscribers.Dec()
 	joined := f.now()
@@ -303,26 +307,28 @@ func (f *feed) serve(ctx context.Context, since int64, send func(*canvasv1.Strea
 		gen      uint64
 		pos      int64
 		caughtUp bool // sent a batch of deltas
-		lastSent time.Time
 		buf      [16]*batch
 	)
-	sendBatch := func(first, last int64, deltas []byte) error {
-		lastSent = f.now()
-		return send(&canvasv1.StreamPixelsResponse{Event: &canvasv1.StreamPixelsResponse_Batch{
-			Batch: &canvasv1.PixelBatch{FirstSeq: first, LastSeq: last, Deltas: deltas},
+	beat := time.NewTimer(f.heartbeat)
+	defer beat.Stop()
+	sent := func() { beat.Reset(f.heartbeat) }
+	sendHeartbeat := func() error {
+		sent()
+		return send(&canvasv1.StreamPixelsResponse{Event: &canvasv1.StreamPixelsResponse_Heartbeat{
+			Heartbeat: &canvasv1.Heartbeat{Seq: pos},
 		}})
 	}
 	for {
 		select {
 		case <-f.stop:
-			return apierr.Unavailable("the server is shutting down; reconnect with since_seq", time.Second)
+			return apierr.Unavailable("the server is shutting down; reconnect with after_seq", time.Second)
 		default:
 		}
 		f.mu.RLock()
 		if f.gen == 0 { // not following the log yet (Redis down at start)
 			wake := f.wake
 			f.mu.RUnlock()
-			if err := f.wait(ctx, wake); err != nil {
+			if err := f.wait(ctx, wake, nil); err != nil {
 				return err
 			}
 			continue
@@ -330,24 +336,29 @@ func (f *feed) serve(ctx context.Context, since int64, send func(*canvasv1.Strea
 		current := f.seen
 		if gen == 0 {
 			switch {
-			case since == 0:
+			case after == FromNow:
 				pos = f.head
-			case since < f.base:
+			case after < f.base:
 				f.mu.RUnlock()
 				return f.resync(send, resyncTooOld, current)
-			case since > current:
+			case after > current:
 				// Perhaps only ahead of this replica, which reads the log a
 				// moment after it is written.
 				f.mu.RUnlock()
-				if head, _, err := f.board.Head(ctx); err == nil && since > head {
+				if head, _, err := f.board.Head(ctx); err == nil && after > head {
 					return f.resync(send, resyncAhead, head)
 				}
 				f.mu.RLock()
-				pos = since
+				pos = after
 			default:
-				pos = since
+				pos = after
 			}
 			gen = f.gen
+			f.mu.RUnlock()
+			if err := sendHeartbeat(); err != nil {
+				return err
+			}
+			continue
 		}
 		if gen != f.gen {
 			f.mu.RUnlock()
@@ -365,13 +376,12 @@ func (f *feed) serve(ctx context.Context, since int64, send func(*canvasv1.Strea
 		wake := f.wake
 		f.mu.RUnlock()
 
-		if lastSent.IsZero() || (n == 0 && f.now().Sub(lastSent) >= heartbeat) {
-			if err := sendBatch(pos+1, pos, nil); err != nil {
-				return err
-			}
-		}
 		if n == 0 {
-			if err := f.wait(ctx, wake); err != nil {
+			err := f.wait(ctx, wake, beat.C)
+			if errors.Is(err, errHeartbeatDue) {
+				err = sendHeartbeat()
+			}
+			if err != nil {
 				return err
 			}
 			continue
@@ -387,7 +397,10 @@ func (f *feed) serve(ctx context.Context, since int64, send func(*canvasv1.Strea
 				deltas = deltas[(pos+1-first)*DeltaSize:]
 				first = pos + 1
 			}
-			if err := sendBatch(first, b.last, deltas); err != nil {
+			sent()
+			if err := send(&canvasv1.StreamPixelsResponse{Event: &canvasv1.StreamPixelsResponse_Batch{
+				Batch: &canvasv1.PixelBatch{FirstSeq: first, LastSeq: b.last, Deltas: deltas},
+			}}); err != nil {
 				return err
 			}
 			if b.at.After(joined) {
@@ -406,12 +419,17 @@ func (f *feed) resync(send func(*canvasv1.StreamPixelsResponse) error, reason st
 	}})
 }
 
+// errHeartbeatDue is wait's answer when the heartbeat timer fired first.
+var errHeartbeatDue = errors.New("heartbeat due")
+
 // wait returns when wake is closed, the feed drains (the loop then ends
-// the stream) or ctx ends.
-func (f *feed) wait(ctx context.Context, wake <-chan struct{}) error {
+// the stream), beat fires (errHeartbeatDue) or ctx ends.
+func (f *feed) wait(ctx context.Context, wake <-chan struct{}, beat <-chan time.Time) error {
 	select {
 	case <-wake:
 	case <-f.stop:
+	case <-beat:
+		return errHeartbeatDue
 	case <-ctx.Done():
 		return ctx.Err()
 	}

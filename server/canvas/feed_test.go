@@ -28,6 +28,9 @@ func testFeed(t *testing.T, b Board, cfg feedConfig) *feed {
 	if cfg.maxMsg == 0 {
 		cfg.maxMsg = maxMessageDeltas
 	}
+	if cfg.heartbeat == 0 {
+		cfg.heartbeat = DefaultHeartbeat
+	}
 	f := newFeed(b, cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	t.Cleanup(f.close)
 	waitStarted(t, f)
@@ -54,14 +57,15 @@ type sub struct {
 	msgs chan *canvasv1.StreamPixelsResponse
 	done chan error
 	stop context.CancelFunc
-	at   int64 // last seq received; -1 until the first batch says
+	at   int64 // last seq received; -1 until the first heartbeat says
 }
 
+// subscribe follows the feed after since (0: from now).
 func subscribe(f *feed, since int64, send func(*canvasv1.StreamPixelsResponse) error) *sub {
 	ctx, cancel := context.WithCancel(bg)
 	s := &sub{msgs: make(chan *canvasv1.StreamPixelsResponse, 10_000), done: make(chan error, 1), stop: cancel, at: since}
 	if since == 0 {
-		s.at = -1
+		s.at, since = -1, FromNow
 	}
 	if send == nil {
 		send = func(m *canvasv1.StreamPixelsResponse) error { s.msgs <- m; return nil }
@@ -79,12 +83,18 @@ func (s *sub) follow(t *testing.T, upTo int64) []byte {
 	for s.at < upTo {
 		select {
 		case m := <-s.msgs:
-			b := m.GetBatch()
-			if b == nil {
-				t.Fatalf("got %v while following", m)
+			if hb := m.GetHeartbeat(); hb != nil {
+				if s.at == -1 {
+					s.at = hb.GetSeq()
+				}
+				if hb.GetSeq() != s.at {
+					t.Fatalf("heartbeat at %d after seq %d", hb.GetSeq(), s.at)
+				}
+				continue
 			}
-			if s.at == -1 {
-				s.at = b.GetFirstSeq() - 1
+			b := m.GetBatch()
+			if b == nil || s.at == -1 {
+				t.Fatalf("got %v while following (at %d)", m, s.at)
 			}
 			if b.GetFirstSeq() != s.at+1 || int64(len(b.GetDeltas())) != (b.GetLastSeq()-b.GetFirstSeq()+1)*DeltaSize {
 				t.Fatalf("batch [%d, %d] with %d bytes after seq %d", b.GetFirstSeq(), b.GetLastSeq(), len(b.GetDeltas()), s.at)

@@ -43,6 +43,7 @@ import (
 var Policies = auth.Policies{
 	votev1.VoteService_CreateElection_FullMethodName: auth.Admin,
 	votev1.VoteService_GetElection_FullMethodName:    auth.Public,
+	votev1.VoteService_ListElections_FullMethodName:  auth.Public,
 	votev1.VoteService_OpenElection_FullMethodName:   auth.Admin,
 	votev1.VoteService_CloseElection_FullMethodName:  auth.Admin,
 	votev1.VoteService_CastVote_FullMethodName:       auth.Registered,
@@ -102,6 +103,9 @@ type Config struct {
 	// StreamBuffer is each stream's backlog before it is dropped as too
 	// slow (16 tallies).
 	StreamBuffer int
+	// StreamHeartbeat is the longest a results stream stays silent: a
+	// quiet one sends a heartbeat then (15s; 0 means 15s too).
+	StreamHeartbeat time.Duration
 }
 
 // DefaultMaxAccountsPerAddr is the accounts-per-address cap voting runs
@@ -124,6 +128,7 @@ func DefaultConfig() Config {
 		LiveMaxAge:         500 * time.Millisecond,
 		PublishEvery:       250 * time.Millisecond,
 		StreamBuffer:       16,
+		StreamHeartbeat:    15 * time.Second,
 	}
 }
 
@@ -384,7 +389,8 @@ func (s *Service) transition(ctx context.Context, id string, fn func(e *Election
 		return Election{}, err
 	}
 	now := s.now()
-	e, err := s.store.UpdateElection(ctx, id, func(e *Election) error { return fn(e, now) })
+	var before State
+	e, err := s.store.UpdateElection(ctx, id, func(e *Election) error { before = e.State; return fn(e, now) })
 	switch {
 	case errors.Is(err, errReopen), errors.Is(err, errWindowEnded):
 		return Election{}, err
@@ -392,6 +398,9 @@ func (s *Service) transition(ctx context.Context, id string, fn func(e *Election
 		return Election{}, apierr.FromStorage(ctx, err, "election not found")
 	}
 	s.elections.Add(e.ID, cachedElection{e, s.now()})
+	if e.State != before {
+		s.announce(e)
+	}
 	return e, nil
 }
 

@@ -57,6 +57,13 @@ func (e Election) HasCandidate(id string) bool {
 	return false
 }
 
+// ElectionCursor names the last election of a page: the next page starts
+// after it.
+type ElectionCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
 // Vote as stored: one per (election, user).
 type Vote struct {
 	ID             string
@@ -166,6 +173,9 @@ type Store interface {
 	CreateElection(ctx context.Context, e Election) error
 	// GetElection returns an election (storage.ErrNotFound).
 	GetElection(ctx context.Context, id string) (Election, error)
+	// ListElections returns up to limit elections in one of states, newest
+	// (CreatedAt, then ID) first, after the cursor (nil: from the newest).
+	ListElections(ctx context.Context, states []State, after *ElectionCursor, limit int) ([]Election, error)
 	// UpdateElection reads an election, lets fn change its state and window
 	// and stores the result, atomically. fn may run more than once and must
 	// have no other effect; an error from it is returned as is and nothing

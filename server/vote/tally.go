@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
@@ -176,13 +175,14 @@ type feeds struct {
 }
 
 type feed struct {
-	sub       *bus.Subscription
+	sub       *bus.Subscription // tallies
+	states    *bus.Subscription // the election after each open or close
 	followers map[*follower]struct{}
 }
 
 type follower struct {
-	c   chan *votev1.Tally
-	err error // why c was closed: errFellBehind or errFeedEnded
+	c   chan *votev1.StreamResultsResponse // shared, read-only messages
+	err error                              // why c was closed: errFellBehind or errFeedEnded
 }
 
 var (
@@ -202,11 +202,17 @@ func (s *Service) follow(electionID string) (*follower, error) {
 		if err != nil {
 			return nil, err
 		}
-		f = &feed{sub: sub, followers: map[*follower]struct{}{}}
+		states, err := s.bus.Subscribe(context.Background(), electionTopic(electionID), 4)
+		if err != nil {
+			sub.Close()
+			return nil, err
+		}
+		f = &feed{sub: sub, states: states, followers: map[*follower]struct{}{}}
 		s.feeds.m[electionID] = f
-		go s.runFeed(electionID, f)
+		go s.runFeed(electionID, f, f.sub, decodeTally)
+		go s.runFeed(electionID, f, f.states, decodeElection)
 	}
-	fo := &follower{c: make(chan *votev1.Tally, s.cfg.StreamBuffer)}
+	fo := &follower{c: make(chan *votev1.StreamResultsResponse, s.cfg.StreamBuffer)}
 	f.followers[fo] = struct{}{}
 	return fo, nil
 }
@@ -227,20 +233,27 @@ func (s *Service) unfollow(electionID string, fo *follower) {
 	if len(f.followers) == 0 {
 		delete(s.feeds.m, electionID)
 		f.sub.Close()
+		f.states.Close()
 	}
 }
 
-func (s *Service) runFeed(electionID string, f *feed) {
-	for msg := range f.sub.C {
-		tl := &votev1.Tally{}
-		if err := proto.Unmarshal(msg, tl); err != nil {
-			s.log.Warn("vote: undecodable tally on the bus", "err", err)
+func decodeTally(msg []byte) (*votev1.StreamResultsResponse, error) {
+	tl := &votev1.Tally{}
+	return &votev1.StreamResultsResponse{Tally: tl}, proto.Unmarshal(msg, tl)
+}
+
+// runFeed hands one of the feed's subscriptions to its followers.
+func (s *Service) runFeed(electionID string, f *feed, sub *bus.Subscription, decode func([]byte) (*votev1.StreamResultsResponse, error)) {
+	for msg := range sub.C {
+		m, err := decode(msg)
+		if err != nil {
+			s.log.Warn("vote: undecodable message on the bus", "err", err)
 			continue
 		}
 		s.feeds.mu.Lock()
 		for fo := range f.followers {
 			select {
-			case fo.c <- tl: // shared, read-only from here on
+			case fo.c <- m:
 			default:
 				delete(f.followers, fo)
 				fo.err = errFellBehind
@@ -255,86 +268,12 @@ func (s *Service) runFeed(electionID string, f *feed) {
 	defer s.feeds.mu.Unlock()
 	if s.feeds.m[electionID] == f {
 		delete(s.feeds.m, electionID)
+		f.sub.Close()
+		f.states.Close()
 	}
 	for fo := range f.followers {
 		delete(f.followers, fo)
 		fo.err = errFeedEnded
 		close(fo.c)
-	}
-}
-
-// StreamResults implements VoteService.
-func (s *Service) StreamResults(req *votev1.StreamResultsRequest, stream grpc.ServerStreamingServer[votev1.StreamResultsResponse]) error {
-	ctx := stream.Context()
-	if err := requireElectionID(req.GetElectionId()); err != nil {
-		return err
-	}
-	if req.GetSinceVersion() < 0 {
-		return apierr.InvalidArgument("since_version", "must not be negative")
-	}
-	e, err := s.election(ctx, req.GetElectionId())
-	if err != nil {
-		return err
-	}
-	// Follow before reading the current tally, so nothing published in
-	// between is missed.
-	fo, err := s.follow(e.ID)
-	if err != nil {
-		return apierr.Unavailable("results are not available right now", time.Second)
-	}
-	defer s.unfollow(e.ID, fo)
-	// Headers now, not with the first tally (which a reconnecting client
-	// may wait for): the gateway answers the HTTP request only then.
-	if err := stream.SendHeader(nil); err != nil {
-		return err
-	}
-	streamSubscribers.Inc()
-	defer streamSubscribers.Dec()
-
-	last := req.GetSinceVersion()
-	send := func(tl *votev1.Tally, force bool) error {
-		if tl.GetVersion() <= last && !force {
-			return nil
-		}
-		last = max(last, tl.GetVersion())
-		return stream.Send(&votev1.StreamResultsResponse{Tally: tl})
-	}
-	tl, err := s.liveTally(ctx, e)
-	if err != nil {
-		return apierr.FromStorage(ctx, err, "")
-	}
-	// A new client always gets the current count; a reconnecting one only
-	// what is newer than the version it has.
-	if err := send(tl, req.GetSinceVersion() == 0); err != nil {
-		return err
-	}
-	refresh := time.NewTicker(streamRefresh)
-	defer refresh.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case tl, ok := <-fo.c:
-			if !ok {
-				s.feeds.mu.Lock()
-				err := fo.err
-				s.feeds.mu.Unlock()
-				if err == nil {
-					err = errFeedEnded
-				}
-				return err
-			}
-			if err := send(tl, false); err != nil {
-				return err
-			}
-		case <-refresh.C:
-			tl, err := s.liveTally(ctx, e)
-			if err != nil {
-				continue // the bus may still deliver; the next tick retries
-			}
-			if err := send(tl, false); err != nil {
-				return err
-			}
-		}
 	}
 }

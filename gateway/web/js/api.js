@@ -131,77 +131,70 @@ export function qs(params) {
 }
 
 /**
- * Reads one server stream (grpc-gateway newline-delimited JSON: one
- * {"result": msg} or {"error": status} a line) and calls onMessage for each
- * result. Resolves when the server ends the stream; rejects on an error
- * line, a failed request or a dropped connection.
+ * Keeps a server stream open with the browser's own EventSource (Server-Sent
+ * Events; every event's id is the stream's resume position, so when the
+ * connection drops the browser reconnects by itself with Last-Event-ID and
+ * misses nothing). handlers maps event names (e.g. batch, heartbeat,
+ * resync) to functions of the parsed message; a handler returning
+ * 'restart' closes the stream and opens a new one from path() at once (after
+ * a resync). When the browser gives up (the server refused the request,
+ * e.g. 503 while it restarts), this reconnects with exponential backoff and
+ * full jitter, asking path() (which may be async) afresh so the caller
+ * resumes from what it has. onState gets 'connecting' | 'live' |
+ * {retryIn: ms, error}. Returns stop().
  */
-export async function readStream(path, onMessage, { signal, onOpen } = {}) {
-  const res = await request('GET', path, undefined, { raw: true, signal, headers: { Accept: 'application/x-ndjson, application/json' } });
-  if (onOpen) onOpen();
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  let clean = false;
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (!line) continue;
-        const msg = JSON.parse(line);
-        if (msg.error) throw new ApiError(res.status, msg.error, null);
-        if (msg.result) onMessage(msg.result);
-      }
-    }
-    clean = true;
-  } finally {
-    // Stopped early (error line, or the caller gave up): cancel the
-    // request rather than leave it downloading.
-    if (clean) reader.releaseLock();
-    else reader.cancel().catch(() => {});
-  }
-}
-
-/**
- * Keeps a stream open: reconnects after a drop with exponential backoff and
- * full jitter (so a restarted server is not hit by every client at once),
- * asking path() (which may be async) afresh each time so the caller can
- * resume from what it has. onMessage may throw an error with reconnectNow
- * set to end the current stream and reconnect at once.
- * onState gets 'connecting' | 'live' | {retryIn: ms, error}. Returns stop().
- */
-export function liveStream(path, onMessage, { onState = () => {}, minDelay = 500, maxDelay = 15000, fatal = () => false } = {}) {
-  const ctl = new AbortController();
+export function liveEvents(path, handlers, { onState = () => {}, minDelay = 500, maxDelay = 15000 } = {}) {
+  let es = null;
+  let stopped = false;
   let attempt = 0;
-  let wake = null;
-  (async () => {
-    while (!ctl.signal.aborted) {
-      onState('connecting');
-      let error = null;
-      try {
-        await readStream(await path(), (m) => { attempt = 0; onMessage(m); }, {
-          signal: ctl.signal, onOpen: () => onState('live'),
-        });
-      } catch (e) {
-        error = e;
-      }
-      if (ctl.signal.aborted) return;
-      if (error && error.reconnectNow) continue; // the caller asked to start over (e.g. resync)
-      if (error && fatal(error)) { onState({ fatal: true, error }); return; }
-      const cap = Math.min(maxDelay, minDelay * 2 ** attempt);
-      attempt = Math.min(attempt + 1, 10);
-      let delay = Math.round(cap / 2 + Math.random() * cap / 2);
-      // A server shedding load says when to come back (Retry-After).
-      if (error && error.retryAfter) delay = Math.max(delay, error.retryAfter * 1000 * (1 + Math.random() / 4));
-      onState({ retryIn: delay, error });
-      await new Promise((resolve) => { wake = resolve; setTimeout(resolve, delay); });
+  let timer = 0;
+  const open = async () => {
+    if (stopped) return;
+    onState('connecting');
+    let url;
+    try {
+      url = await path();
+    } catch (error) {
+      retry(error);
+      return;
     }
-  })();
+    if (stopped) return;
+    const src = new EventSource(url, { withCredentials: true });
+    es = src;
+    src.onopen = () => { attempt = 0; onState('live'); };
+    for (const [name, fn] of Object.entries(handlers)) {
+      src.addEventListener(name, (e) => {
+        if (es !== src) return;
+        if (fn(JSON.parse(e.data)) === 'restart') {
+          src.close();
+          open();
+        }
+      });
+    }
+    src.addEventListener('error', (e) => {
+      if (es !== src) return;
+      // An `error` event with data is the server's google.rpc.Status (the
+      // stream then ends and the browser reconnects); without data it is
+      // the connection itself.
+      const error = e.data ? new ApiError(200, JSON.parse(e.data), null) : null;
+      if (src.readyState === EventSource.CLOSED) {
+        retry(error);
+      } else {
+        onState({ retryIn: 1000, error }); // the browser retries (retry: field)
+      }
+    });
+  };
+  const retry = (error) => {
+    if (es) es.close();
+    es = null;
+    const cap = Math.min(maxDelay, minDelay * 2 ** attempt);
+    attempt = Math.min(attempt + 1, 10);
+    const delay = Math.round(cap / 2 + Math.random() * cap / 2);
+    onState({ retryIn: delay, error });
+    timer = setTimeout(open, delay);
+  };
+  open();
   return {
-    stop: () => { ctl.abort(); if (wake) wake(); },
+    stop: () => { stopped = true; clearTimeout(timer); if (es) es.close(); es = null; },
   };
 }

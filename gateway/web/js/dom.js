@@ -143,7 +143,7 @@ export function newKey() {
 
 /**
  * A stream status badge ("live", "reconnecting in 3 s" counting down,
- * "offline"); returns the onState callback for liveStream.
+ * "offline"); returns the onState callback for liveEvents.
  */
 export function liveBadge(el, offline = 'offline') {
   let timer = 0;

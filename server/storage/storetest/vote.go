@@ -15,6 +15,7 @@ import (
 // RunVote runs the vote store suite; open returns an empty store.
 func RunVote(t *testing.T, open func(t *testing.T) vote.Store) {
 	t.Run("Elections", func(t *testing.T) { testElections(t, open(t)) })
+	t.Run("ListElections", func(t *testing.T) { testListElections(t, open(t)) })
 	t.Run("CommitVotes", func(t *testing.T) { testCommitVotes(t, open(t)) })
 	t.Run("ConcurrentDuplicates", func(t *testing.T) { testConcurrentDuplicates(t, open(t)) })
 	t.Run("CountersMatchVotes", func(t *testing.T) { testCountersMatchVotes(t, open(t)) })

@@ -1,10 +1,10 @@
 // Pixel canvas. The board is one W×H <canvas> (a pixel per board pixel),
 // scaled and moved with a CSS transform so that zoom and pan cost nothing.
 // It is loaded from the bit-packed snapshot (GET /api/v1/canvas, 4 bits a
-// pixel, X-Canvas-Seq) and kept live from the NDJSON delta stream resumed
+// pixel, X-Canvas-Seq) and kept live from the delta stream (Server-Sent Events) resumed
 // from the last sequence applied; a resync reloads the snapshot.
 
-import { ApiError, Code, get, liveStream, post } from '../api.js';
+import { ApiError, Code, get, liveEvents, post } from '../api.js';
 import { h, id, liveBadge, liveRegion, say } from '../dom.js';
 
 const MAX_ZOOM = 48;
@@ -456,17 +456,14 @@ export function render(root) {
     drawPalette();
     fit();
     updatePlaceButton();
-    ctl.stream = liveStream(async () => {
+    ctl.stream = liveEvents(async () => {
       if (st.needSnapshot) await loadSnapshot();
-      return `/api/v1/canvas/stream?sinceSeq=${st.seq}`;
-    }, (m) => {
-      if (m.batch) applyBatch(m.batch);
-      if (m.resync) {
-        st.needSnapshot = true;
-        const e = new Error(`resync: ${m.resync.reason || ''}`);
-        e.reconnectNow = true;
-        throw e;
-      }
+      return `/api/v1/canvas/stream?afterSeq=${st.seq}`;
+    }, {
+      batch: (m) => applyBatch(m.batch),
+      heartbeat: () => {},
+      // The server cannot fill the gap: reload the snapshot, start over.
+      resync: () => { st.needSnapshot = true; return 'restart'; },
     }, { onState: setLive, maxDelay: 10000 });
     viewport.dataset.ready = 'true';
   }

@@ -5,7 +5,7 @@
 
 import { ApiError, Code, del, get, post, qs } from '../api.js';
 import { dayChart } from '../chart.js';
-import { copyField, fmtNumber, fmtRelative, fmtTime, h, id, liveRegion, replace, safeHref, say } from '../dom.js';
+import { copyField, fmtNumber, fmtRelative, fmtTime, h, id, liveRegion, replace, s, safeHref, say } from '../dom.js';
 
 const EXPIRIES = [['0', 'Never'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '1 week'], ['2592000', '30 days']];
 
@@ -148,7 +148,7 @@ function renderList(root) {
       return h('li', { class: 'row-item', dataset: { code: su.code } },
         h('div', { class: 'grow' },
           h('a', { class: 'mono strong', href: safeHref(su.shortUrl), target: '_blank', rel: 'noopener' }, su.shortUrl.replace(/^https?:\/\//, '')),
-          su.passwordProtected ? h('span', { class: 'badge', title: 'Password protected' }, '🔒') : null,
+          su.passwordProtected ? h('span', { class: 'badge lock', title: 'Password protected' }, lockIcon(), h('span', { class: 'offscreen' }, 'Password protected')) : null,
           su.redirectKind === 'REDIRECT_KIND_MOVED_PERMANENTLY' ? h('span', { class: 'badge' }, '301') : null,
           expired ? h('span', { class: 'badge expired' }, 'expired') : null,
           h('p', { class: 'muted small ellipsis', title: su.longUrl }, '→ ', su.longUrl),
@@ -271,4 +271,12 @@ function renderStats(root, code) {
   // Analytics arrive asynchronously: keep the numbers fresh while open.
   ctl.timer = setInterval(() => { if (!document.hidden) reload(); }, 5000);
   return () => { ctl.alive = false; clearInterval(ctl.timer); };
+}
+
+// lockIcon is inline SVG: an emoji needs a font that many systems lack
+// (it drew an empty box).
+function lockIcon() {
+  return s('svg', { viewBox: '0 0 16 16', width: 12, height: 12, 'aria-hidden': 'true', focusable: 'false', class: 'icon' },
+    s('path', { d: 'M4.5 7V5a3.5 3.5 0 0 1 7 0v2', fill: 'none', stroke: 'currentColor', 'stroke-width': 1.6 }),
+    s('rect', { x: 2.5, y: 7, width: 11, height: 8, rx: 1.5, fill: 'currentColor' }));
 }

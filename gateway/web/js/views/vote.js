@@ -1,8 +1,9 @@
-// Live voting. #/vote lists recent elections (and lets admins create one);
-// #/vote/{id} shows an election: one vote per registered user, and results
-// whose bars move live from the results stream.
+// Live voting. #/vote lists the open and closed elections (and lets admins
+// create one); #/vote/{id} shows an election: one vote per registered user,
+// results whose bars move live from the results stream, and its state (a
+// close shows at once: the stream carries it).
 
-import { ApiError, Code, get, liveStream, post, qs } from '../api.js';
+import { ApiError, Code, get, liveEvents, post, qs } from '../api.js';
 import { copyField, fmtNumber, fmtTime, h, id, liveBadge, liveRegion, newKey, replace, say } from '../dom.js';
 import { isAdmin, isGuest, onSession, user } from '../session.js';
 
@@ -107,12 +108,14 @@ function renderIndex(root) {
   });
 
   const list = recent();
+  const all = electionList();
   root.append(
     h('header', { class: 'view-head' },
       h('h1', null, 'Live voting'),
       h('p', { class: 'lead' }, 'One vote per person, results live as they come in.')),
     h('div', { class: 'grid two' },
       h('div', { class: 'stack' },
+        all.card,
         h('div', { class: 'card' }, h('h2', null, 'Open an election'), open),
         h('div', { class: 'card' }, h('h2', null, 'Recent'),
           list.length
@@ -120,6 +123,51 @@ function renderIndex(root) {
             : h('p', { class: 'empty' }, 'Elections you open appear here.'))),
       adminBox));
   return off;
+}
+
+// electionList is the public list: newest first, filtered by state, more
+// on demand (the API pages it).
+function electionList() {
+  const filterId = id('state-filter');
+  const filter = h('select', { id: filterId, class: 'input' },
+    h('option', { value: '' }, 'Open and closed'),
+    h('option', { value: 'ELECTION_STATE_OPEN' }, 'Open'),
+    h('option', { value: 'ELECTION_STATE_CLOSED' }, 'Closed'));
+  const items = h('ul', { class: 'rows', id: 'election-list' });
+  const more = h('button', { type: 'button', class: 'btn ghost', id: 'more-elections', hidden: true }, 'More elections');
+  const status = liveRegion({ id: 'election-list-status' });
+  let token = '';
+  async function page(reset) {
+    if (reset) { token = ''; replace(items); }
+    more.disabled = true;
+    try {
+      const res = await get(`/api/v1/elections${qs({ pageSize: 20, pageToken: token, state: filter.value })}`);
+      for (const e of res.elections || []) {
+        const [label, cls] = STATE[e.state] || ['Unknown', 'draft'];
+        items.append(h('li', { class: 'row-item', dataset: { election: e.electionId } },
+          h('a', { href: `#/vote/${encodeURIComponent(e.electionId)}` }, e.title),
+          h('span', { class: `badge state ${cls}` }, label),
+          h('span', { class: 'muted' }, fmtTime(e.createTime))));
+      }
+      token = res.nextPageToken || '';
+      more.hidden = !token;
+      if (!items.children.length) items.append(h('li', { class: 'empty' }, 'No elections yet.'));
+      say(status, '');
+    } catch (err) {
+      say(status, err instanceof ApiError ? err.friendly : `Network error: ${err.message}`, 'error');
+    } finally {
+      more.disabled = false;
+    }
+  }
+  filter.addEventListener('change', () => page(true));
+  more.addEventListener('click', () => page(false));
+  page(true);
+  return {
+    card: h('div', { class: 'card' },
+      h('div', { class: 'row spread' }, h('h2', null, 'Elections'),
+        h('span', null, h('label', { for: filterId, class: 'offscreen' }, 'Show'), filter)),
+      items, h('div', { class: 'row' }, more, status)),
+  };
 }
 
 function renderElection(root, eid) {
@@ -226,7 +274,26 @@ function renderElection(root, eid) {
     }
   }
 
-  const canVote = () => ctl.election && ctl.election.state === 'ELECTION_STATE_OPEN' && !isGuest();
+  // The window may end without a close: the page redraws at its end.
+  const ended = (el) => el.endTime && Date.parse(el.endTime) <= Date.now();
+  const canVote = () => ctl.election && ctl.election.state === 'ELECTION_STATE_OPEN' && !ended(ctl.election) && !isGuest();
+  let endTimer = 0;
+  function watchEnd() {
+    clearTimeout(endTimer);
+    const el = ctl.election;
+    if (!el.endTime || ended(el) || el.state !== 'ELECTION_STATE_OPEN') return;
+    endTimer = setTimeout(() => { if (ctl.alive) { drawBallot(); drawAdmin(); } }, Math.min(2 ** 31 - 1, Date.parse(el.endTime) - Date.now() + 50));
+  }
+
+  // A state the stream pushed (open, close): redraw at once.
+  function applyElection(el) {
+    const was = ctl.election && ctl.election.state;
+    ctl.election = el;
+    drawBallot();
+    drawAdmin();
+    watchEnd();
+    if (was && was !== el.state) say(voteStatus, el.state === 'ELECTION_STATE_CLOSED' ? 'Voting has closed.' : 'Voting is open.', 'ok');
+  }
 
   function drawBallot() {
     const el = ctl.election;
@@ -237,7 +304,8 @@ function renderElection(root, eid) {
       h('p', { class: 'row' }, h('span', { class: `badge state ${cls}`, id: 'election-state' }, label),
         el.endTime ? h('span', { class: 'muted' }, `until ${fmtTime(el.endTime)}`) : null));
     let note = null;
-    if (el.state !== 'ELECTION_STATE_OPEN') note = h('p', { class: 'notice' }, el.state === 'ELECTION_STATE_CLOSED' ? 'This election is closed.' : 'This election has not opened yet.');
+    if (el.state === 'ELECTION_STATE_OPEN' && ended(el)) note = h('p', { class: 'notice' }, 'Voting has ended.');
+    else if (el.state !== 'ELECTION_STATE_OPEN') note = h('p', { class: 'notice' }, el.state === 'ELECTION_STATE_CLOSED' ? 'This election is closed.' : 'This election has not opened yet.');
     else if (isGuest()) note = h('p', { class: 'notice', id: 'guest-note' }, 'Only registered users can vote. ', h('a', { href: '#/account' }, 'Register or sign in'), ' — it takes a few seconds.');
     replace(ballot,
       h('h2', null, 'Your vote'),
@@ -256,7 +324,17 @@ function renderElection(root, eid) {
     if (!isAdmin()) { replace(adminBox); return; }
     const el = ctl.election;
     const status = liveRegion();
-    const act = (verb) => async () => {
+    const act = (verb) => async (ev) => {
+      const btn = ev.currentTarget;
+      // Closing is final: the first press arms the button for a few
+      // seconds, like Delete on the links page (no blocking confirm()).
+      if (verb === 'close' && btn.dataset.armed !== 'true') {
+        btn.dataset.armed = 'true';
+        btn.textContent = 'Confirm close';
+        say(status, 'Press again to close voting: it cannot be reopened.');
+        setTimeout(() => { if (btn.isConnected) { btn.dataset.armed = ''; btn.textContent = 'Close voting'; } }, 4000);
+        return;
+      }
       try {
         ctl.election = await post(`/api/v1/elections/${encodeURIComponent(eid)}:${verb}`, {});
         drawBallot();
@@ -295,11 +373,21 @@ function renderElection(root, eid) {
     drawBallot();
     drawResults();
     drawAdmin();
+    watchEnd();
     get(`/api/v1/results/live/${encodeURIComponent(eid)}`).then((t) => { if (ctl.alive) applyTally(t); }).catch(() => {});
-    ctl.stream = liveStream(
-      () => `/api/v1/results/stream/${encodeURIComponent(eid)}${qs({ sinceVersion: ctl.version || '' })}`,
-      (m) => { if (m.tally) applyTally(m.tally); },
-      { onState: setLive, fatal: (e) => e instanceof ApiError && [Code.NOT_FOUND, Code.INVALID_ARGUMENT, Code.PERMISSION_DENIED].includes(e.code) },
+    // The election rides on the stream's first message and on one of its
+    // own after every open or close.
+    const election = (m) => { if (m.election && ctl.alive) applyElection(m.election); };
+    ctl.stream = liveEvents(
+      () => `/api/v1/results/stream/${encodeURIComponent(eid)}${qs({ afterVersion: ctl.tally ? ctl.version : '' })}`,
+      {
+        tally: (m) => { election(m); applyTally(m.tally); },
+        heartbeat: election,
+        election,
+        // Our version is unknown there: take the current count afresh.
+        resync: () => { ctl.tally = null; ctl.version = 0; return 'restart'; },
+      },
+      { onState: setLive },
     );
     await checkVoted();
   }
@@ -312,5 +400,5 @@ function renderElection(root, eid) {
     checkVoted();
   });
   load();
-  return () => { ctl.alive = false; off(); if (ctl.stream) ctl.stream.stop(); };
+  return () => { ctl.alive = false; clearTimeout(endTimer); off(); if (ctl.stream) ctl.stream.stop(); };
 }

@@ -77,8 +77,11 @@ type GetCanvasInfoResponse struct {
 	CooldownSeconds int32 `protobuf:"varint,4,opt,name=cooldown_seconds,json=cooldownSeconds,proto3" json:"cooldown_seconds,omitempty"`
 	// Interval between stream batches, in milliseconds.
 	BatchIntervalMs int32 `protobuf:"varint,5,opt,name=batch_interval_ms,json=batchIntervalMs,proto3" json:"batch_interval_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A stream that has sent nothing for this long sends a Heartbeat, in
+	// milliseconds.
+	HeartbeatIntervalMs int32 `protobuf:"varint,6,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *GetCanvasInfoResponse) Reset() {
@@ -142,6 +145,13 @@ func (x *GetCanvasInfoResponse) GetCooldownSeconds() int32 {
 func (x *GetCanvasInfoResponse) GetBatchIntervalMs() int32 {
 	if x != nil {
 		return x.BatchIntervalMs
+	}
+	return 0
+}
+
+func (x *GetCanvasInfoResponse) GetHeartbeatIntervalMs() int32 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
 	}
 	return 0
 }
@@ -455,7 +465,12 @@ func (x *PlacePixelResponse) GetNextPlacementTime() *timestamppb.Timestamp {
 type StreamPixelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The last sequence number the client has applied; 0 to start from now.
-	SinceSeq      int64 `protobuf:"varint,1,opt,name=since_seq,json=sinceSeq,proto3" json:"since_seq,omitempty"`
+	// Prefer `after_seq`, which can say "after 0". At most one of the two.
+	SinceSeq int64 `protobuf:"varint,1,opt,name=since_seq,json=sinceSeq,proto3" json:"since_seq,omitempty"`
+	// The last sequence number the client has applied, 0 included (a
+	// snapshot of a fresh board): the stream starts right after it. Unset:
+	// from now (or `since_seq`).
+	AfterSeq      *int64 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3,oneof" json:"after_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -493,6 +508,13 @@ func (*StreamPixelsRequest) Descriptor() ([]byte, []int) {
 func (x *StreamPixelsRequest) GetSinceSeq() int64 {
 	if x != nil {
 		return x.SinceSeq
+	}
+	return 0
+}
+
+func (x *StreamPixelsRequest) GetAfterSeq() int64 {
+	if x != nil && x.AfterSeq != nil {
+		return *x.AfterSeq
 	}
 	return 0
 }
@@ -618,15 +640,63 @@ func (x *Resync) GetCurrentSeq() int64 {
 	return 0
 }
 
+// Heartbeat says where a stream is while it has nothing else to send.
+type Heartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every placement up to and including this sequence number has been
+	// sent on this stream (or was before its start).
+	Seq           int64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Heartbeat) Reset() {
+	*x = Heartbeat{}
+	mi := &file_canvas_v1_canvas_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Heartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Heartbeat) ProtoMessage() {}
+
+func (x *Heartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_canvas_v1_canvas_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
+func (*Heartbeat) Descriptor() ([]byte, []int) {
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Heartbeat) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // One message of StreamPixels.
 type StreamPixelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Either a batch of deltas or a resync.
+	// A batch of deltas, a resync or a heartbeat.
 	//
 	// Types that are valid to be assigned to Event:
 	//
 	//	*StreamPixelsResponse_Batch
 	//	*StreamPixelsResponse_Resync
+	//	*StreamPixelsResponse_Heartbeat
 	Event         isStreamPixelsResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -634,7 +704,7 @@ type StreamPixelsResponse struct {
 
 func (x *StreamPixelsResponse) Reset() {
 	*x = StreamPixelsResponse{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[11]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +716,7 @@ func (x *StreamPixelsResponse) String() string {
 func (*StreamPixelsResponse) ProtoMessage() {}
 
 func (x *StreamPixelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[11]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +729,7 @@ func (x *StreamPixelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamPixelsResponse.ProtoReflect.Descriptor instead.
 func (*StreamPixelsResponse) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{11}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamPixelsResponse) GetEvent() isStreamPixelsResponse_Event {
@@ -687,6 +757,15 @@ func (x *StreamPixelsResponse) GetResync() *Resync {
 	return nil
 }
 
+func (x *StreamPixelsResponse) GetHeartbeat() *Heartbeat {
+	if x != nil {
+		if x, ok := x.Event.(*StreamPixelsResponse_Heartbeat); ok {
+			return x.Heartbeat
+		}
+	}
+	return nil
+}
+
 type isStreamPixelsResponse_Event interface {
 	isStreamPixelsResponse_Event()
 }
@@ -701,9 +780,17 @@ type StreamPixelsResponse_Resync struct {
 	Resync *Resync `protobuf:"bytes,2,opt,name=resync,proto3,oneof"`
 }
 
+type StreamPixelsResponse_Heartbeat struct {
+	// The stream's position: sent first, then whenever the stream has been
+	// idle for the heartbeat interval. Nothing to apply.
+	Heartbeat *Heartbeat `protobuf:"bytes,3,opt,name=heartbeat,proto3,oneof"`
+}
+
 func (*StreamPixelsResponse_Batch) isStreamPixelsResponse_Event() {}
 
 func (*StreamPixelsResponse_Resync) isStreamPixelsResponse_Event() {}
+
+func (*StreamPixelsResponse_Heartbeat) isStreamPixelsResponse_Event() {}
 
 // Placement is one pixel placed by one user.
 type Placement struct {
@@ -726,7 +813,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[12]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +825,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[12]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +838,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{12}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Placement) GetSeq() int64 {
@@ -813,7 +900,7 @@ type ListPixelHistoryRequest struct {
 
 func (x *ListPixelHistoryRequest) Reset() {
 	*x = ListPixelHistoryRequest{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[13]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +912,7 @@ func (x *ListPixelHistoryRequest) String() string {
 func (*ListPixelHistoryRequest) ProtoMessage() {}
 
 func (x *ListPixelHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[13]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +925,7 @@ func (x *ListPixelHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPixelHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListPixelHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{13}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListPixelHistoryRequest) GetX() int32 {
@@ -882,7 +969,7 @@ type ListPixelHistoryResponse struct {
 
 func (x *ListPixelHistoryResponse) Reset() {
 	*x = ListPixelHistoryResponse{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[14]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +981,7 @@ func (x *ListPixelHistoryResponse) String() string {
 func (*ListPixelHistoryResponse) ProtoMessage() {}
 
 func (x *ListPixelHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[14]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +994,7 @@ func (x *ListPixelHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPixelHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListPixelHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{14}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListPixelHistoryResponse) GetPlacements() []*Placement {
@@ -937,7 +1024,7 @@ type BanUserRequest struct {
 
 func (x *BanUserRequest) Reset() {
 	*x = BanUserRequest{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[15]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1036,7 @@ func (x *BanUserRequest) String() string {
 func (*BanUserRequest) ProtoMessage() {}
 
 func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[15]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1049,7 @@ func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserRequest.ProtoReflect.Descriptor instead.
 func (*BanUserRequest) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{15}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BanUserRequest) GetUserId() string {
@@ -988,7 +1075,7 @@ type BanUserResponse struct {
 
 func (x *BanUserResponse) Reset() {
 	*x = BanUserResponse{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[16]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1087,7 @@ func (x *BanUserResponse) String() string {
 func (*BanUserResponse) ProtoMessage() {}
 
 func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[16]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1100,7 @@ func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserResponse.ProtoReflect.Descriptor instead.
 func (*BanUserResponse) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{16}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{17}
 }
 
 // Request of UnbanUser.
@@ -1027,7 +1114,7 @@ type UnbanUserRequest struct {
 
 func (x *UnbanUserRequest) Reset() {
 	*x = UnbanUserRequest{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[17]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1126,7 @@ func (x *UnbanUserRequest) String() string {
 func (*UnbanUserRequest) ProtoMessage() {}
 
 func (x *UnbanUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[17]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1139,7 @@ func (x *UnbanUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbanUserRequest.ProtoReflect.Descriptor instead.
 func (*UnbanUserRequest) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{17}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UnbanUserRequest) GetUserId() string {
@@ -1071,7 +1158,7 @@ type UnbanUserResponse struct {
 
 func (x *UnbanUserResponse) Reset() {
 	*x = UnbanUserResponse{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[18]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1170,7 @@ func (x *UnbanUserResponse) String() string {
 func (*UnbanUserResponse) ProtoMessage() {}
 
 func (x *UnbanUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[18]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1183,7 @@ func (x *UnbanUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbanUserResponse.ProtoReflect.Descriptor instead.
 func (*UnbanUserResponse) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{18}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{19}
 }
 
 // Request of ClearRect.
@@ -1118,7 +1205,7 @@ type ClearRectRequest struct {
 
 func (x *ClearRectRequest) Reset() {
 	*x = ClearRectRequest{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[19]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1217,7 @@ func (x *ClearRectRequest) String() string {
 func (*ClearRectRequest) ProtoMessage() {}
 
 func (x *ClearRectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[19]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1230,7 @@ func (x *ClearRectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearRectRequest.ProtoReflect.Descriptor instead.
 func (*ClearRectRequest) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{19}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClearRectRequest) GetX() int32 {
@@ -1194,7 +1281,7 @@ type ClearRectResponse struct {
 
 func (x *ClearRectResponse) Reset() {
 	*x = ClearRectResponse{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[20]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1293,7 @@ func (x *ClearRectResponse) String() string {
 func (*ClearRectResponse) ProtoMessage() {}
 
 func (x *ClearRectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[20]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1306,7 @@ func (x *ClearRectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearRectResponse.ProtoReflect.Descriptor instead.
 func (*ClearRectResponse) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{20}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClearRectResponse) GetFirstSeq() int64 {
@@ -1241,13 +1328,14 @@ var File_canvas_v1_canvas_proto protoreflect.FileDescriptor
 const file_canvas_v1_canvas_proto_rawDesc = "" +
 	"\n" +
 	"\x16canvas/v1/canvas.proto\x12\tcanvas.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
-	"\x14GetCanvasInfoRequest\"\xb6\x01\n" +
+	"\x14GetCanvasInfoRequest\"\xea\x01\n" +
 	"\x15GetCanvasInfoResponse\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\x05R\x05width\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x18\n" +
 	"\apalette\x18\x03 \x03(\tR\apalette\x12)\n" +
 	"\x10cooldown_seconds\x18\x04 \x01(\x05R\x0fcooldownSeconds\x12*\n" +
-	"\x11batch_interval_ms\x18\x05 \x01(\x05R\x0fbatchIntervalMs\"\x14\n" +
+	"\x11batch_interval_ms\x18\x05 \x01(\x05R\x0fbatchIntervalMs\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x06 \x01(\x05R\x13heartbeatIntervalMs\"\x14\n" +
 	"\x12GetSnapshotRequest\"m\n" +
 	"\x13GetSnapshotResponse\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\x05R\x05width\x12\x16\n" +
@@ -1262,9 +1350,12 @@ const file_canvas_v1_canvas_proto_rawDesc = "" +
 	"\x05color\x18\x03 \x01(\x05R\x05color\"r\n" +
 	"\x12PlacePixelResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12J\n" +
-	"\x13next_placement_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x11nextPlacementTime\"2\n" +
+	"\x13next_placement_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x11nextPlacementTime\"b\n" +
 	"\x13StreamPixelsRequest\x12\x1b\n" +
-	"\tsince_seq\x18\x01 \x01(\x03R\bsinceSeq\"\\\n" +
+	"\tsince_seq\x18\x01 \x01(\x03R\bsinceSeq\x12 \n" +
+	"\tafter_seq\x18\x02 \x01(\x03H\x00R\bafterSeq\x88\x01\x01B\f\n" +
+	"\n" +
+	"_after_seq\"\\\n" +
 	"\n" +
 	"PixelBatch\x12\x1b\n" +
 	"\tfirst_seq\x18\x01 \x01(\x03R\bfirstSeq\x12\x19\n" +
@@ -1273,10 +1364,13 @@ const file_canvas_v1_canvas_proto_rawDesc = "" +
 	"\x06Resync\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1f\n" +
 	"\vcurrent_seq\x18\x02 \x01(\x03R\n" +
-	"currentSeq\"{\n" +
+	"currentSeq\"\x1d\n" +
+	"\tHeartbeat\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\"\xb1\x01\n" +
 	"\x14StreamPixelsResponse\x12-\n" +
 	"\x05batch\x18\x01 \x01(\v2\x15.canvas.v1.PixelBatchH\x00R\x05batch\x12+\n" +
-	"\x06resync\x18\x02 \x01(\v2\x11.canvas.v1.ResyncH\x00R\x06resyncB\a\n" +
+	"\x06resync\x18\x02 \x01(\v2\x11.canvas.v1.ResyncH\x00R\x06resync\x124\n" +
+	"\theartbeat\x18\x03 \x01(\v2\x14.canvas.v1.HeartbeatH\x00R\theartbeatB\a\n" +
 	"\x05event\"\x98\x01\n" +
 	"\tPlacement\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\f\n" +
@@ -1337,7 +1431,7 @@ func file_canvas_v1_canvas_proto_rawDescGZIP() []byte {
 	return file_canvas_v1_canvas_proto_rawDescData
 }
 
-var file_canvas_v1_canvas_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_canvas_v1_canvas_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_canvas_v1_canvas_proto_goTypes = []any{
 	(*GetCanvasInfoRequest)(nil),     // 0: canvas.v1.GetCanvasInfoRequest
 	(*GetCanvasInfoResponse)(nil),    // 1: canvas.v1.GetCanvasInfoResponse
@@ -1350,50 +1444,52 @@ var file_canvas_v1_canvas_proto_goTypes = []any{
 	(*StreamPixelsRequest)(nil),      // 8: canvas.v1.StreamPixelsRequest
 	(*PixelBatch)(nil),               // 9: canvas.v1.PixelBatch
 	(*Resync)(nil),                   // 10: canvas.v1.Resync
-	(*StreamPixelsResponse)(nil),     // 11: canvas.v1.StreamPixelsResponse
-	(*Placement)(nil),                // 12: canvas.v1.Placement
-	(*ListPixelHistoryRequest)(nil),  // 13: canvas.v1.ListPixelHistoryRequest
-	(*ListPixelHistoryResponse)(nil), // 14: canvas.v1.ListPixelHistoryResponse
-	(*BanUserRequest)(nil),           // 15: canvas.v1.BanUserRequest
-	(*BanUserResponse)(nil),          // 16: canvas.v1.BanUserResponse
-	(*UnbanUserRequest)(nil),         // 17: canvas.v1.UnbanUserRequest
-	(*UnbanUserResponse)(nil),        // 18: canvas.v1.UnbanUserResponse
-	(*ClearRectRequest)(nil),         // 19: canvas.v1.ClearRectRequest
-	(*ClearRectResponse)(nil),        // 20: canvas.v1.ClearRectResponse
-	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),        // 22: google.api.HttpBody
+	(*Heartbeat)(nil),                // 11: canvas.v1.Heartbeat
+	(*StreamPixelsResponse)(nil),     // 12: canvas.v1.StreamPixelsResponse
+	(*Placement)(nil),                // 13: canvas.v1.Placement
+	(*ListPixelHistoryRequest)(nil),  // 14: canvas.v1.ListPixelHistoryRequest
+	(*ListPixelHistoryResponse)(nil), // 15: canvas.v1.ListPixelHistoryResponse
+	(*BanUserRequest)(nil),           // 16: canvas.v1.BanUserRequest
+	(*BanUserResponse)(nil),          // 17: canvas.v1.BanUserResponse
+	(*UnbanUserRequest)(nil),         // 18: canvas.v1.UnbanUserRequest
+	(*UnbanUserResponse)(nil),        // 19: canvas.v1.UnbanUserResponse
+	(*ClearRectRequest)(nil),         // 20: canvas.v1.ClearRectRequest
+	(*ClearRectResponse)(nil),        // 21: canvas.v1.ClearRectResponse
+	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),        // 23: google.api.HttpBody
 }
 var file_canvas_v1_canvas_proto_depIdxs = []int32{
-	21, // 0: canvas.v1.PlacePixelResponse.next_placement_time:type_name -> google.protobuf.Timestamp
+	22, // 0: canvas.v1.PlacePixelResponse.next_placement_time:type_name -> google.protobuf.Timestamp
 	9,  // 1: canvas.v1.StreamPixelsResponse.batch:type_name -> canvas.v1.PixelBatch
 	10, // 2: canvas.v1.StreamPixelsResponse.resync:type_name -> canvas.v1.Resync
-	21, // 3: canvas.v1.Placement.time:type_name -> google.protobuf.Timestamp
-	12, // 4: canvas.v1.ListPixelHistoryResponse.placements:type_name -> canvas.v1.Placement
-	0,  // 5: canvas.v1.CanvasService.GetCanvasInfo:input_type -> canvas.v1.GetCanvasInfoRequest
-	2,  // 6: canvas.v1.CanvasService.GetSnapshot:input_type -> canvas.v1.GetSnapshotRequest
-	4,  // 7: canvas.v1.CanvasService.GetBoard:input_type -> canvas.v1.GetBoardRequest
-	5,  // 8: canvas.v1.CanvasService.GetBoardImage:input_type -> canvas.v1.GetBoardImageRequest
-	6,  // 9: canvas.v1.CanvasService.PlacePixel:input_type -> canvas.v1.PlacePixelRequest
-	8,  // 10: canvas.v1.CanvasService.StreamPixels:input_type -> canvas.v1.StreamPixelsRequest
-	13, // 11: canvas.v1.CanvasService.ListPixelHistory:input_type -> canvas.v1.ListPixelHistoryRequest
-	15, // 12: canvas.v1.CanvasService.BanUser:input_type -> canvas.v1.BanUserRequest
-	17, // 13: canvas.v1.CanvasService.UnbanUser:input_type -> canvas.v1.UnbanUserRequest
-	19, // 14: canvas.v1.CanvasService.ClearRect:input_type -> canvas.v1.ClearRectRequest
-	1,  // 15: canvas.v1.CanvasService.GetCanvasInfo:output_type -> canvas.v1.GetCanvasInfoResponse
-	3,  // 16: canvas.v1.CanvasService.GetSnapshot:output_type -> canvas.v1.GetSnapshotResponse
-	22, // 17: canvas.v1.CanvasService.GetBoard:output_type -> google.api.HttpBody
-	22, // 18: canvas.v1.CanvasService.GetBoardImage:output_type -> google.api.HttpBody
-	7,  // 19: canvas.v1.CanvasService.PlacePixel:output_type -> canvas.v1.PlacePixelResponse
-	11, // 20: canvas.v1.CanvasService.StreamPixels:output_type -> canvas.v1.StreamPixelsResponse
-	14, // 21: canvas.v1.CanvasService.ListPixelHistory:output_type -> canvas.v1.ListPixelHistoryResponse
-	16, // 22: canvas.v1.CanvasService.BanUser:output_type -> canvas.v1.BanUserResponse
-	18, // 23: canvas.v1.CanvasService.UnbanUser:output_type -> canvas.v1.UnbanUserResponse
-	20, // 24: canvas.v1.CanvasService.ClearRect:output_type -> canvas.v1.ClearRectResponse
-	15, // [15:25] is the sub-list for method output_type
-	5,  // [5:15] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	11, // 3: canvas.v1.StreamPixelsResponse.heartbeat:type_name -> canvas.v1.Heartbeat
+	22, // 4: canvas.v1.Placement.time:type_name -> google.protobuf.Timestamp
+	13, // 5: canvas.v1.ListPixelHistoryResponse.placements:type_name -> canvas.v1.Placement
+	0,  // 6: canvas.v1.CanvasService.GetCanvasInfo:input_type -> canvas.v1.GetCanvasInfoRequest
+	2,  // 7: canvas.v1.CanvasService.GetSnapshot:input_type -> canvas.v1.GetSnapshotRequest
+	4,  // 8: canvas.v1.CanvasService.GetBoard:input_type -> canvas.v1.GetBoardRequest
+	5,  // 9: canvas.v1.CanvasService.GetBoardImage:input_type -> canvas.v1.GetBoardImageRequest
+	6,  // 10: canvas.v1.CanvasService.PlacePixel:input_type -> canvas.v1.PlacePixelRequest
+	8,  // 11: canvas.v1.CanvasService.StreamPixels:input_type -> canvas.v1.StreamPixelsRequest
+	14, // 12: canvas.v1.CanvasService.ListPixelHistory:input_type -> canvas.v1.ListPixelHistoryRequest
+	16, // 13: canvas.v1.CanvasService.BanUser:input_type -> canvas.v1.BanUserRequest
+	18, // 14: canvas.v1.CanvasService.UnbanUser:input_type -> canvas.v1.UnbanUserRequest
+	20, // 15: canvas.v1.CanvasService.ClearRect:input_type -> canvas.v1.ClearRectRequest
+	1,  // 16: canvas.v1.CanvasService.GetCanvasInfo:output_type -> canvas.v1.GetCanvasInfoResponse
+	3,  // 17: canvas.v1.CanvasService.GetSnapshot:output_type -> canvas.v1.GetSnapshotResponse
+	23, // 18: canvas.v1.CanvasService.GetBoard:output_type -> google.api.HttpBody
+	23, // 19: canvas.v1.CanvasService.GetBoardImage:output_type -> google.api.HttpBody
+	7,  // 20: canvas.v1.CanvasService.PlacePixel:output_type -> canvas.v1.PlacePixelResponse
+	12, // 21: canvas.v1.CanvasService.StreamPixels:output_type -> canvas.v1.StreamPixelsResponse
+	15, // 22: canvas.v1.CanvasService.ListPixelHistory:output_type -> canvas.v1.ListPixelHistoryResponse
+	17, // 23: canvas.v1.CanvasService.BanUser:output_type -> canvas.v1.BanUserResponse
+	19, // 24: canvas.v1.CanvasService.UnbanUser:output_type -> canvas.v1.UnbanUserResponse
+	21, // 25: canvas.v1.CanvasService.ClearRect:output_type -> canvas.v1.ClearRectResponse
+	16, // [16:26] is the sub-list for method output_type
+	6,  // [6:16] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_canvas_v1_canvas_proto_init() }
@@ -1401,9 +1497,11 @@ func file_canvas_v1_canvas_proto_init() {
 	if File_canvas_v1_canvas_proto != nil {
 		return
 	}
-	file_canvas_v1_canvas_proto_msgTypes[11].OneofWrappers = []any{
+	file_canvas_v1_canvas_proto_msgTypes[8].OneofWrappers = []any{}
+	file_canvas_v1_canvas_proto_msgTypes[12].OneofWrappers = []any{
 		(*StreamPixelsResponse_Batch)(nil),
 		(*StreamPixelsResponse_Resync)(nil),
+		(*StreamPixelsResponse_Heartbeat)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1411,7 +1509,7 @@ func file_canvas_v1_canvas_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canvas_v1_canvas_proto_rawDesc), len(file_canvas_v1_canvas_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

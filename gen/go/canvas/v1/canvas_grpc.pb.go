@@ -58,10 +58,37 @@ type CanvasServiceClient interface {
 	// earlier attempts get RESOURCE_EXHAUSTED with RetryInfo (HTTP 429 with
 	// Retry-After). Banned users get PERMISSION_DENIED. Last write wins.
 	PlacePixel(ctx context.Context, in *PlacePixelRequest, opts ...grpc.CallOption) (*PlacePixelResponse, error)
-	// Streams batches of placements newer than `since_seq`, about once a
-	// second. When the gap cannot be filled (too old, or the client fell too
-	// far behind) the stream sends a resync and the client reloads the
-	// snapshot. REST streams newline-delimited JSON.
+	// Streams batches of placements after a position, about once a second.
+	// Public.
+	//
+	// Where it starts: `after_seq` (set, 0 included) resumes right after that
+	// sequence number, so a client that loaded a snapshot at seq S passes
+	// `after_seq = S` and misses nothing, even S = 0 on a fresh board.
+	// Neither set, or `since_seq = 0`: from now (the legacy `since_seq` means
+	// "after N" for N > 0).
+	//
+	// Messages: the first is a Heartbeat stating the sequence number the
+	// stream starts after; then batches, contiguous and in order; a Heartbeat
+	// whenever the stream has sent nothing for `heartbeat_interval_ms`
+	// (GetCanvasInfo; 15 s by default) so proxies keep it open and clients
+	// can tell a quiet board from a dead connection. When the gap cannot be
+	// filled (a position older than what the server keeps, one newer than the
+	// canvas, a client too far behind, or a restarted delta log) the stream
+	// sends a Resync and ends: reload the snapshot and resume after its seq.
+	//
+	// Over REST, `GET /api/v1/canvas/stream?afterSeq=S` answers
+	// `application/x-ndjson` (one `{"result": StreamPixelsResponse}` a line)
+	// or, with `Accept: text/event-stream`, Server-Sent Events: each event is
+	// named after the message (`batch`, `heartbeat`, `resync`), its data is
+	// the StreamPixelsResponse as JSON, and its `id` is the sequence number
+	// the client is current to once it applied it (a batch's last_seq, a
+	// heartbeat's seq), so an EventSource that reconnects sends
+	// `Last-Event-ID`, which takes the place of `afterSeq`, and resumes with
+	// no gap and no duplicate. A resync event clears the id; after it, close
+	// the EventSource, reload the snapshot and open a new one. Errors before
+	// the first message answer like any call (an HTTP status and a
+	// google.rpc.Status body); later ones end the stream with a last
+	// `{"error": Status}` line, or an `error` event whose data is the Status.
 	StreamPixels(ctx context.Context, in *StreamPixelsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamPixelsResponse], error)
 	// Lists the placements of one pixel, newest first. Admin only: others get
 	// PERMISSION_DENIED.
@@ -215,10 +242,37 @@ type CanvasServiceServer interface {
 	// earlier attempts get RESOURCE_EXHAUSTED with RetryInfo (HTTP 429 with
 	// Retry-After). Banned users get PERMISSION_DENIED. Last write wins.
 	PlacePixel(context.Context, *PlacePixelRequest) (*PlacePixelResponse, error)
-	// Streams batches of placements newer than `since_seq`, about once a
-	// second. When the gap cannot be filled (too old, or the client fell too
-	// far behind) the stream sends a resync and the client reloads the
-	// snapshot. REST streams newline-delimited JSON.
+	// Streams batches of placements after a position, about once a second.
+	// Public.
+	//
+	// Where it starts: `after_seq` (set, 0 included) resumes right after that
+	// sequence number, so a client that loaded a snapshot at seq S passes
+	// `after_seq = S` and misses nothing, even S = 0 on a fresh board.
+	// Neither set, or `since_seq = 0`: from now (the legacy `since_seq` means
+	// "after N" for N > 0).
+	//
+	// Messages: the first is a Heartbeat stating the sequence number the
+	// stream starts after; then batches, contiguous and in order; a Heartbeat
+	// whenever the stream has sent nothing for `heartbeat_interval_ms`
+	// (GetCanvasInfo; 15 s by default) so proxies keep it open and clients
+	// can tell a quiet board from a dead connection. When the gap cannot be
+	// filled (a position older than what the server keeps, one newer than the
+	// canvas, a client too far behind, or a restarted delta log) the stream
+	// sends a Resync and ends: reload the snapshot and resume after its seq.
+	//
+	// Over REST, `GET /api/v1/canvas/stream?afterSeq=S` answers
+	// `application/x-ndjson` (one `{"result": StreamPixelsResponse}` a line)
+	// or, with `Accept: text/event-stream`, Server-Sent Events: each event is
+	// named after the message (`batch`, `heartbeat`, `resync`), its data is
+	// the StreamPixelsResponse as JSON, and its `id` is the sequence number
+	// the client is current to once it applied it (a batch's last_seq, a
+	// heartbeat's seq), so an EventSource that reconnects sends
+	// `Last-Event-ID`, which takes the place of `afterSeq`, and resumes with
+	// no gap and no duplicate. A resync event clears the id; after it, close
+	// the EventSource, reload the snapshot and open a new one. Errors before
+	// the first message answer like any call (an HTTP status and a
+	// google.rpc.Status body); later ones end the stream with a last
+	// `{"error": Status}` line, or an `error` event whose data is the Status.
 	StreamPixels(*StreamPixelsRequest, grpc.ServerStreamingServer[StreamPixelsResponse]) error
 	// Lists the placements of one pixel, newest first. Admin only: others get
 	// PERMISSION_DENIED.

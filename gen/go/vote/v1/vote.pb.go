@@ -511,6 +511,126 @@ func (x *GetElectionResponse) GetElection() *Election {
 	return nil
 }
 
+// Request of ListElections.
+type ListElectionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (1 to 100; 0 means 50).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page; empty for the first.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only elections in this state (OPEN or CLOSED); UNSPECIFIED lists both.
+	// DRAFT is INVALID_ARGUMENT: drafts are not listed.
+	State         ElectionState `protobuf:"varint,3,opt,name=state,proto3,enum=vote.v1.ElectionState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListElectionsRequest) Reset() {
+	*x = ListElectionsRequest{}
+	mi := &file_vote_v1_vote_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListElectionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListElectionsRequest) ProtoMessage() {}
+
+func (x *ListElectionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vote_v1_vote_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListElectionsRequest.ProtoReflect.Descriptor instead.
+func (*ListElectionsRequest) Descriptor() ([]byte, []int) {
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListElectionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListElectionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListElectionsRequest) GetState() ElectionState {
+	if x != nil {
+		return x.State
+	}
+	return ElectionState_ELECTION_STATE_UNSPECIFIED
+}
+
+// Response of ListElections.
+type ListElectionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Elections, newest (by create_time) first.
+	Elections []*Election `protobuf:"bytes,1,rep,name=elections,proto3" json:"elections,omitempty"`
+	// Pass as `page_token` for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListElectionsResponse) Reset() {
+	*x = ListElectionsResponse{}
+	mi := &file_vote_v1_vote_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListElectionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListElectionsResponse) ProtoMessage() {}
+
+func (x *ListElectionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vote_v1_vote_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListElectionsResponse.ProtoReflect.Descriptor instead.
+func (*ListElectionsResponse) Descriptor() ([]byte, []int) {
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListElectionsResponse) GetElections() []*Election {
+	if x != nil {
+		return x.Elections
+	}
+	return nil
+}
+
+func (x *ListElectionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // Request of OpenElection.
 type OpenElectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -522,7 +642,7 @@ type OpenElectionRequest struct {
 
 func (x *OpenElectionRequest) Reset() {
 	*x = OpenElectionRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[6]
+	mi := &file_vote_v1_vote_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +654,7 @@ func (x *OpenElectionRequest) String() string {
 func (*OpenElectionRequest) ProtoMessage() {}
 
 func (x *OpenElectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[6]
+	mi := &file_vote_v1_vote_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +667,7 @@ func (x *OpenElectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenElectionRequest.ProtoReflect.Descriptor instead.
 func (*OpenElectionRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{6}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *OpenElectionRequest) GetElectionId() string {
@@ -568,7 +688,7 @@ type OpenElectionResponse struct {
 
 func (x *OpenElectionResponse) Reset() {
 	*x = OpenElectionResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[7]
+	mi := &file_vote_v1_vote_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +700,7 @@ func (x *OpenElectionResponse) String() string {
 func (*OpenElectionResponse) ProtoMessage() {}
 
 func (x *OpenElectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[7]
+	mi := &file_vote_v1_vote_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +713,7 @@ func (x *OpenElectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenElectionResponse.ProtoReflect.Descriptor instead.
 func (*OpenElectionResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{7}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OpenElectionResponse) GetElection() *Election {
@@ -614,7 +734,7 @@ type CloseElectionRequest struct {
 
 func (x *CloseElectionRequest) Reset() {
 	*x = CloseElectionRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[8]
+	mi := &file_vote_v1_vote_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +746,7 @@ func (x *CloseElectionRequest) String() string {
 func (*CloseElectionRequest) ProtoMessage() {}
 
 func (x *CloseElectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[8]
+	mi := &file_vote_v1_vote_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +759,7 @@ func (x *CloseElectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseElectionRequest.ProtoReflect.Descriptor instead.
 func (*CloseElectionRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{8}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CloseElectionRequest) GetElectionId() string {
@@ -660,7 +780,7 @@ type CloseElectionResponse struct {
 
 func (x *CloseElectionResponse) Reset() {
 	*x = CloseElectionResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[9]
+	mi := &file_vote_v1_vote_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +792,7 @@ func (x *CloseElectionResponse) String() string {
 func (*CloseElectionResponse) ProtoMessage() {}
 
 func (x *CloseElectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[9]
+	mi := &file_vote_v1_vote_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +805,7 @@ func (x *CloseElectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseElectionResponse.ProtoReflect.Descriptor instead.
 func (*CloseElectionResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{9}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CloseElectionResponse) GetElection() *Election {
@@ -710,7 +830,7 @@ type CastVoteRequest struct {
 
 func (x *CastVoteRequest) Reset() {
 	*x = CastVoteRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[10]
+	mi := &file_vote_v1_vote_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +842,7 @@ func (x *CastVoteRequest) String() string {
 func (*CastVoteRequest) ProtoMessage() {}
 
 func (x *CastVoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[10]
+	mi := &file_vote_v1_vote_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +855,7 @@ func (x *CastVoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastVoteRequest.ProtoReflect.Descriptor instead.
 func (*CastVoteRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{10}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CastVoteRequest) GetElectionId() string {
@@ -774,7 +894,7 @@ type CastVoteResponse struct {
 
 func (x *CastVoteResponse) Reset() {
 	*x = CastVoteResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[11]
+	mi := &file_vote_v1_vote_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +906,7 @@ func (x *CastVoteResponse) String() string {
 func (*CastVoteResponse) ProtoMessage() {}
 
 func (x *CastVoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[11]
+	mi := &file_vote_v1_vote_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +919,7 @@ func (x *CastVoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastVoteResponse.ProtoReflect.Descriptor instead.
 func (*CastVoteResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{11}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CastVoteResponse) GetVoteId() string {
@@ -836,7 +956,7 @@ type GetVoteStatusRequest struct {
 
 func (x *GetVoteStatusRequest) Reset() {
 	*x = GetVoteStatusRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[12]
+	mi := &file_vote_v1_vote_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +968,7 @@ func (x *GetVoteStatusRequest) String() string {
 func (*GetVoteStatusRequest) ProtoMessage() {}
 
 func (x *GetVoteStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[12]
+	mi := &file_vote_v1_vote_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +981,7 @@ func (x *GetVoteStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVoteStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetVoteStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{12}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetVoteStatusRequest) GetUserId() string {
@@ -893,7 +1013,7 @@ type GetVoteStatusResponse struct {
 
 func (x *GetVoteStatusResponse) Reset() {
 	*x = GetVoteStatusResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[13]
+	mi := &file_vote_v1_vote_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +1025,7 @@ func (x *GetVoteStatusResponse) String() string {
 func (*GetVoteStatusResponse) ProtoMessage() {}
 
 func (x *GetVoteStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[13]
+	mi := &file_vote_v1_vote_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +1038,7 @@ func (x *GetVoteStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVoteStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetVoteStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{13}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetVoteStatusResponse) GetVoted() bool {
@@ -955,7 +1075,7 @@ type CandidateCount struct {
 
 func (x *CandidateCount) Reset() {
 	*x = CandidateCount{}
-	mi := &file_vote_v1_vote_proto_msgTypes[14]
+	mi := &file_vote_v1_vote_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1087,7 @@ func (x *CandidateCount) String() string {
 func (*CandidateCount) ProtoMessage() {}
 
 func (x *CandidateCount) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[14]
+	mi := &file_vote_v1_vote_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1100,7 @@ func (x *CandidateCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateCount.ProtoReflect.Descriptor instead.
 func (*CandidateCount) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{14}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CandidateCount) GetCandidateId() string {
@@ -1016,7 +1136,7 @@ type Tally struct {
 
 func (x *Tally) Reset() {
 	*x = Tally{}
-	mi := &file_vote_v1_vote_proto_msgTypes[15]
+	mi := &file_vote_v1_vote_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1148,7 @@ func (x *Tally) String() string {
 func (*Tally) ProtoMessage() {}
 
 func (x *Tally) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[15]
+	mi := &file_vote_v1_vote_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1161,7 @@ func (x *Tally) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tally.ProtoReflect.Descriptor instead.
 func (*Tally) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{15}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Tally) GetElectionId() string {
@@ -1090,7 +1210,7 @@ type GetResultsRequest struct {
 
 func (x *GetResultsRequest) Reset() {
 	*x = GetResultsRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[16]
+	mi := &file_vote_v1_vote_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1222,7 @@ func (x *GetResultsRequest) String() string {
 func (*GetResultsRequest) ProtoMessage() {}
 
 func (x *GetResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[16]
+	mi := &file_vote_v1_vote_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1235,7 @@ func (x *GetResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResultsRequest.ProtoReflect.Descriptor instead.
 func (*GetResultsRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{16}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetResultsRequest) GetElectionId() string {
@@ -1136,7 +1256,7 @@ type GetResultsResponse struct {
 
 func (x *GetResultsResponse) Reset() {
 	*x = GetResultsResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[17]
+	mi := &file_vote_v1_vote_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1268,7 @@ func (x *GetResultsResponse) String() string {
 func (*GetResultsResponse) ProtoMessage() {}
 
 func (x *GetResultsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[17]
+	mi := &file_vote_v1_vote_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1281,7 @@ func (x *GetResultsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResultsResponse.ProtoReflect.Descriptor instead.
 func (*GetResultsResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{17}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetResultsResponse) GetTally() *Tally {
@@ -1182,7 +1302,7 @@ type GetLiveResultsRequest struct {
 
 func (x *GetLiveResultsRequest) Reset() {
 	*x = GetLiveResultsRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[18]
+	mi := &file_vote_v1_vote_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1314,7 @@ func (x *GetLiveResultsRequest) String() string {
 func (*GetLiveResultsRequest) ProtoMessage() {}
 
 func (x *GetLiveResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[18]
+	mi := &file_vote_v1_vote_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1327,7 @@ func (x *GetLiveResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLiveResultsRequest.ProtoReflect.Descriptor instead.
 func (*GetLiveResultsRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{18}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetLiveResultsRequest) GetElectionId() string {
@@ -1228,7 +1348,7 @@ type GetLiveResultsResponse struct {
 
 func (x *GetLiveResultsResponse) Reset() {
 	*x = GetLiveResultsResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[19]
+	mi := &file_vote_v1_vote_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1360,7 @@ func (x *GetLiveResultsResponse) String() string {
 func (*GetLiveResultsResponse) ProtoMessage() {}
 
 func (x *GetLiveResultsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[19]
+	mi := &file_vote_v1_vote_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1373,7 @@ func (x *GetLiveResultsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLiveResultsResponse.ProtoReflect.Descriptor instead.
 func (*GetLiveResultsResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{19}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetLiveResultsResponse) GetTally() *Tally {
@@ -1268,15 +1388,19 @@ type StreamResultsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The election.
 	ElectionId string `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
-	// The highest tally version the client already has; 0 for none.
-	SinceVersion  int64 `protobuf:"varint,2,opt,name=since_version,json=sinceVersion,proto3" json:"since_version,omitempty"`
+	// The highest tally version the client already has; 0 for none. Prefer
+	// `after_version`, which can say "after 0". At most one of the two.
+	SinceVersion int64 `protobuf:"varint,2,opt,name=since_version,json=sinceVersion,proto3" json:"since_version,omitempty"`
+	// The highest tally version the client already has, 0 included: only
+	// newer tallies are sent. Unset: the current tally first.
+	AfterVersion  *int64 `protobuf:"varint,3,opt,name=after_version,json=afterVersion,proto3,oneof" json:"after_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamResultsRequest) Reset() {
 	*x = StreamResultsRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[20]
+	mi := &file_vote_v1_vote_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1412,7 @@ func (x *StreamResultsRequest) String() string {
 func (*StreamResultsRequest) ProtoMessage() {}
 
 func (x *StreamResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[20]
+	mi := &file_vote_v1_vote_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1425,7 @@ func (x *StreamResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResultsRequest.ProtoReflect.Descriptor instead.
 func (*StreamResultsRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{20}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamResultsRequest) GetElectionId() string {
@@ -1318,18 +1442,137 @@ func (x *StreamResultsRequest) GetSinceVersion() int64 {
 	return 0
 }
 
-// One message of StreamResults.
+func (x *StreamResultsRequest) GetAfterVersion() int64 {
+	if x != nil && x.AfterVersion != nil {
+		return *x.AfterVersion
+	}
+	return 0
+}
+
+// ResultsHeartbeat says where a results stream is while the count is quiet.
+type ResultsHeartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version of the newest tally sent on this stream (or the one the
+	// client resumed after).
+	Version       int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResultsHeartbeat) Reset() {
+	*x = ResultsHeartbeat{}
+	mi := &file_vote_v1_vote_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultsHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultsHeartbeat) ProtoMessage() {}
+
+func (x *ResultsHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_vote_v1_vote_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultsHeartbeat.ProtoReflect.Descriptor instead.
+func (*ResultsHeartbeat) Descriptor() ([]byte, []int) {
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ResultsHeartbeat) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// ResultsResync tells the client its position is unknown here.
+type ResultsResync struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why, for logs: e.g. `after_version is newer than the election's count`.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The newest version the server knows.
+	CurrentVersion int64 `protobuf:"varint,2,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResultsResync) Reset() {
+	*x = ResultsResync{}
+	mi := &file_vote_v1_vote_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultsResync) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultsResync) ProtoMessage() {}
+
+func (x *ResultsResync) ProtoReflect() protoreflect.Message {
+	mi := &file_vote_v1_vote_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultsResync.ProtoReflect.Descriptor instead.
+func (*ResultsResync) Descriptor() ([]byte, []int) {
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ResultsResync) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ResultsResync) GetCurrentVersion() int64 {
+	if x != nil {
+		return x.CurrentVersion
+	}
+	return 0
+}
+
+// One message of StreamResults: one of tally, heartbeat, resync or
+// election; the first message carries the election beside its tally or
+// heartbeat.
 type StreamResultsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The current live count.
-	Tally         *Tally `protobuf:"bytes,1,opt,name=tally,proto3" json:"tally,omitempty"`
+	// The current live count; absent in a message that only tells of a
+	// change of the election.
+	Tally *Tally `protobuf:"bytes,1,opt,name=tally,proto3" json:"tally,omitempty"`
+	// The stream is alive and the count unchanged.
+	Heartbeat *ResultsHeartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	// The resume position is unknown: reconnect without one.
+	Resync *ResultsResync `protobuf:"bytes,3,opt,name=resync,proto3" json:"resync,omitempty"`
+	// The election as it now is: set on the first message and on a message
+	// of its own after every open or close.
+	Election      *Election `protobuf:"bytes,4,opt,name=election,proto3" json:"election,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamResultsResponse) Reset() {
 	*x = StreamResultsResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[21]
+	mi := &file_vote_v1_vote_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1584,7 @@ func (x *StreamResultsResponse) String() string {
 func (*StreamResultsResponse) ProtoMessage() {}
 
 func (x *StreamResultsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[21]
+	mi := &file_vote_v1_vote_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,12 +1597,33 @@ func (x *StreamResultsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResultsResponse.ProtoReflect.Descriptor instead.
 func (*StreamResultsResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{21}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StreamResultsResponse) GetTally() *Tally {
 	if x != nil {
 		return x.Tally
+	}
+	return nil
+}
+
+func (x *StreamResultsResponse) GetHeartbeat() *ResultsHeartbeat {
+	if x != nil {
+		return x.Heartbeat
+	}
+	return nil
+}
+
+func (x *StreamResultsResponse) GetResync() *ResultsResync {
+	if x != nil {
+		return x.Resync
+	}
+	return nil
+}
+
+func (x *StreamResultsResponse) GetElection() *Election {
+	if x != nil {
+		return x.Election
 	}
 	return nil
 }
@@ -1375,7 +1639,7 @@ type GetStatisticsRequest struct {
 
 func (x *GetStatisticsRequest) Reset() {
 	*x = GetStatisticsRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[22]
+	mi := &file_vote_v1_vote_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1651,7 @@ func (x *GetStatisticsRequest) String() string {
 func (*GetStatisticsRequest) ProtoMessage() {}
 
 func (x *GetStatisticsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[22]
+	mi := &file_vote_v1_vote_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1664,7 @@ func (x *GetStatisticsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatisticsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatisticsRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{22}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetStatisticsRequest) GetElectionId() string {
@@ -1423,7 +1687,7 @@ type VotesPerSecond struct {
 
 func (x *VotesPerSecond) Reset() {
 	*x = VotesPerSecond{}
-	mi := &file_vote_v1_vote_proto_msgTypes[23]
+	mi := &file_vote_v1_vote_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1699,7 @@ func (x *VotesPerSecond) String() string {
 func (*VotesPerSecond) ProtoMessage() {}
 
 func (x *VotesPerSecond) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[23]
+	mi := &file_vote_v1_vote_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1712,7 @@ func (x *VotesPerSecond) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VotesPerSecond.ProtoReflect.Descriptor instead.
 func (*VotesPerSecond) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{23}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VotesPerSecond) GetTime() *timestamppb.Timestamp {
@@ -1479,7 +1743,7 @@ type RejectionCount struct {
 
 func (x *RejectionCount) Reset() {
 	*x = RejectionCount{}
-	mi := &file_vote_v1_vote_proto_msgTypes[24]
+	mi := &file_vote_v1_vote_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1755,7 @@ func (x *RejectionCount) String() string {
 func (*RejectionCount) ProtoMessage() {}
 
 func (x *RejectionCount) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[24]
+	mi := &file_vote_v1_vote_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1768,7 @@ func (x *RejectionCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectionCount.ProtoReflect.Descriptor instead.
 func (*RejectionCount) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{24}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RejectionCount) GetReason() string {
@@ -1536,7 +1800,7 @@ type GetStatisticsResponse struct {
 
 func (x *GetStatisticsResponse) Reset() {
 	*x = GetStatisticsResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[25]
+	mi := &file_vote_v1_vote_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1812,7 @@ func (x *GetStatisticsResponse) String() string {
 func (*GetStatisticsResponse) ProtoMessage() {}
 
 func (x *GetStatisticsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[25]
+	mi := &file_vote_v1_vote_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1825,7 @@ func (x *GetStatisticsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatisticsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatisticsResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{25}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetStatisticsResponse) GetVotesPerSecond() []*VotesPerSecond {
@@ -1596,7 +1860,7 @@ type ExportAuditRequest struct {
 
 func (x *ExportAuditRequest) Reset() {
 	*x = ExportAuditRequest{}
-	mi := &file_vote_v1_vote_proto_msgTypes[26]
+	mi := &file_vote_v1_vote_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1872,7 @@ func (x *ExportAuditRequest) String() string {
 func (*ExportAuditRequest) ProtoMessage() {}
 
 func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[26]
+	mi := &file_vote_v1_vote_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1885,7 @@ func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAuditRequest.ProtoReflect.Descriptor instead.
 func (*ExportAuditRequest) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{26}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExportAuditRequest) GetElectionId() string {
@@ -1657,7 +1921,7 @@ type ExportAuditResponse struct {
 
 func (x *ExportAuditResponse) Reset() {
 	*x = ExportAuditResponse{}
-	mi := &file_vote_v1_vote_proto_msgTypes[27]
+	mi := &file_vote_v1_vote_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1933,7 @@ func (x *ExportAuditResponse) String() string {
 func (*ExportAuditResponse) ProtoMessage() {}
 
 func (x *ExportAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vote_v1_vote_proto_msgTypes[27]
+	mi := &file_vote_v1_vote_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1946,7 @@ func (x *ExportAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAuditResponse.ProtoReflect.Descriptor instead.
 func (*ExportAuditResponse) Descriptor() ([]byte, []int) {
-	return file_vote_v1_vote_proto_rawDescGZIP(), []int{27}
+	return file_vote_v1_vote_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExportAuditResponse) GetSeq() int64 {
@@ -1778,7 +2042,15 @@ const file_vote_v1_vote_proto_rawDesc = "" +
 	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"D\n" +
 	"\x13GetElectionResponse\x12-\n" +
-	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\";\n" +
+	"\belection\x18\x01 \x01(\v2\x11.vote.v1.ElectionR\belection\"\x80\x01\n" +
+	"\x14ListElectionsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12,\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x16.vote.v1.ElectionStateR\x05state\"p\n" +
+	"\x15ListElectionsResponse\x12/\n" +
+	"\telections\x18\x01 \x03(\v2\x11.vote.v1.ElectionR\telections\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
 	"\x13OpenElectionRequest\x12$\n" +
 	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"E\n" +
@@ -1828,13 +2100,23 @@ const file_vote_v1_vote_proto_rawDesc = "" +
 	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\">\n" +
 	"\x16GetLiveResultsResponse\x12$\n" +
-	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"a\n" +
+	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"\x9d\x01\n" +
 	"\x14StreamResultsRequest\x12$\n" +
 	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\x12#\n" +
-	"\rsince_version\x18\x02 \x01(\x03R\fsinceVersion\"=\n" +
+	"\rsince_version\x18\x02 \x01(\x03R\fsinceVersion\x12(\n" +
+	"\rafter_version\x18\x03 \x01(\x03H\x00R\fafterVersion\x88\x01\x01B\x10\n" +
+	"\x0e_after_version\",\n" +
+	"\x10ResultsHeartbeat\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\"P\n" +
+	"\rResultsResync\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12'\n" +
+	"\x0fcurrent_version\x18\x02 \x01(\x03R\x0ecurrentVersion\"\xd5\x01\n" +
 	"\x15StreamResultsResponse\x12$\n" +
-	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\"<\n" +
+	"\x05tally\x18\x01 \x01(\v2\x0e.vote.v1.TallyR\x05tally\x127\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x19.vote.v1.ResultsHeartbeatR\theartbeat\x12.\n" +
+	"\x06resync\x18\x03 \x01(\v2\x16.vote.v1.ResultsResyncR\x06resync\x12-\n" +
+	"\belection\x18\x04 \x01(\v2\x11.vote.v1.ElectionR\belection\"<\n" +
 	"\x14GetStatisticsRequest\x12$\n" +
 	"\velection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\n" +
 	"electionId\"V\n" +
@@ -1871,11 +2153,11 @@ const file_vote_v1_vote_proto_rawDesc = "" +
 	"\fAuditOutcome\x12\x1d\n" +
 	"\x19AUDIT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16AUDIT_OUTCOME_ACCEPTED\x10\x01\x12\x1a\n" +
-	"\x16AUDIT_OUTCOME_REJECTED\x10\x022\xe8\n" +
-	"\n" +
+	"\x16AUDIT_OUTCOME_REJECTED\x10\x022\xd3\v\n" +
 	"\vVoteService\x12y\n" +
 	"\x0eCreateElection\x12\x1e.vote.v1.CreateElectionRequest\x1a\x1f.vote.v1.CreateElectionResponse\"&\x82\xd3\xe4\x93\x02 :\x01*b\belection\"\x11/api/v1/elections\x12{\n" +
-	"\vGetElection\x12\x1b.vote.v1.GetElectionRequest\x1a\x1c.vote.v1.GetElectionResponse\"1\x82\xd3\xe4\x93\x02+b\belection\x12\x1f/api/v1/elections/{election_id}\x12\x86\x01\n" +
+	"\vGetElection\x12\x1b.vote.v1.GetElectionRequest\x1a\x1c.vote.v1.GetElectionResponse\"1\x82\xd3\xe4\x93\x02+b\belection\x12\x1f/api/v1/elections/{election_id}\x12i\n" +
+	"\rListElections\x12\x1d.vote.v1.ListElectionsRequest\x1a\x1e.vote.v1.ListElectionsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/elections\x12\x86\x01\n" +
 	"\fOpenElection\x12\x1c.vote.v1.OpenElectionRequest\x1a\x1d.vote.v1.OpenElectionResponse\"9\x82\xd3\xe4\x93\x023:\x01*b\belection\"$/api/v1/elections/{election_id}:open\x12\x8a\x01\n" +
 	"\rCloseElection\x12\x1d.vote.v1.CloseElectionRequest\x1a\x1e.vote.v1.CloseElectionResponse\":\x82\xd3\xe4\x93\x024:\x01*b\belection\"%/api/v1/elections/{election_id}:close\x12Y\n" +
 	"\bCastVote\x12\x18.vote.v1.CastVoteRequest\x1a\x19.vote.v1.CastVoteResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/api/v1/votes\x12v\n" +
@@ -1900,7 +2182,7 @@ func file_vote_v1_vote_proto_rawDescGZIP() []byte {
 }
 
 var file_vote_v1_vote_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vote_v1_vote_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_vote_v1_vote_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_vote_v1_vote_proto_goTypes = []any{
 	(ElectionState)(0),             // 0: vote.v1.ElectionState
 	(AuditOutcome)(0),              // 1: vote.v1.AuditOutcome
@@ -1910,82 +2192,93 @@ var file_vote_v1_vote_proto_goTypes = []any{
 	(*CreateElectionResponse)(nil), // 5: vote.v1.CreateElectionResponse
 	(*GetElectionRequest)(nil),     // 6: vote.v1.GetElectionRequest
 	(*GetElectionResponse)(nil),    // 7: vote.v1.GetElectionResponse
-	(*OpenElectionRequest)(nil),    // 8: vote.v1.OpenElectionRequest
-	(*OpenElectionResponse)(nil),   // 9: vote.v1.OpenElectionResponse
-	(*CloseElectionRequest)(nil),   // 10: vote.v1.CloseElectionRequest
-	(*CloseElectionResponse)(nil),  // 11: vote.v1.CloseElectionResponse
-	(*CastVoteRequest)(nil),        // 12: vote.v1.CastVoteRequest
-	(*CastVoteResponse)(nil),       // 13: vote.v1.CastVoteResponse
-	(*GetVoteStatusRequest)(nil),   // 14: vote.v1.GetVoteStatusRequest
-	(*GetVoteStatusResponse)(nil),  // 15: vote.v1.GetVoteStatusResponse
-	(*CandidateCount)(nil),         // 16: vote.v1.CandidateCount
-	(*Tally)(nil),                  // 17: vote.v1.Tally
-	(*GetResultsRequest)(nil),      // 18: vote.v1.GetResultsRequest
-	(*GetResultsResponse)(nil),     // 19: vote.v1.GetResultsResponse
-	(*GetLiveResultsRequest)(nil),  // 20: vote.v1.GetLiveResultsRequest
-	(*GetLiveResultsResponse)(nil), // 21: vote.v1.GetLiveResultsResponse
-	(*StreamResultsRequest)(nil),   // 22: vote.v1.StreamResultsRequest
-	(*StreamResultsResponse)(nil),  // 23: vote.v1.StreamResultsResponse
-	(*GetStatisticsRequest)(nil),   // 24: vote.v1.GetStatisticsRequest
-	(*VotesPerSecond)(nil),         // 25: vote.v1.VotesPerSecond
-	(*RejectionCount)(nil),         // 26: vote.v1.RejectionCount
-	(*GetStatisticsResponse)(nil),  // 27: vote.v1.GetStatisticsResponse
-	(*ExportAuditRequest)(nil),     // 28: vote.v1.ExportAuditRequest
-	(*ExportAuditResponse)(nil),    // 29: vote.v1.ExportAuditResponse
-	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
+	(*ListElectionsRequest)(nil),   // 8: vote.v1.ListElectionsRequest
+	(*ListElectionsResponse)(nil),  // 9: vote.v1.ListElectionsResponse
+	(*OpenElectionRequest)(nil),    // 10: vote.v1.OpenElectionRequest
+	(*OpenElectionResponse)(nil),   // 11: vote.v1.OpenElectionResponse
+	(*CloseElectionRequest)(nil),   // 12: vote.v1.CloseElectionRequest
+	(*CloseElectionResponse)(nil),  // 13: vote.v1.CloseElectionResponse
+	(*CastVoteRequest)(nil),        // 14: vote.v1.CastVoteRequest
+	(*CastVoteResponse)(nil),       // 15: vote.v1.CastVoteResponse
+	(*GetVoteStatusRequest)(nil),   // 16: vote.v1.GetVoteStatusRequest
+	(*GetVoteStatusResponse)(nil),  // 17: vote.v1.GetVoteStatusResponse
+	(*CandidateCount)(nil),         // 18: vote.v1.CandidateCount
+	(*Tally)(nil),                  // 19: vote.v1.Tally
+	(*GetResultsRequest)(nil),      // 20: vote.v1.GetResultsRequest
+	(*GetResultsResponse)(nil),     // 21: vote.v1.GetResultsResponse
+	(*GetLiveResultsRequest)(nil),  // 22: vote.v1.GetLiveResultsRequest
+	(*GetLiveResultsResponse)(nil), // 23: vote.v1.GetLiveResultsResponse
+	(*StreamResultsRequest)(nil),   // 24: vote.v1.StreamResultsRequest
+	(*ResultsHeartbeat)(nil),       // 25: vote.v1.ResultsHeartbeat
+	(*ResultsResync)(nil),          // 26: vote.v1.ResultsResync
+	(*StreamResultsResponse)(nil),  // 27: vote.v1.StreamResultsResponse
+	(*GetStatisticsRequest)(nil),   // 28: vote.v1.GetStatisticsRequest
+	(*VotesPerSecond)(nil),         // 29: vote.v1.VotesPerSecond
+	(*RejectionCount)(nil),         // 30: vote.v1.RejectionCount
+	(*GetStatisticsResponse)(nil),  // 31: vote.v1.GetStatisticsResponse
+	(*ExportAuditRequest)(nil),     // 32: vote.v1.ExportAuditRequest
+	(*ExportAuditResponse)(nil),    // 33: vote.v1.ExportAuditResponse
+	(*timestamppb.Timestamp)(nil),  // 34: google.protobuf.Timestamp
 }
 var file_vote_v1_vote_proto_depIdxs = []int32{
 	2,  // 0: vote.v1.Election.candidates:type_name -> vote.v1.Candidate
 	0,  // 1: vote.v1.Election.state:type_name -> vote.v1.ElectionState
-	30, // 2: vote.v1.Election.start_time:type_name -> google.protobuf.Timestamp
-	30, // 3: vote.v1.Election.end_time:type_name -> google.protobuf.Timestamp
-	30, // 4: vote.v1.Election.create_time:type_name -> google.protobuf.Timestamp
+	34, // 2: vote.v1.Election.start_time:type_name -> google.protobuf.Timestamp
+	34, // 3: vote.v1.Election.end_time:type_name -> google.protobuf.Timestamp
+	34, // 4: vote.v1.Election.create_time:type_name -> google.protobuf.Timestamp
 	2,  // 5: vote.v1.CreateElectionRequest.candidates:type_name -> vote.v1.Candidate
-	30, // 6: vote.v1.CreateElectionRequest.start_time:type_name -> google.protobuf.Timestamp
-	30, // 7: vote.v1.CreateElectionRequest.end_time:type_name -> google.protobuf.Timestamp
+	34, // 6: vote.v1.CreateElectionRequest.start_time:type_name -> google.protobuf.Timestamp
+	34, // 7: vote.v1.CreateElectionRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 8: vote.v1.CreateElectionResponse.election:type_name -> vote.v1.Election
 	3,  // 9: vote.v1.GetElectionResponse.election:type_name -> vote.v1.Election
-	3,  // 10: vote.v1.OpenElectionResponse.election:type_name -> vote.v1.Election
-	3,  // 11: vote.v1.CloseElectionResponse.election:type_name -> vote.v1.Election
-	30, // 12: vote.v1.CastVoteResponse.accepted_at:type_name -> google.protobuf.Timestamp
-	30, // 13: vote.v1.GetVoteStatusResponse.accepted_at:type_name -> google.protobuf.Timestamp
-	16, // 14: vote.v1.Tally.counts:type_name -> vote.v1.CandidateCount
-	30, // 15: vote.v1.Tally.as_of:type_name -> google.protobuf.Timestamp
-	17, // 16: vote.v1.GetResultsResponse.tally:type_name -> vote.v1.Tally
-	17, // 17: vote.v1.GetLiveResultsResponse.tally:type_name -> vote.v1.Tally
-	17, // 18: vote.v1.StreamResultsResponse.tally:type_name -> vote.v1.Tally
-	30, // 19: vote.v1.VotesPerSecond.time:type_name -> google.protobuf.Timestamp
-	25, // 20: vote.v1.GetStatisticsResponse.votes_per_second:type_name -> vote.v1.VotesPerSecond
-	26, // 21: vote.v1.GetStatisticsResponse.rejections:type_name -> vote.v1.RejectionCount
-	30, // 22: vote.v1.ExportAuditResponse.time:type_name -> google.protobuf.Timestamp
-	1,  // 23: vote.v1.ExportAuditResponse.outcome:type_name -> vote.v1.AuditOutcome
-	4,  // 24: vote.v1.VoteService.CreateElection:input_type -> vote.v1.CreateElectionRequest
-	6,  // 25: vote.v1.VoteService.GetElection:input_type -> vote.v1.GetElectionRequest
-	8,  // 26: vote.v1.VoteService.OpenElection:input_type -> vote.v1.OpenElectionRequest
-	10, // 27: vote.v1.VoteService.CloseElection:input_type -> vote.v1.CloseElectionRequest
-	12, // 28: vote.v1.VoteService.CastVote:input_type -> vote.v1.CastVoteRequest
-	14, // 29: vote.v1.VoteService.GetVoteStatus:input_type -> vote.v1.GetVoteStatusRequest
-	18, // 30: vote.v1.VoteService.GetResults:input_type -> vote.v1.GetResultsRequest
-	20, // 31: vote.v1.VoteService.GetLiveResults:input_type -> vote.v1.GetLiveResultsRequest
-	22, // 32: vote.v1.VoteService.StreamResults:input_type -> vote.v1.StreamResultsRequest
-	24, // 33: vote.v1.VoteService.GetStatistics:input_type -> vote.v1.GetStatisticsRequest
-	28, // 34: vote.v1.VoteService.ExportAudit:input_type -> vote.v1.ExportAuditRequest
-	5,  // 35: vote.v1.VoteService.CreateElection:output_type -> vote.v1.CreateElectionResponse
-	7,  // 36: vote.v1.VoteService.GetElection:output_type -> vote.v1.GetElectionResponse
-	9,  // 37: vote.v1.VoteService.OpenElection:output_type -> vote.v1.OpenElectionResponse
-	11, // 38: vote.v1.VoteService.CloseElection:output_type -> vote.v1.CloseElectionResponse
-	13, // 39: vote.v1.VoteService.CastVote:output_type -> vote.v1.CastVoteResponse
-	15, // 40: vote.v1.VoteService.GetVoteStatus:output_type -> vote.v1.GetVoteStatusResponse
-	19, // 41: vote.v1.VoteService.GetResults:output_type -> vote.v1.GetResultsResponse
-	21, // 42: vote.v1.VoteService.GetLiveResults:output_type -> vote.v1.GetLiveResultsResponse
-	23, // 43: vote.v1.VoteService.StreamResults:output_type -> vote.v1.StreamResultsResponse
-	27, // 44: vote.v1.VoteService.GetStatistics:output_type -> vote.v1.GetStatisticsResponse
-	29, // 45: vote.v1.VoteService.ExportAudit:output_type -> vote.v1.ExportAuditResponse
-	35, // [35:46] is the sub-list for method output_type
-	24, // [24:35] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	0,  // 10: vote.v1.ListElectionsRequest.state:type_name -> vote.v1.ElectionState
+	3,  // 11: vote.v1.ListElectionsResponse.elections:type_name -> vote.v1.Election
+	3,  // 12: vote.v1.OpenElectionResponse.election:type_name -> vote.v1.Election
+	3,  // 13: vote.v1.CloseElectionResponse.election:type_name -> vote.v1.Election
+	34, // 14: vote.v1.CastVoteResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	34, // 15: vote.v1.GetVoteStatusResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	18, // 16: vote.v1.Tally.counts:type_name -> vote.v1.CandidateCount
+	34, // 17: vote.v1.Tally.as_of:type_name -> google.protobuf.Timestamp
+	19, // 18: vote.v1.GetResultsResponse.tally:type_name -> vote.v1.Tally
+	19, // 19: vote.v1.GetLiveResultsResponse.tally:type_name -> vote.v1.Tally
+	19, // 20: vote.v1.StreamResultsResponse.tally:type_name -> vote.v1.Tally
+	25, // 21: vote.v1.StreamResultsResponse.heartbeat:type_name -> vote.v1.ResultsHeartbeat
+	26, // 22: vote.v1.StreamResultsResponse.resync:type_name -> vote.v1.ResultsResync
+	3,  // 23: vote.v1.StreamResultsResponse.election:type_name -> vote.v1.Election
+	34, // 24: vote.v1.VotesPerSecond.time:type_name -> google.protobuf.Timestamp
+	29, // 25: vote.v1.GetStatisticsResponse.votes_per_second:type_name -> vote.v1.VotesPerSecond
+	30, // 26: vote.v1.GetStatisticsResponse.rejections:type_name -> vote.v1.RejectionCount
+	34, // 27: vote.v1.ExportAuditResponse.time:type_name -> google.protobuf.Timestamp
+	1,  // 28: vote.v1.ExportAuditResponse.outcome:type_name -> vote.v1.AuditOutcome
+	4,  // 29: vote.v1.VoteService.CreateElection:input_type -> vote.v1.CreateElectionRequest
+	6,  // 30: vote.v1.VoteService.GetElection:input_type -> vote.v1.GetElectionRequest
+	8,  // 31: vote.v1.VoteService.ListElections:input_type -> vote.v1.ListElectionsRequest
+	10, // 32: vote.v1.VoteService.OpenElection:input_type -> vote.v1.OpenElectionRequest
+	12, // 33: vote.v1.VoteService.CloseElection:input_type -> vote.v1.CloseElectionRequest
+	14, // 34: vote.v1.VoteService.CastVote:input_type -> vote.v1.CastVoteRequest
+	16, // 35: vote.v1.VoteService.GetVoteStatus:input_type -> vote.v1.GetVoteStatusRequest
+	20, // 36: vote.v1.VoteService.GetResults:input_type -> vote.v1.GetResultsRequest
+	22, // 37: vote.v1.VoteService.GetLiveResults:input_type -> vote.v1.GetLiveResultsRequest
+	24, // 38: vote.v1.VoteService.StreamResults:input_type -> vote.v1.StreamResultsRequest
+	28, // 39: vote.v1.VoteService.GetStatistics:input_type -> vote.v1.GetStatisticsRequest
+	32, // 40: vote.v1.VoteService.ExportAudit:input_type -> vote.v1.ExportAuditRequest
+	5,  // 41: vote.v1.VoteService.CreateElection:output_type -> vote.v1.CreateElectionResponse
+	7,  // 42: vote.v1.VoteService.GetElection:output_type -> vote.v1.GetElectionResponse
+	9,  // 43: vote.v1.VoteService.ListElections:output_type -> vote.v1.ListElectionsResponse
+	11, // 44: vote.v1.VoteService.OpenElection:output_type -> vote.v1.OpenElectionResponse
+	13, // 45: vote.v1.VoteService.CloseElection:output_type -> vote.v1.CloseElectionResponse
+	15, // 46: vote.v1.VoteService.CastVote:output_type -> vote.v1.CastVoteResponse
+	17, // 47: vote.v1.VoteService.GetVoteStatus:output_type -> vote.v1.GetVoteStatusResponse
+	21, // 48: vote.v1.VoteService.GetResults:output_type -> vote.v1.GetResultsResponse
+	23, // 49: vote.v1.VoteService.GetLiveResults:output_type -> vote.v1.GetLiveResultsResponse
+	27, // 50: vote.v1.VoteService.StreamResults:output_type -> vote.v1.StreamResultsResponse
+	31, // 51: vote.v1.VoteService.GetStatistics:output_type -> vote.v1.GetStatisticsResponse
+	33, // 52: vote.v1.VoteService.ExportAudit:output_type -> vote.v1.ExportAuditResponse
+	41, // [41:53] is the sub-list for method output_type
+	29, // [29:41] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_vote_v1_vote_proto_init() }
@@ -1993,13 +2286,14 @@ func file_vote_v1_vote_proto_init() {
 	if File_vote_v1_vote_proto != nil {
 		return
 	}
+	file_vote_v1_vote_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vote_v1_vote_proto_rawDesc), len(file_vote_v1_vote_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

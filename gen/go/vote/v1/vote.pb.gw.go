@@ -101,6 +101,41 @@ func local_request_VoteService_GetElection_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
+var filter_VoteService_ListElections_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_VoteService_ListElections_0(ctx context.Context, marshaler runtime.Marshaler, client VoteServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListElectionsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_VoteService_ListElections_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListElections(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_VoteService_ListElections_0(ctx context.Context, marshaler runtime.Marshaler, server VoteServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListElectionsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_VoteService_ListElections_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ListElections(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_VoteService_OpenElection_0(ctx context.Context, marshaler runtime.Marshaler, client VoteServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq OpenElectionRequest
@@ -500,6 +535,26 @@ func RegisterVoteServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 		}
 		forward_VoteService_GetElection_0(annotatedContext, mux, outboundMarshaler, w, req, response_VoteService_GetElection_0{resp.(*GetElectionResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_VoteService_ListElections_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/vote.v1.VoteService/ListElections", runtime.WithHTTPPathPattern("/api/v1/elections"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_VoteService_ListElections_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_VoteService_ListElections_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_VoteService_OpenElection_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -728,6 +783,23 @@ func RegisterVoteServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 		}
 		forward_VoteService_GetElection_0(annotatedContext, mux, outboundMarshaler, w, req, response_VoteService_GetElection_0{resp.(*GetElectionResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_VoteService_ListElections_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/vote.v1.VoteService/ListElections", runtime.WithHTTPPathPattern("/api/v1/elections"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_VoteService_ListElections_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_VoteService_ListElections_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_VoteService_OpenElection_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -941,6 +1013,7 @@ func (m response_VoteService_GetLiveResults_0) XXX_ResponseBody() interface{} {
 var (
 	pattern_VoteService_CreateElection_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "v1", "elections"}, ""))
 	pattern_VoteService_GetElection_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "v1", "elections", "election_id"}, ""))
+	pattern_VoteService_ListElections_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "v1", "elections"}, ""))
 	pattern_VoteService_OpenElection_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "v1", "elections", "election_id"}, "open"))
 	pattern_VoteService_CloseElection_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "v1", "elections", "election_id"}, "close"))
 	pattern_VoteService_CastVote_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "v1", "votes"}, ""))
@@ -955,6 +1028,7 @@ var (
 var (
 	forward_VoteService_CreateElection_0 = runtime.ForwardResponseMessage
 	forward_VoteService_GetElection_0    = runtime.ForwardResponseMessage
+	forward_VoteService_ListElections_0  = runtime.ForwardResponseMessage
 	forward_VoteService_OpenElection_0   = runtime.ForwardResponseMessage
 	forward_VoteService_CloseElection_0  = runtime.ForwardResponseMessage
 	forward_VoteService_CastVote_0       = runtime.ForwardResponseMessage

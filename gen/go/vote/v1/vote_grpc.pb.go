@@ -23,6 +23,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	VoteService_CreateElection_FullMethodName = "/vote.v1.VoteService/CreateElection"
 	VoteService_GetElection_FullMethodName    = "/vote.v1.VoteService/GetElection"
+	VoteService_ListElections_FullMethodName  = "/vote.v1.VoteService/ListElections"
 	VoteService_OpenElection_FullMethodName   = "/vote.v1.VoteService/OpenElection"
 	VoteService_CloseElection_FullMethodName  = "/vote.v1.VoteService/CloseElection"
 	VoteService_CastVote_FullMethodName       = "/vote.v1.VoteService/CastVote"
@@ -44,6 +45,10 @@ type VoteServiceClient interface {
 	CreateElection(ctx context.Context, in *CreateElectionRequest, opts ...grpc.CallOption) (*CreateElectionResponse, error)
 	// Returns an election. Anyone may call it.
 	GetElection(ctx context.Context, in *GetElectionRequest, opts ...grpc.CallOption) (*GetElectionResponse, error)
+	// Lists open and closed elections, newest first, a page at a time.
+	// Anyone may call it; drafts are not listed. An unknown page_token or a
+	// page_size outside 0 to 100 is INVALID_ARGUMENT naming the field.
+	ListElections(ctx context.Context, in *ListElectionsRequest, opts ...grpc.CallOption) (*ListElectionsResponse, error)
 	// Opens an election for voting now. Admin only.
 	OpenElection(ctx context.Context, in *OpenElectionRequest, opts ...grpc.CallOption) (*OpenElectionResponse, error)
 	// Closes an election now. Admin only.
@@ -64,8 +69,34 @@ type VoteServiceClient interface {
 	// Returns the live count, at most one second behind the stored votes.
 	GetLiveResults(ctx context.Context, in *GetLiveResultsRequest, opts ...grpc.CallOption) (*GetLiveResultsResponse, error)
 	// Streams the live count: a tally at least once a second while it changes.
-	// REST streams newline-delimited JSON. A client that reconnects passes the
-	// last version it saw and receives the next newer tally.
+	// Public.
+	//
+	// Where it starts: with neither `after_version` nor `since_version`, the
+	// current tally comes first. A client that reconnects passes the last
+	// version it saw as `after_version` (0 included) and receives only newer
+	// tallies (`since_version` is the legacy form, where 0 means none).
+	// Versions only grow, so a tally replaces every older one: none is missed
+	// by skipping to the newest.
+	//
+	// Messages carry one of `tally`, `heartbeat`, `resync` or `election`. The
+	// election itself comes with the first message and again, in a message
+	// of its own, whenever it is opened or closed, so an open page shows it
+	// at once. A Heartbeat comes whenever the stream has sent nothing for
+	// 15 s (the server's configured period), carrying the version the client
+	// is current to. A version newer than the election has ever had is an unknown
+	// position: the stream sends a Resync and ends; reconnect without one.
+	//
+	// Over REST, `GET /api/v1/results/stream/{election_id}?afterVersion=V`
+	// answers `application/x-ndjson` (one `{"result": StreamResultsResponse}`
+	// a line) or, with `Accept: text/event-stream`, Server-Sent Events named
+	// `tally`, `heartbeat`, `resync` or `election` whose data is the
+	// StreamResultsResponse as JSON and whose `id` is the version (an
+	// `election` event leaves it as it was), so an EventSource reconnects with
+	// `Last-Event-ID` (which takes the place of `afterVersion`) and gets no
+	// duplicate. Errors before the first message answer like any call (an HTTP
+	// status and a google.rpc.Status body); later ones end the stream with a
+	// last `{"error": Status}` line, or an `error` event whose data is the
+	// Status.
 	StreamResults(ctx context.Context, in *StreamResultsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamResultsResponse], error)
 	// Returns voting statistics: votes per second and rejections by reason.
 	// Admin only.
@@ -97,6 +128,16 @@ func (c *voteServiceClient) GetElection(ctx context.Context, in *GetElectionRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetElectionResponse)
 	err := c.cc.Invoke(ctx, VoteService_GetElection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *voteServiceClient) ListElections(ctx context.Context, in *ListElectionsRequest, opts ...grpc.CallOption) (*ListElectionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListElectionsResponse)
+	err := c.cc.Invoke(ctx, VoteService_ListElections_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +262,10 @@ type VoteServiceServer interface {
 	CreateElection(context.Context, *CreateElectionRequest) (*CreateElectionResponse, error)
 	// Returns an election. Anyone may call it.
 	GetElection(context.Context, *GetElectionRequest) (*GetElectionResponse, error)
+	// Lists open and closed elections, newest first, a page at a time.
+	// Anyone may call it; drafts are not listed. An unknown page_token or a
+	// page_size outside 0 to 100 is INVALID_ARGUMENT naming the field.
+	ListElections(context.Context, *ListElectionsRequest) (*ListElectionsResponse, error)
 	// Opens an election for voting now. Admin only.
 	OpenElection(context.Context, *OpenElectionRequest) (*OpenElectionResponse, error)
 	// Closes an election now. Admin only.
@@ -241,8 +286,34 @@ type VoteServiceServer interface {
 	// Returns the live count, at most one second behind the stored votes.
 	GetLiveResults(context.Context, *GetLiveResultsRequest) (*GetLiveResultsResponse, error)
 	// Streams the live count: a tally at least once a second while it changes.
-	// REST streams newline-delimited JSON. A client that reconnects passes the
-	// last version it saw and receives the next newer tally.
+	// Public.
+	//
+	// Where it starts: with neither `after_version` nor `since_version`, the
+	// current tally comes first. A client that reconnects passes the last
+	// version it saw as `after_version` (0 included) and receives only newer
+	// tallies (`since_version` is the legacy form, where 0 means none).
+	// Versions only grow, so a tally replaces every older one: none is missed
+	// by skipping to the newest.
+	//
+	// Messages carry one of `tally`, `heartbeat`, `resync` or `election`. The
+	// election itself comes with the first message and again, in a message
+	// of its own, whenever it is opened or closed, so an open page shows it
+	// at once. A Heartbeat comes whenever the stream has sent nothing for
+	// 15 s (the server's configured period), carrying the version the client
+	// is current to. A version newer than the election has ever had is an unknown
+	// position: the stream sends a Resync and ends; reconnect without one.
+	//
+	// Over REST, `GET /api/v1/results/stream/{election_id}?afterVersion=V`
+	// answers `application/x-ndjson` (one `{"result": StreamResultsResponse}`
+	// a line) or, with `Accept: text/event-stream`, Server-Sent Events named
+	// `tally`, `heartbeat`, `resync` or `election` whose data is the
+	// StreamResultsResponse as JSON and whose `id` is the version (an
+	// `election` event leaves it as it was), so an EventSource reconnects with
+	// `Last-Event-ID` (which takes the place of `afterVersion`) and gets no
+	// duplicate. Errors before the first message answer like any call (an HTTP
+	// status and a google.rpc.Status body); later ones end the stream with a
+	// last `{"error": Status}` line, or an `error` event whose data is the
+	// Status.
 	StreamResults(*StreamResultsRequest, grpc.ServerStreamingServer[StreamResultsResponse]) error
 	// Returns voting statistics: votes per second and rejections by reason.
 	// Admin only.
@@ -265,6 +336,9 @@ func (UnimplementedVoteServiceServer) CreateElection(context.Context, *CreateEle
 }
 func (UnimplementedVoteServiceServer) GetElection(context.Context, *GetElectionRequest) (*GetElectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetElection not implemented")
+}
+func (UnimplementedVoteServiceServer) ListElections(context.Context, *ListElectionsRequest) (*ListElectionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListElections not implemented")
 }
 func (UnimplementedVoteServiceServer) OpenElection(context.Context, *OpenElectionRequest) (*OpenElectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method OpenElection not implemented")
@@ -346,6 +420,24 @@ func _VoteService_GetElection_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(VoteServiceServer).GetElection(ctx, req.(*GetElectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VoteService_ListElections_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListElectionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VoteServiceServer).ListElections(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VoteService_ListElections_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VoteServiceServer).ListElections(ctx, req.(*ListElectionsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -512,6 +604,10 @@ var VoteService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetElection",
 			Handler:    _VoteService_GetElection_Handler,
+		},
+		{
+			MethodName: "ListElections",
+			Handler:    _VoteService_ListElections_Handler,
 		},
 		{
 			MethodName: "OpenElection",
