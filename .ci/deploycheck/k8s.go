@@ -213,8 +213,8 @@ func checkObjects(cfg Config, o *objects) []error {
 			if sub == "serve" && (c.ReadinessProbe == nil || c.ReadinessProbe.GRPC == nil) {
 				p.add("%s: the server's readinessProbe must use the gRPC health service (grpc:)", cid)
 			}
-			if sub == "gateway" && (c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz") {
-				p.add("%s: the gateway's readinessProbe must be GET /healthz", cid)
+			if sub == "gateway" && (c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz") {
+				p.add("%s: the gateway's readinessProbe must be GET /readyz (ready only while its servers are)", cid)
 			}
 			if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
 				grace := int64(corev1.DefaultTerminationGracePeriodSeconds)

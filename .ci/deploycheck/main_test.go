@@ -145,6 +145,7 @@ func TestKubernetesBroken(t *testing.T) {
 		{"HPA without CPU", gateway, "        name: cpu\n", "        name: memory\n", "no CPU resource metric"},
 		{"replicas fight the HPA", server, "  revisionHistoryLimit: 10\n", "  replicas: 3\n  revisionHistoryLimit: 10\n", "sets replicas"},
 		{"no readiness probe", gateway, "          readinessProbe:\n", "          startupProbe:\n", "no readinessProbe"},
+		{"gateway ready on liveness alone", gateway, "              path: /readyz\n", "              path: /healthz\n", "GET /readyz"},
 		{"server readiness not gRPC", server, "          readinessProbe:\n            grpc:\n              port: 9090\n", "          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: http\n", "gRPC health service"},
 		{"probe on an undeclared port", server, "              port: http\n            periodSeconds: 10", "              port: admin\n            periodSeconds: 10", "port admin is not a declared container port"},
 		{"root allowed", gateway, "            runAsNonRoot: true\n", "            runAsNonRoot: false\n", "runAsNonRoot must be true"},
