@@ -5,6 +5,8 @@ import (
 
 	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // DefaultHeartbeat is the longest a stream stays silent unless configured:
@@ -31,4 +33,24 @@ func streamStart(req *canvasv1.StreamPixelsRequest) (int64, error) {
 		return req.GetSinceSeq(), nil
 	}
 	return FromNow, nil
+}
+
+// StreamPixels implements CanvasService.
+func (s *Service) StreamPixels(req *canvasv1.StreamPixelsRequest, stream canvasv1.CanvasService_StreamPixelsServer) error {
+	after, err := streamStart(req)
+	if err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	err = s.feed.serve(ctx, after, stream.Send)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Unavailable, "stream interrupted")
 }
