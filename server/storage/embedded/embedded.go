@@ -270,27 +270,34 @@ func deleteSession(tx *bolt.Tx, id string) error {
 // bans, not per request).
 func (s *Store) DeleteUserSessions(ctx context.Context, userID string) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
-		var ids []string
-		err := tx.Bucket(bSessions).ForEach(func(k, v []byte) error {
-			var sess identity.Session
-			if err := json.Unmarshal(v, &sess); err != nil {
-				return err
-			}
-			if sess.UserID == userID {
-				ids = append(ids, string(k))
-			}
-			return nil
-		})
-		if err != nil {
+		_, err := deleteSessionsWhere(tx, func(sess identity.Session) bool { return sess.UserID == userID })
+		return err
+	})
+}
+
+// deleteSessionsWhere deletes the sessions match picks (a scan: sessions
+// are indexed by token, not by user or family) and returns their ids.
+func deleteSessionsWhere(tx *bolt.Tx, match func(identity.Session) bool) ([]string, error) {
+	var ids []string
+	err := tx.Bucket(bSessions).ForEach(func(k, v []byte) error {
+		var sess identity.Session
+		if err := json.Unmarshal(v, &sess); err != nil {
 			return err
 		}
-		for _, id := range ids {
-			if err := deleteSession(tx, id); err != nil {
-				return err
-			}
+		if match(sess) {
+			ids = append(ids, string(k))
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := deleteSession(tx, id); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // ---- favorite ----

@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"context"
-	"encoding/json"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -37,25 +36,8 @@ func (s *Store) RevokeFamily(ctx context.Context, refreshHash []byte) (ids []str
 			return nil
 		}
 		family := string(fam)
-		err := tx.Bucket(bSessions).ForEach(func(k, v []byte) error {
-			var sess identity.Session
-			if err := json.Unmarshal(v, &sess); err != nil {
-				return err
-			}
-			if familyOf(sess) == family {
-				ids = append(ids, string(k))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if err := deleteSession(tx, id); err != nil {
-				return err
-			}
-		}
-		return nil
+		ids, err = deleteSessionsWhere(tx, func(sess identity.Session) bool { return familyOf(sess) == family })
+		return err
 	})
 	return ids, err
 }
