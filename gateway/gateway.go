@@ -311,7 +311,7 @@ func (cfg Config) setCookie(w http.ResponseWriter, name, value, path string, exp
 // the service's status intent (410 for a deleted link), then answers like
 // grpc-gateway's default (status JSON with details).
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil {
+	if r.Context().Err() != nil && !bodyCutOff(r.Context()) {
 		// The client went away (the call failed because of it): there is
 		// no one to answer, and grpc-gateway's 499 is no status of the API.
 		return

@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
+	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,7 +26,9 @@ func withDeadlines(body, write time.Duration, next http.Handler) http.Handler {
 		rc := http.NewResponseController(w)
 		if body > 0 && r.Body != nil && r.Body != http.NoBody {
 			if rc.SetReadDeadline(time.Now().Add(body)) == nil {
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+				cut := new(atomic.Bool)
+				r = r.WithContext(context.WithValue(r.Context(), bodyCutKey{}, cut))
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, cut: cut}
 			}
 		}
 		if write > 0 && rc.SetWriteDeadline(time.Now().Add(write)) == nil {
@@ -32,10 +38,12 @@ func withDeadlines(body, write time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-// deadlineBody lifts the read deadline once the body is read to its end.
+// deadlineBody lifts the read deadline once the body is read to its end,
+// and notes when the deadline cut the body off.
 type deadlineBody struct {
 	io.ReadCloser
 	rc   *http.ResponseController
+	cut  *atomic.Bool
 	done bool
 }
 
@@ -45,7 +53,20 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		b.cut.Store(true)
+	}
 	return n, err
+}
+
+type bodyCutKey struct{}
+
+// bodyCutOff reports whether the body deadline cut the request's body off.
+// net/http then cancels the request's context as if the client had left,
+// but the client is still there and gets its answer (400).
+func bodyCutOff(ctx context.Context) bool {
+	cut, _ := ctx.Value(bodyCutKey{}).(*atomic.Bool)
+	return cut != nil && cut.Load()
 }
 
 // streamWriter lifts the write deadline when the answer is a stream.
