@@ -55,6 +55,10 @@ type Store interface {
 	// suspension of an existing user (ErrNotFound otherwise; ErrConflict if
 	// the username is taken by someone else).
 	UpdateUser(ctx context.Context, u User) error
+	// DeleteUser removes a user with its sessions and API keys, freeing
+	// the username (ErrNotFound when there is no such user). The caller
+	// ends cached sessions and removes the data other services keep.
+	DeleteUser(ctx context.Context, id string) error
 	// ListUsers returns up to limit users newest first (created_at, then id,
 	// descending), after the cursor when it is not nil; a non-empty prefix
 	// keeps the users whose username starts with it (guests have none).

@@ -118,3 +118,37 @@ func testListUsers(t *testing.T, st Stores) {
 		t.Fatalf("unknown prefix = %v, %v", got, err)
 	}
 }
+
+// DeleteUser takes the user's sessions and API keys with it, frees the
+// username, and leaves other users alone.
+func testDeleteUser(t *testing.T, st Stores) {
+	s := st.Identity
+	gone, kept := newUser(t, s, "gone"), newUser(t, s, "kept")
+	sess, other := newSession(gone.ID), newSession(kept.ID)
+	must(t, s.CreateSession(ctx, sess))
+	must(t, s.CreateSession(ctx, other))
+	key := identity.APIKey{ID: uuid.NewString(), UserID: gone.ID, Name: "ci", Prefix: "ak_abcdefgh", Hash: []byte(uuid.NewString()), Scopes: []string{"*:read"}, CreatedAt: now()}
+	must(t, s.CreateAPIKey(ctx, key))
+
+	must(t, s.DeleteUser(ctx, gone.ID))
+	_, err := s.GetUser(ctx, gone.ID)
+	wantErr(t, err, storeerr.ErrNotFound)
+	_, err = s.GetUserByUsername(ctx, "gone")
+	wantErr(t, err, storeerr.ErrNotFound)
+	_, _, err = s.SessionByAccessHash(ctx, sess.AccessHash)
+	wantErr(t, err, storeerr.ErrNotFound)
+	_, err = s.SessionByRefreshHash(ctx, sess.RefreshHash)
+	wantErr(t, err, storeerr.ErrNotFound)
+	_, _, err = s.APIKeyByHash(ctx, key.Hash)
+	wantErr(t, err, storeerr.ErrNotFound)
+	wantErr(t, s.DeleteUser(ctx, gone.ID), storeerr.ErrNotFound)
+	wantErr(t, s.DeleteUser(ctx, "not-a-uuid"), storeerr.ErrNotFound)
+
+	if _, _, err := s.SessionByAccessHash(ctx, other.AccessHash); err != nil {
+		t.Fatalf("another user's session: %v", err)
+	}
+	again := newUser(t, s, "gone") // the name is free again
+	if again.ID == gone.ID {
+		t.Fatal("same id")
+	}
+}

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("RotateOnce", func(t *testing.T) { testRotateOnce(t, open(t)) })
 	t.Run("RefreshFamily", func(t *testing.T) { testRefreshFamily(t, open(t)) })
 	t.Run("ListUsers", func(t *testing.T) { testListUsers(t, open(t)) })
+	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, open(t)) })
 	t.Run("Favorites", func(t *testing.T) { testFavorites(t, open(t)) })
 	t.Run("IdempotencyConcurrent", func(t *testing.T) { testIdempotencyConcurrent(t, open(t)) })
 	t.Run("Shares", func(t *testing.T) { testShares(t, open(t)) })

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/apiplatform/platform/server/identity"
+	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
 // listUsers walks users_list_idx; the prefix is compared with substr, not
@@ -44,4 +45,19 @@ func (s *Store) ListUsers(ctx context.Context, prefix string, after *identity.Us
 		return rows.Err()
 	})
 	return out, mapErr(err)
+}
+
+// DeleteUser implements identity.Store: sessions and api_keys go with the
+// row (ON DELETE CASCADE).
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	if !isUUID(id) {
+		return storeerr.ErrNotFound
+	}
+	return mapErr(s.do(ctx, func() error {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		if err == nil && tag.RowsAffected() == 0 {
+			return storeerr.ErrNotFound
+		}
+		return err
+	}))
 }

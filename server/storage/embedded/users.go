@@ -53,3 +53,45 @@ func userAfter(c identity.UserCursor, u identity.User) bool {
 	}
 	return u.ID < c.ID
 }
+
+// DeleteUser implements identity.Store, in one transaction. Sessions and
+// keys are not indexed by user: each is a scan.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		u, err := get[identity.User](tx, bUsers, []byte(id))
+		if err != nil {
+			return err
+		}
+		if _, err := deleteSessionsWhere(tx, func(sess identity.Session) bool { return sess.UserID == id }); err != nil {
+			return err
+		}
+		var keys []identity.APIKey
+		err = tx.Bucket(bAPIKeys).ForEach(func(_, raw []byte) error {
+			var k identity.APIKey
+			if err := json.Unmarshal(raw, &k); err != nil {
+				return err
+			}
+			if k.UserID == id {
+				keys = append(keys, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Bucket(bAPIKeyHash).Delete(k.Hash); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bAPIKeys).Delete([]byte(k.ID)); err != nil {
+				return err
+			}
+		}
+		if u.Username != "" {
+			if err := tx.Bucket(bUsernames).Delete([]byte(u.Username)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bUsers).Delete([]byte(id))
+	})
+}
