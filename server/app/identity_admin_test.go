@@ -1,6 +1,10 @@
 package app_test
 
 import (
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -15,6 +19,8 @@ type adminOps interface {
 	suspend(t *testing.T, token, userID string) error
 	reinstate(t *testing.T, token, userID string) error
 	setRole(t *testing.T, token, userID string, role identityv1.Role) error
+	// listUsers returns one page: the usernames and the next page token.
+	listUsers(t *testing.T, token, query string, size int32, pageToken string) ([]string, string, error)
 }
 
 func adminClients(p *platform) []adminOps { return []adminOps{adminGRPC{p}, adminREST{newREST(p)}} }
@@ -40,7 +46,32 @@ func (g adminGRPC) setRole(t *testing.T, token, id string, role identityv1.Role)
 	return err
 }
 
+func (g adminGRPC) listUsers(t *testing.T, token, query string, size int32, tok string) ([]string, string, error) {
+	res, err := g.c().ListUsers(grpcAPI{g.p}.ctx(token), &identityv1.ListUsersRequest{Query: query, PageSize: size, PageToken: tok})
+	var names []string
+	for _, u := range res.GetUsers() {
+		names = append(names, u.GetUsername())
+	}
+	return names, res.GetNextPageToken(), err
+}
+
 type adminREST struct{ r restAPI }
+
+func (r adminREST) listUsers(t *testing.T, token, query string, size int32, tok string) ([]string, string, error) {
+	var out struct {
+		Users []struct {
+			Username string `json:"username"`
+		} `json:"users"`
+		NextPageToken string `json:"nextPageToken"`
+	}
+	q := url.Values{"query": {query}, "pageSize": {strconv.Itoa(int(size))}, "pageToken": {tok}}
+	_, err := r.r.call(t, "GET", "/api/v1/admin/users?"+q.Encode(), token, nil, &out)
+	var names []string
+	for _, u := range out.Users {
+		names = append(names, u.Username)
+	}
+	return names, out.NextPageToken, err
+}
 
 func (r adminREST) suspend(t *testing.T, token, id string) error {
 	_, err := r.r.call(t, "POST", "/api/v1/admin/users/"+id+":suspend", token, map[string]any{}, nil)
@@ -145,4 +176,72 @@ func testAdminSuspendAndRole(t *testing.T, a, b *platform) {
 			wantCode(t, admin.suspend(t, boss.GetAccessToken(), "not-a-user"), codes.InvalidArgument)
 		})
 	}
+}
+
+// An admin lists accounts newest first, filtered by a username prefix in
+// any case, and walks every page exactly once; others are refused, and a
+// bad page size or token names its field.
+func TestAdminListUsers(t *testing.T) {
+	forBackends(t, func(t *testing.T, b backend) {
+		p := start(t, b, func(cfg *app.Config) { cfg.AdminUser, cfg.AdminPassword = adminName, adminPassword })
+		for i, id := range idClients(p) {
+			admin := adminClients(p)[i]
+			t.Run(id.name(), func(t *testing.T) {
+				boss, err := id.login(t, "", adminName, adminPassword)
+				if err != nil {
+					t.Fatal(err)
+				}
+				prefix := randomName("lu")
+				var want []string // newest first
+				var user *identityv1.Session
+				for _, n := range []string{"a", "b", "c", "d", "e"} {
+					if user, err = id.register(t, "", prefix+n, "a long enough password"); err != nil {
+						t.Fatal(err)
+					}
+					want = append([]string{prefix + n}, want...)
+				}
+				if _, err := id.register(t, "", randomName("other"), "a long enough password"); err != nil {
+					t.Fatal(err)
+				}
+
+				var got []string
+				tok := ""
+				for range len(want) + 1 {
+					names, next, err := admin.listUsers(t, boss.GetAccessToken(), strings.ToUpper(prefix), 2, tok)
+					if err != nil {
+						t.Fatalf("list: %v", err)
+					}
+					if len(names) > 2 {
+						t.Fatalf("page of %d, asked for 2", len(names))
+					}
+					got = append(got, names...)
+					if tok = next; tok == "" {
+						break
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("pages = %q, want %q", got, want)
+				}
+				names, _, err := admin.listUsers(t, boss.GetAccessToken(), prefix+"c", 0, "")
+				if err != nil || !slices.Equal(names, []string{prefix + "c"}) {
+					t.Fatalf("query %sc = %q, %v", prefix, names, err)
+				}
+				names, _, err = admin.listUsers(t, boss.GetAccessToken(), "", 100, "")
+				if err != nil || !slices.Contains(names, adminName) || !slices.Contains(names, prefix+"a") {
+					t.Fatalf("unfiltered list = %q, %v", names, err)
+				}
+
+				_, _, err = admin.listUsers(t, user.GetAccessToken(), "", 0, "")
+				wantCode(t, err, codes.PermissionDenied)
+				_, _, err = admin.listUsers(t, boss.GetAccessToken(), "", 101, "")
+				wantField(t, err, "pageSize")
+				_, _, err = admin.listUsers(t, boss.GetAccessToken(), "", -1, "")
+				wantField(t, err, "pageSize")
+				_, _, err = admin.listUsers(t, boss.GetAccessToken(), "", 0, "not-a-token")
+				wantField(t, err, "pageToken")
+				_, _, err = admin.listUsers(t, boss.GetAccessToken(), strings.Repeat("x", 33), 0, "")
+				wantField(t, err, "query")
+			})
+		}
+	})
 }

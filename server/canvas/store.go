@@ -19,6 +19,10 @@ type Placement struct {
 	PlacedAt time.Time
 }
 
+// NoAuthor stands for the author of placements whose account was deleted:
+// the pixels stay in history, the person does not.
+const NoAuthor = "00000000-0000-0000-0000-000000000000"
+
 // Ban keeps a user from placing pixels.
 type Ban struct {
 	UserID    string
@@ -61,4 +65,8 @@ type Store interface {
 	UnbanUser(ctx context.Context, userID string) error
 	// IsBanned tells whether a ban of the user is in force at now.
 	IsBanned(ctx context.Context, userID string, now time.Time) (bool, error)
+	// ForgetAuthor, for a deleted account, replaces the user's id in their
+	// placements with NoAuthor (the pixels stay) and drops their ban.
+	// Forgetting a user with no placements is not an error.
+	ForgetAuthor(ctx context.Context, userID string) error
 }

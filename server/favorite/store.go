@@ -27,4 +27,7 @@ type Store interface {
 	// response is returned (replayed); a different RequestHash yields
 	// storeerr.ErrIdempotencyMismatch.
 	SaveFavorite(ctx context.Context, f Favorite, idem *storeerr.Idempotency, ttl time.Duration) (replayed []byte, err error)
+	// DeleteFavorite removes a deleted account's favorite and its
+	// idempotency records; a user with none is not an error.
+	DeleteFavorite(ctx context.Context, userID string) error
 }

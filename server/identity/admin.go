@@ -2,12 +2,16 @@ package identity
 
 import (
 	"context"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	identityv1 "github.com/apiplatform/platform/gen/go/identity/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/page"
 )
 
 // errSuspended answers a suspended account's login or refresh.
@@ -109,4 +113,36 @@ func (s *Service) SetUserRole(ctx context.Context, req *identityv1.SetUserRoleRe
 		}
 	}
 	return &identityv1.SetUserRoleResponse{User: userProto(u)}, nil
+}
+
+// ListUsers implements IdentityService. Usernames are stored lower-case,
+// so lower-casing the query makes the prefix match case-insensitive.
+func (s *Service) ListUsers(ctx context.Context, req *identityv1.ListUsersRequest) (*identityv1.ListUsersResponse, error) {
+	query := strings.ToLower(req.GetQuery())
+	if utf8.RuneCountInString(query) > 32 {
+		return nil, apierr.InvalidArgument("query", "must be at most 32 characters")
+	}
+	size, err := page.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	at, key, ok, err := page.Parse(req.GetPageToken(), func(k string) bool { _, err := uuid.Parse(k); return err == nil })
+	if err != nil {
+		return nil, err
+	}
+	var after *UserCursor
+	if ok {
+		after = &UserCursor{CreatedAt: at, ID: key}
+	}
+	// One extra row tells whether there is a next page.
+	rows, err := s.store.ListUsers(ctx, query, after, size+1)
+	if err != nil {
+		return nil, apierr.FromStorage(ctx, err, "")
+	}
+	resp := &identityv1.ListUsersResponse{}
+	rows, resp.NextPageToken = page.Trim(rows, size, func(u User) (time.Time, string) { return u.CreatedAt, u.ID })
+	for _, u := range rows {
+		resp.Users = append(resp.Users, userProto(u))
+	}
+	return resp, nil
 }

@@ -43,6 +43,7 @@ var Policies = auth.Policies{
 	identityv1.IdentityService_SuspendUser_FullMethodName:    auth.Admin,
 	identityv1.IdentityService_ReinstateUser_FullMethodName:  auth.Admin,
 	identityv1.IdentityService_SetUserRole_FullMethodName:    auth.Admin,
+	identityv1.IdentityService_ListUsers_FullMethodName:      auth.Admin,
 }
 
 // FavoriteReader gives GetMe the caller's favorite.

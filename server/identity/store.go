@@ -25,6 +25,12 @@ type User struct {
 	Suspended bool
 }
 
+// UserCursor names the last user of a ListUsers page.
+type UserCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
 // Session is one login. Tokens are never stored, only their SHA-256.
 type Session struct {
 	ID               string
@@ -49,6 +55,14 @@ type Store interface {
 	// suspension of an existing user (ErrNotFound otherwise; ErrConflict if
 	// the username is taken by someone else).
 	UpdateUser(ctx context.Context, u User) error
+	// DeleteUser removes a user with its sessions and API keys, freeing
+	// the username (ErrNotFound when there is no such user). The caller
+	// ends cached sessions and removes the data other services keep.
+	DeleteUser(ctx context.Context, id string) error
+	// ListUsers returns up to limit users newest first (created_at, then id,
+	// descending), after the cursor when it is not nil; a non-empty prefix
+	// keeps the users whose username starts with it (guests have none).
+	ListUsers(ctx context.Context, prefix string, after *UserCursor, limit int) ([]User, error)
 
 	CreateSession(ctx context.Context, s Session) error
 	// SessionByAccessHash returns a live (not revoked) session and its user.

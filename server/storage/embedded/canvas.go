@@ -194,3 +194,37 @@ func (s *Store) IsBanned(ctx context.Context, userID string, now time.Time) (ban
 	})
 	return banned, err
 }
+
+// ForgetAuthor implements canvas.Store. Placements are not indexed by user:
+// the one-process store scans its history once, in one transaction.
+func (s *Store) ForgetAuthor(ctx context.Context, userID string) error {
+	if userID == canvas.NoAuthor {
+		return nil
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		all, pixels := tx.Bucket(bCanvasPlacements), tx.Bucket(bCanvasPixels)
+		var mine []canvas.Placement
+		err := all.ForEach(func(_, v []byte) error {
+			p, err := decodePlacement(v)
+			if err == nil && p.UserID == userID {
+				mine = append(mine, p)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		// Rewritten after the scan: bbolt forbids writes under ForEach.
+		for _, p := range mine {
+			p.UserID = canvas.NoAuthor
+			rec := encodePlacement(p)
+			if err := all.Put(seqKey(p.Seq), rec); err != nil {
+				return err
+			}
+			if err := pixels.Put(pixelKey(p.X, p.Y, p.Seq), rec); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bCanvasBans).Delete([]byte(userID))
+	})
+}

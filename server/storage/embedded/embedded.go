@@ -342,6 +342,25 @@ func (s *Store) SaveFavorite(ctx context.Context, f favorite.Favorite, idem *sto
 	return replayed, err
 }
 
+// DeleteFavorite implements favorite.Store. Idempotency records are keyed
+// by user id first: one cursor range.
+func (s *Store) DeleteFavorite(ctx context.Context, userID string) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		prefix := []byte(userID + "\x00")
+		var keys [][]byte
+		c := tx.Bucket(bIdempotency).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if err := tx.Bucket(bIdempotency).Delete(k); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bFavorites).Delete([]byte(userID))
+	})
+}
+
 // ---- share ----
 
 func ownerKey(owner string, createdAt time.Time, slug string) []byte {

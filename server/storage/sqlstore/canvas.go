@@ -168,3 +168,18 @@ func (s *Store) IsBanned(ctx context.Context, userID string, now time.Time) (ban
 	})
 	return banned, mapErr(err)
 }
+
+// ForgetAuthor implements canvas.Store, over canvas_placements_user_idx.
+// Both statements are idempotent, so a retried call is safe.
+func (s *Store) ForgetAuthor(ctx context.Context, userID string) error {
+	if !isUUID(userID) || userID == canvas.NoAuthor {
+		return nil
+	}
+	return mapErr(s.do(ctx, func() error {
+		if _, err := s.pool.Exec(ctx, `UPDATE canvas_placements SET user_id = $2 WHERE user_id = $1`, userID, canvas.NoAuthor); err != nil {
+			return err
+		}
+		_, err := s.pool.Exec(ctx, `DELETE FROM canvas_bans WHERE user_id = $1`, userID)
+		return err
+	}))
+}

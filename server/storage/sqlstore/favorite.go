@@ -106,3 +106,18 @@ func nonNil(b []byte) []byte {
 	}
 	return b
 }
+
+// DeleteFavorite implements favorite.Store. Both statements are
+// idempotent, so a retried call is safe.
+func (s *Store) DeleteFavorite(ctx context.Context, userID string) error {
+	if !isUUID(userID) {
+		return nil
+	}
+	return mapErr(s.do(ctx, func() error {
+		if _, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
+		_, err := s.pool.Exec(ctx, `DELETE FROM favorites WHERE user_id = $1`, userID)
+		return err
+	}))
+}

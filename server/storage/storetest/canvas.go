@@ -20,6 +20,7 @@ func RunCanvas(t *testing.T, open func(t *testing.T) canvas.Store) {
 	t.Run("AppendConcurrent", func(t *testing.T) { testAppendConcurrent(t, open(t)) })
 	t.Run("LatestPixels", func(t *testing.T) { testLatestPixels(t, open(t)) })
 	t.Run("Bans", func(t *testing.T) { testBans(t, open(t)) })
+	t.Run("ForgetAuthor", func(t *testing.T) { testForgetAuthor(t, open(t)) })
 }
 
 func testCanvasMeta(t *testing.T, s canvas.Store) {
@@ -222,5 +223,34 @@ func testBans(t *testing.T, s canvas.Store) {
 	}
 	if banned, _ = s.IsBanned(ctx, user, t0.Add(61*time.Minute)); banned {
 		t.Fatal("expiring ban still in force after its expiry")
+	}
+}
+
+// ForgetAuthor keeps a deleted user's pixels (in history and on the rebuilt
+// board) under NoAuthor, drops their ban, and leaves others' placements.
+func testForgetAuthor(t *testing.T, s canvas.Store) {
+	gone, other := uuid.NewString(), uuid.NewString()
+	t0 := now()
+	must(t, s.AppendPlacements(ctx, []canvas.Placement{
+		placement(1, 3, 4, 5, gone, t0),
+		placement(2, 3, 4, 6, other, t0),
+		placement(3, 7, 8, 9, gone, t0),
+	}))
+	must(t, s.BanUser(ctx, canvas.Ban{UserID: gone, BannedBy: other, BannedAt: t0}))
+	must(t, s.ForgetAuthor(ctx, gone))
+	must(t, s.ForgetAuthor(ctx, gone)) // a retry changes nothing
+
+	hist, err := s.PixelHistory(ctx, 3, 4, 0, 10)
+	must(t, err)
+	if len(hist) != 2 || hist[0].UserID != other || hist[1].UserID != canvas.NoAuthor || hist[1].Color != 5 {
+		t.Fatalf("history of (3,4) = %+v", hist)
+	}
+	latest := map[int64]canvas.Placement{}
+	must(t, s.LatestPixels(ctx, func(p canvas.Placement) error { latest[p.Seq] = p; return nil }))
+	if p := latest[3]; p.UserID != canvas.NoAuthor || p.Color != 9 || p.X != 7 || p.Y != 8 {
+		t.Fatalf("latest of (7,8) = %+v", p)
+	}
+	if banned, err := s.IsBanned(ctx, gone, t0); err != nil || banned {
+		t.Fatalf("ban of a forgotten user: %v, %v", banned, err)
 	}
 }

@@ -36,7 +36,10 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open(t)) })
 	t.Run("RotateOnce", func(t *testing.T) { testRotateOnce(t, open(t)) })
 	t.Run("RefreshFamily", func(t *testing.T) { testRefreshFamily(t, open(t)) })
+	t.Run("ListUsers", func(t *testing.T) { testListUsers(t, open(t)) })
+	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, open(t)) })
 	t.Run("Favorites", func(t *testing.T) { testFavorites(t, open(t)) })
+	t.Run("DeleteFavorite", func(t *testing.T) { testDeleteFavorite(t, open(t)) })
 	t.Run("IdempotencyConcurrent", func(t *testing.T) { testIdempotencyConcurrent(t, open(t)) })
 	t.Run("Shares", func(t *testing.T) { testShares(t, open(t)) })
 	t.Run("ListSharesPages", func(t *testing.T) { testListShares(t, open(t)) })
@@ -400,5 +403,36 @@ func testHits(t *testing.T, st Stores) {
 	must(t, err)
 	if got.Hits != workers*each {
 		t.Fatalf("hits = %d, want %d (lost updates)", got.Hits, workers*each)
+	}
+}
+
+// DeleteFavorite removes the favorite and forgets the user's idempotency
+// keys (a reused key is a fresh write), and leaves other users alone.
+func testDeleteFavorite(t *testing.T, st Stores) {
+	s := st.Favorite
+	gone, kept := uuid.NewString(), uuid.NewString()
+	idem := &storeerr.Idempotency{Scope: "favorite.set", Key: "k1", RequestHash: []byte("h1"), Response: []byte("first")}
+	for _, u := range []string{gone, kept} {
+		f := favorite.Favorite{UserID: u, Hex: "#FF0000", Space: color.SpaceHex, Value: "#FF0000", UpdatedAt: now()}
+		_, err := s.SaveFavorite(ctx, f, idem, time.Hour)
+		must(t, err)
+	}
+	must(t, s.DeleteFavorite(ctx, gone))
+	must(t, s.DeleteFavorite(ctx, gone)) // nothing left: not an error
+	must(t, s.DeleteFavorite(ctx, "not-a-uuid"))
+	_, err := s.GetFavorite(ctx, gone)
+	wantErr(t, err, storeerr.ErrNotFound)
+	if _, err := s.GetFavorite(ctx, kept); err != nil {
+		t.Fatalf("another user's favorite: %v", err)
+	}
+	other := *idem
+	other.RequestHash = []byte("h2")
+	f := favorite.Favorite{UserID: gone, Hex: "#00FF00", Space: color.SpaceHex, Value: "#00FF00", UpdatedAt: now()}
+	if replayed, err := s.SaveFavorite(ctx, f, &other, time.Hour); err != nil || replayed != nil {
+		t.Fatalf("the deleted user's old key still recorded: %q, %v", replayed, err)
+	}
+	f.UserID = kept
+	if _, err := s.SaveFavorite(ctx, f, &other, time.Hour); !errors.Is(err, storeerr.ErrIdempotencyMismatch) {
+		t.Fatalf("another user's key was forgotten too: %v", err)
 	}
 }

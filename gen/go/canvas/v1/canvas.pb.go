@@ -803,7 +803,8 @@ type Placement struct {
 	Y int32 `protobuf:"varint,3,opt,name=y,proto3" json:"y,omitempty"`
 	// Palette index.
 	Color int32 `protobuf:"varint,4,opt,name=color,proto3" json:"color,omitempty"`
-	// Who placed it (an admin clearing a rectangle counts as a placer).
+	// Who placed it (an admin clearing a rectangle counts as a placer); the
+	// nil UUID (all zeros) once the placer's account is deleted.
 	UserId string `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// When.
 	Time          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`

@@ -1636,6 +1636,125 @@ func (x *SetUserRoleResponse) GetUser() *User {
 	return nil
 }
 
+// Request of ListUsers.
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A username prefix, at most 32 characters; empty: every account.
+	Query string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	// At most this many accounts (1 to 100; 0 means 50).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListUsersRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response of ListUsers.
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Accounts, newest first.
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// Pass as `page_token` for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_identity_v1_identity_proto_rawDesc = "" +
@@ -1726,12 +1845,20 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x06userId\x12*\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x11.identity.v1.RoleB\x03\xe0A\x02R\x04role\"<\n" +
 	"\x13SetUserRoleResponse\x12%\n" +
-	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user*;\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\"d\n" +
+	"\x10ListUsersRequest\x12\x14\n" +
+	"\x05query\x18\x01 \x01(\tR\x05query\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"d\n" +
+	"\x11ListUsersResponse\x12'\n" +
+	"\x05users\x18\x01 \x03(\v2\x11.identity.v1.UserR\x05users\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x022\xdc\v\n" +
+	"ROLE_ADMIN\x10\x022\xc5\f\n" +
 	"\x0fIdentityService\x12o\n" +
 	"\vCreateGuest\x12\x1f.identity.v1.CreateGuestRequest\x1a .identity.v1.CreateGuestResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/guest\x12i\n" +
 	"\bRegister\x12\x1c.identity.v1.RegisterRequest\x1a\x1d.identity.v1.RegisterResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/register\x12]\n" +
@@ -1744,7 +1871,8 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\vListApiKeys\x12\x1f.identity.v1.ListApiKeysRequest\x1a .identity.v1.ListApiKeysResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/auth/keys\x12w\n" +
 	"\fRevokeApiKey\x12 .identity.v1.RevokeApiKeyRequest\x1a!.identity.v1.RevokeApiKeyResponse\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/api/v1/auth/keys/{key_id}\x12\x82\x01\n" +
 	"\vSuspendUser\x12\x1f.identity.v1.SuspendUserRequest\x1a .identity.v1.SuspendUserResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/api/v1/admin/users/{user_id}:suspend\x12\x8a\x01\n" +
-	"\rReinstateUser\x12!.identity.v1.ReinstateUserRequest\x1a\".identity.v1.ReinstateUserResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/api/v1/admin/users/{user_id}:reinstate\x12\x82\x01\n" +
+	"\rReinstateUser\x12!.identity.v1.ReinstateUserRequest\x1a\".identity.v1.ReinstateUserResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/api/v1/admin/users/{user_id}:reinstate\x12g\n" +
+	"\tListUsers\x12\x1d.identity.v1.ListUsersRequest\x1a\x1e.identity.v1.ListUsersResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/admin/users\x12\x82\x01\n" +
 	"\vSetUserRole\x12\x1f.identity.v1.SetUserRoleRequest\x1a .identity.v1.SetUserRoleResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/api/v1/admin/users/{user_id}:setRoleB?Z=github.com/apiplatform/platform/gen/go/identity/v1;identityv1b\x06proto3"
 
 var (
@@ -1760,7 +1888,7 @@ func file_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_identity_v1_identity_proto_goTypes = []any{
 	(Role)(0),                      // 0: identity.v1.Role
 	(*User)(nil),                   // 1: identity.v1.User
@@ -1792,14 +1920,16 @@ var file_identity_v1_identity_proto_goTypes = []any{
 	(*ReinstateUserResponse)(nil),  // 27: identity.v1.ReinstateUserResponse
 	(*SetUserRoleRequest)(nil),     // 28: identity.v1.SetUserRoleRequest
 	(*SetUserRoleResponse)(nil),    // 29: identity.v1.SetUserRoleResponse
-	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
-	(*v1.Favorite)(nil),            // 31: favorite.v1.Favorite
+	(*ListUsersRequest)(nil),       // 30: identity.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 31: identity.v1.ListUsersResponse
+	(*timestamppb.Timestamp)(nil),  // 32: google.protobuf.Timestamp
+	(*v1.Favorite)(nil),            // 33: favorite.v1.Favorite
 }
 var file_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: identity.v1.User.role:type_name -> identity.v1.Role
-	30, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	30, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	30, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
+	32, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	32, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	32, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: identity.v1.CreateGuestResponse.user:type_name -> identity.v1.User
 	2,  // 5: identity.v1.CreateGuestResponse.session:type_name -> identity.v1.Session
 	1,  // 6: identity.v1.RegisterResponse.user:type_name -> identity.v1.User
@@ -1809,50 +1939,53 @@ var file_identity_v1_identity_proto_depIdxs = []int32{
 	1,  // 10: identity.v1.RefreshResponse.user:type_name -> identity.v1.User
 	2,  // 11: identity.v1.RefreshResponse.session:type_name -> identity.v1.Session
 	1,  // 12: identity.v1.GetMeResponse.user:type_name -> identity.v1.User
-	31, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
+	33, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
 	1,  // 14: identity.v1.ChangePasswordResponse.user:type_name -> identity.v1.User
 	2,  // 15: identity.v1.ChangePasswordResponse.session:type_name -> identity.v1.Session
-	30, // 16: identity.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	30, // 17: identity.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	30, // 18: identity.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	30, // 19: identity.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	32, // 16: identity.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	32, // 17: identity.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	32, // 18: identity.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	32, // 19: identity.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
 	17, // 20: identity.v1.CreateApiKeyResponse.api_key:type_name -> identity.v1.ApiKey
 	17, // 21: identity.v1.ListApiKeysResponse.api_keys:type_name -> identity.v1.ApiKey
 	1,  // 22: identity.v1.SuspendUserResponse.user:type_name -> identity.v1.User
 	1,  // 23: identity.v1.ReinstateUserResponse.user:type_name -> identity.v1.User
 	0,  // 24: identity.v1.SetUserRoleRequest.role:type_name -> identity.v1.Role
 	1,  // 25: identity.v1.SetUserRoleResponse.user:type_name -> identity.v1.User
-	3,  // 26: identity.v1.IdentityService.CreateGuest:input_type -> identity.v1.CreateGuestRequest
-	5,  // 27: identity.v1.IdentityService.Register:input_type -> identity.v1.RegisterRequest
-	7,  // 28: identity.v1.IdentityService.Login:input_type -> identity.v1.LoginRequest
-	9,  // 29: identity.v1.IdentityService.Logout:input_type -> identity.v1.LogoutRequest
-	11, // 30: identity.v1.IdentityService.Refresh:input_type -> identity.v1.RefreshRequest
-	13, // 31: identity.v1.IdentityService.GetMe:input_type -> identity.v1.GetMeRequest
-	15, // 32: identity.v1.IdentityService.ChangePassword:input_type -> identity.v1.ChangePasswordRequest
-	18, // 33: identity.v1.IdentityService.CreateApiKey:input_type -> identity.v1.CreateApiKeyRequest
-	20, // 34: identity.v1.IdentityService.ListApiKeys:input_type -> identity.v1.ListApiKeysRequest
-	22, // 35: identity.v1.IdentityService.RevokeApiKey:input_type -> identity.v1.RevokeApiKeyRequest
-	24, // 36: identity.v1.IdentityService.SuspendUser:input_type -> identity.v1.SuspendUserRequest
-	26, // 37: identity.v1.IdentityService.ReinstateUser:input_type -> identity.v1.ReinstateUserRequest
-	28, // 38: identity.v1.IdentityService.SetUserRole:input_type -> identity.v1.SetUserRoleRequest
-	4,  // 39: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
-	6,  // 40: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
-	8,  // 41: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
-	10, // 42: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
-	12, // 43: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
-	14, // 44: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
-	16, // 45: identity.v1.IdentityService.ChangePassword:output_type -> identity.v1.ChangePasswordResponse
-	19, // 46: identity.v1.IdentityService.CreateApiKey:output_type -> identity.v1.CreateApiKeyResponse
-	21, // 47: identity.v1.IdentityService.ListApiKeys:output_type -> identity.v1.ListApiKeysResponse
-	23, // 48: identity.v1.IdentityService.RevokeApiKey:output_type -> identity.v1.RevokeApiKeyResponse
-	25, // 49: identity.v1.IdentityService.SuspendUser:output_type -> identity.v1.SuspendUserResponse
-	27, // 50: identity.v1.IdentityService.ReinstateUser:output_type -> identity.v1.ReinstateUserResponse
-	29, // 51: identity.v1.IdentityService.SetUserRole:output_type -> identity.v1.SetUserRoleResponse
-	39, // [39:52] is the sub-list for method output_type
-	26, // [26:39] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	1,  // 26: identity.v1.ListUsersResponse.users:type_name -> identity.v1.User
+	3,  // 27: identity.v1.IdentityService.CreateGuest:input_type -> identity.v1.CreateGuestRequest
+	5,  // 28: identity.v1.IdentityService.Register:input_type -> identity.v1.RegisterRequest
+	7,  // 29: identity.v1.IdentityService.Login:input_type -> identity.v1.LoginRequest
+	9,  // 30: identity.v1.IdentityService.Logout:input_type -> identity.v1.LogoutRequest
+	11, // 31: identity.v1.IdentityService.Refresh:input_type -> identity.v1.RefreshRequest
+	13, // 32: identity.v1.IdentityService.GetMe:input_type -> identity.v1.GetMeRequest
+	15, // 33: identity.v1.IdentityService.ChangePassword:input_type -> identity.v1.ChangePasswordRequest
+	18, // 34: identity.v1.IdentityService.CreateApiKey:input_type -> identity.v1.CreateApiKeyRequest
+	20, // 35: identity.v1.IdentityService.ListApiKeys:input_type -> identity.v1.ListApiKeysRequest
+	22, // 36: identity.v1.IdentityService.RevokeApiKey:input_type -> identity.v1.RevokeApiKeyRequest
+	24, // 37: identity.v1.IdentityService.SuspendUser:input_type -> identity.v1.SuspendUserRequest
+	26, // 38: identity.v1.IdentityService.ReinstateUser:input_type -> identity.v1.ReinstateUserRequest
+	30, // 39: identity.v1.IdentityService.ListUsers:input_type -> identity.v1.ListUsersRequest
+	28, // 40: identity.v1.IdentityService.SetUserRole:input_type -> identity.v1.SetUserRoleRequest
+	4,  // 41: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
+	6,  // 42: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
+	8,  // 43: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
+	10, // 44: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
+	12, // 45: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
+	14, // 46: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
+	16, // 47: identity.v1.IdentityService.ChangePassword:output_type -> identity.v1.ChangePasswordResponse
+	19, // 48: identity.v1.IdentityService.CreateApiKey:output_type -> identity.v1.CreateApiKeyResponse
+	21, // 49: identity.v1.IdentityService.ListApiKeys:output_type -> identity.v1.ListApiKeysResponse
+	23, // 50: identity.v1.IdentityService.RevokeApiKey:output_type -> identity.v1.RevokeApiKeyResponse
+	25, // 51: identity.v1.IdentityService.SuspendUser:output_type -> identity.v1.SuspendUserResponse
+	27, // 52: identity.v1.IdentityService.ReinstateUser:output_type -> identity.v1.ReinstateUserResponse
+	31, // 53: identity.v1.IdentityService.ListUsers:output_type -> identity.v1.ListUsersResponse
+	29, // 54: identity.v1.IdentityService.SetUserRole:output_type -> identity.v1.SetUserRoleResponse
+	41, // [41:55] is the sub-list for method output_type
+	27, // [27:41] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_identity_v1_identity_proto_init() }
@@ -1866,7 +1999,7 @@ func file_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_identity_v1_identity_proto_rawDesc), len(file_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

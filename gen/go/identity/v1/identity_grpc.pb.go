@@ -34,6 +34,7 @@ const (
 	IdentityService_RevokeApiKey_FullMethodName   = "/identity.v1.IdentityService/RevokeApiKey"
 	IdentityService_SuspendUser_FullMethodName    = "/identity.v1.IdentityService/SuspendUser"
 	IdentityService_ReinstateUser_FullMethodName  = "/identity.v1.IdentityService/ReinstateUser"
+	IdentityService_ListUsers_FullMethodName      = "/identity.v1.IdentityService/ListUsers"
 	IdentityService_SetUserRole_FullMethodName    = "/identity.v1.IdentityService/SetUserRole"
 )
 
@@ -94,6 +95,10 @@ type IdentityServiceClient interface {
 	// Lifts a suspension. Admin only. Sessions ended by the suspension stay
 	// ended: the owner logs in again.
 	ReinstateUser(ctx context.Context, in *ReinstateUserRequest, opts ...grpc.CallOption) (*ReinstateUserResponse, error)
+	// Lists accounts, newest first. Admin only. `query` keeps the accounts
+	// whose username starts with it (compared case-insensitively; guests have
+	// no username, so a query leaves them out).
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 	// Grants or revokes the admin role. Admin only; an admin cannot demote
 	// themselves. The account's sessions end on every replica (tokens issued
 	// under the old role must not keep it); its API keys act with the new
@@ -229,6 +234,16 @@ func (c *identityServiceClient) ReinstateUser(ctx context.Context, in *Reinstate
 	return out, nil
 }
 
+func (c *identityServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *identityServiceClient) SetUserRole(ctx context.Context, in *SetUserRoleRequest, opts ...grpc.CallOption) (*SetUserRoleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetUserRoleResponse)
@@ -296,6 +311,10 @@ type IdentityServiceServer interface {
 	// Lifts a suspension. Admin only. Sessions ended by the suspension stay
 	// ended: the owner logs in again.
 	ReinstateUser(context.Context, *ReinstateUserRequest) (*ReinstateUserResponse, error)
+	// Lists accounts, newest first. Admin only. `query` keeps the accounts
+	// whose username starts with it (compared case-insensitively; guests have
+	// no username, so a query leaves them out).
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
 	// Grants or revokes the admin role. Admin only; an admin cannot demote
 	// themselves. The account's sessions end on every replica (tokens issued
 	// under the old role must not keep it); its API keys act with the new
@@ -346,6 +365,9 @@ func (UnimplementedIdentityServiceServer) SuspendUser(context.Context, *SuspendU
 }
 func (UnimplementedIdentityServiceServer) ReinstateUser(context.Context, *ReinstateUserRequest) (*ReinstateUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReinstateUser not implemented")
+}
+func (UnimplementedIdentityServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
 }
 func (UnimplementedIdentityServiceServer) SetUserRole(context.Context, *SetUserRoleRequest) (*SetUserRoleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetUserRole not implemented")
@@ -587,6 +609,24 @@ func _IdentityService_ReinstateUser_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IdentityService_SetUserRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetUserRoleRequest)
 	if err := dec(in); err != nil {
@@ -659,6 +699,10 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReinstateUser",
 			Handler:    _IdentityService_ReinstateUser_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _IdentityService_ListUsers_Handler,
 		},
 		{
 			MethodName: "SetUserRole",
