@@ -16,11 +16,13 @@ run:
 # The end-to-end suite runs a second time with REST through a separate
 # gateway over a real gRPC connection (TEST_GATEWAY=split), the path a
 # `server gateway` deployment takes; the first run takes the in-process one
-# (the race detector has seen that code there already).
+# (the race detector has seen that code there already). Then the Redis
+# Cluster and Sentinel runs and the chaos run.
 test: check-generated lint breaking openapi-lint crdb-parse deploy-check
 	go vet ./...
 	.ci/with-services go test -race -count=1 -timeout 40m ./...
 	TEST_GATEWAY=split .ci/with-services go test -count=1 -timeout 30m ./server/app/
+	$(MAKE) redis-topologies
 	$(MAKE) chaos
 
 # The packages whose tests reach Redis, run again on a 3-master Redis
@@ -28,12 +30,12 @@ test: check-generated lint breaking openapi-lint crdb-parse deploy-check
 # .ci/with-redis; there the e2e cases run on PostgreSQL + Redis only (the
 # embedded engine ran above), and TestSentinelFailover kills the master
 # under load. The browser tests stay on the single node (they add minutes
-# and no Redis path the API cases miss). Not yet part of `make test`: no
-# full pass of both topologies has been seen green yet.
+# and no Redis path the API cases miss), and so does the race detector
+# (the code is the same; the topology is what these runs are about).
 REDIS_PKGS := ./server/platform/... ./server/canvas/ ./server/vote/ ./server/shortener/ ./server/app/
 redis-topologies:
-	.ci/with-services sh -c '.ci/with-redis cluster go test -race -count=1 -timeout 30m -skip TestBrowser $(REDIS_PKGS) && \
-		.ci/with-redis sentinel go test -race -count=1 -timeout 30m -skip TestBrowser $(REDIS_PKGS)'
+	.ci/with-services sh -c '.ci/with-redis cluster go test -count=1 -timeout 30m -skip TestBrowser $(REDIS_PKGS) && \
+		.ci/with-redis sentinel go test -count=1 -timeout 30m -skip TestBrowser $(REDIS_PKGS)'
 
 # Three replicas behind HAProxy with faults injected under a mixed load,
 # then a check of every acknowledged operation (.ci/chaos). CHAOS_ROUNDS
