@@ -223,9 +223,21 @@ func TestSlowStreamIsDropped(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.svc.StreamResults(&votev1.StreamResultsRequest{ElectionId: id}, st) }()
 	<-st.sent // the initial tally; Send now blocks
-	for v := range 10 {
-		if err := e.bus.Publish(context.Background(), "vote.tally."+id, mustTally(t, id, int64(v+1))); err != nil {
+	// A second stream that reads at once: the feed hands each tally to
+	// every stream in turn, so once this one has the last, the blocked one
+	// has been offered all ten, whatever the scheduler did.
+	witness := &blockedStream{ctx: ctx, release: make(chan struct{}), sent: make(chan *votev1.StreamResultsResponse, 100)}
+	close(witness.release)
+	go func() { _ = e.svc.StreamResults(&votev1.StreamResultsRequest{ElectionId: id}, witness) }()
+	<-witness.sent
+	for v := int64(1); v <= 10; v++ {
+		if err := e.bus.Publish(context.Background(), "vote.tally."+id, mustTally(t, id, v)); err != nil {
 			t.Fatal(err)
+		}
+		for m := range witness.sent { // one at a time: the witness never falls behind
+			if m.GetTally().GetVersion() == v {
+				break
+			}
 		}
 	}
 	close(st.release)
