@@ -17,9 +17,10 @@
 // has committed: never before (a reader could re-fill the old value between
 // the delete and the commit) and never inside a transaction that may retry or
 // roll back (the delete would be for a write that did not happen yet, and a
-// reader could re-fill the old value before the commit). If Delete fails the
-// entry stays stale until its TTL, so keep TTLs short (seconds to minutes):
-// the TTL is the upper bound on staleness whatever goes wrong.
+// reader could re-fill the old value before the commit). If Delete fails
+// (the Redis engine retries it for about 1.5 s first) the entry stays stale
+// until its TTL, so keep TTLs short (seconds to minutes): the TTL is the
+// upper bound on staleness whatever goes wrong.
 //
 // The classic cache-aside race is a reader that loaded the old row just
 // before the writer's commit and fills it just after the writer's Delete,
