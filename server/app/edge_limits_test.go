@@ -33,7 +33,7 @@ func TestSlowBodyCutOff(t *testing.T) {
 		const timeout = 300 * time.Millisecond
 		p := start(t, b, func(cfg *app.Config) { cfg.Edge.HTTPBodyTimeout = timeout })
 		_, tok := grpcAPI{p}.guest(t)
-		conn, err := net.Dial("tcp", p.srv.HTTPAddr())
+		conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://")) // the gateway, split or not
 		if err != nil {
 			t.Fatal(err)
 		}
