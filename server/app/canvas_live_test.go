@@ -190,7 +190,10 @@ func TestCanvasStalledSubscriberDropped(t *testing.T) {
 			t.Fatalf("the reading client was resynced %d times (%s)", fast.resyncs, fast.lastResync)
 		}
 		// Past the lag limit, the stalled client finds a resync after what
-		// was already in flight, and the end of its stream.
+		// was already in flight, and the end of its stream. The pause is the
+		// stall itself (a client that does not read), not a wait for an
+		// event: reading earlier would relieve it, and a slower machine only
+		// makes the stall longer.
 		time.Sleep(maxLag)
 		var got *canvasv1.Resync
 		for got == nil {
