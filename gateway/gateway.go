@@ -277,7 +277,7 @@ func (cfg Config) forwardResponse(ctx context.Context, w http.ResponseWriter, re
 			cfg.setCookie(w, SessionCookie, s.GetAccessToken(), "/", s.GetAccessTokenExpireTime().AsTime())
 			cfg.setCookie(w, RefreshCookie, s.GetRefreshToken(), "/api/v1/auth/", s.GetRefreshTokenExpireTime().AsTime())
 		}
-	case *identityv1.LogoutResponse:
+	case *identityv1.LogoutResponse, *identityv1.DeleteAccountResponse:
 		cfg.setCookie(w, SessionCookie, "", "/", time.Unix(0, 0))
 		cfg.setCookie(w, RefreshCookie, "", "/api/v1/auth/", time.Unix(0, 0))
 	}

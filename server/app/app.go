@@ -213,10 +213,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// the later ones are not built (see add).
 	a := &assembly{ctx: ctx}
 	favorites := add(a, favorite.New, favorite.Deps{Store: st, Shares: st, Cache: cacheFor("favorite")}, cfg.Favorite)
-	add(a, share.New, share.Deps{Store: st, Favorites: favorites, Limiter: limiter, Cache: cacheFor("share"), Pages: cacheFor("share_page"), Bus: bs, Log: s.log}, cfg.Share)
+	shares := add(a, share.New, share.Deps{Store: st, Favorites: favorites, Limiter: limiter, Cache: cacheFor("share"), Pages: cacheFor("share_page"), Bus: bs, Log: s.log}, cfg.Share)
 	identities := add(a, identity.New, identity.Deps{Store: st, Favorites: favorites, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Identity)
-	add(a, shortener.New, shortener.Deps{Store: st, Cache: cacheFor("shortener"), Bus: bs, Limiter: limiter, Log: s.log}, cfg.Shortener)
-	add(a, vote.New, vote.Deps{Store: st, Users: st, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Vote)
+	shorteners := add(a, shortener.New, shortener.Deps{Store: st, Cache: cacheFor("shortener"), Bus: bs, Limiter: limiter, Log: s.log}, cfg.Shortener)
+	votes := add(a, vote.New, vote.Deps{Store: st, Users: st, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Vote)
 	canvases := add(a, canvas.New, canvas.Deps{Store: st, Users: st, Redis: rc, Log: s.log}, cfg.Canvas)
 	for _, svc := range a.services {
 		// Run after the servers stopped: services flush what they buffer.
@@ -225,6 +225,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if a.err != nil {
 		return nil, a.err
 	}
+	// What DeleteAccount erases: every service that keeps personal data.
+	identities.EraseWith(favorites, shares, shorteners, votes, canvases)
 	// Long-lived streams end when a graceful shutdown begins (they would
 	// otherwise hold it for the whole timeout); clients reconnect to
 	// another replica.

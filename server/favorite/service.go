@@ -147,6 +147,15 @@ func (s *Service) SetFavorite(ctx context.Context, req *favoritev1.SetFavoriteRe
 	return resp, nil
 }
 
+// ForgetUser erases a deleted account's favorite (identity.Eraser).
+func (s *Service) ForgetUser(ctx context.Context, userID string) error {
+	if err := s.store.DeleteFavorite(ctx, userID); err != nil && !errors.Is(err, storeerr.ErrNotFound) {
+		return err
+	}
+	_ = s.cache.Delete(ctx, cacheKey(userID))
+	return nil
+}
+
 // GetFavorite implements FavoriteService.
 func (s *Service) GetFavorite(ctx context.Context, _ *favoritev1.GetFavoriteRequest) (*favoritev1.GetFavoriteResponse, error) {
 	p, err := auth.Require(ctx)

@@ -37,6 +37,7 @@ var Policies = auth.Policies{
 	identityv1.IdentityService_Logout_FullMethodName:         auth.User,
 	identityv1.IdentityService_GetMe_FullMethodName:          auth.User,
 	identityv1.IdentityService_ChangePassword_FullMethodName: auth.Registered,
+	identityv1.IdentityService_DeleteAccount_FullMethodName:  auth.User,
 	identityv1.IdentityService_CreateApiKey_FullMethodName:   auth.Registered,
 	identityv1.IdentityService_ListApiKeys_FullMethodName:    auth.Registered,
 	identityv1.IdentityService_RevokeApiKey_FullMethodName:   auth.Registered,
@@ -132,6 +133,8 @@ type Service struct {
 	stopCache func() error
 	// touched remembers when each API key's last use was recorded.
 	touched keyTouches
+	// erasers are the services DeleteAccount erases (see EraseWith).
+	erasers []Eraser
 }
 
 // New builds the service, and ensures the configured admin account (after

@@ -337,10 +337,15 @@ func (s *Service) RevokeShare(ctx context.Context, req *sharev1.RevokeShareReque
 	}
 	// Committed: now every replica must stop serving it (the page within
 	// its max-age, like any CDN copy).
-	_ = s.cache.Delete(ctx, cacheKey(sh.Slug))
-	_ = s.pages.Delete(ctx, pageCacheKey(sh.Slug))
-	s.hot.Drop(ctx, sh.Slug)
+	s.dropCached(ctx, sh.Slug)
 	return &sharev1.RevokeShareResponse{}, nil
+}
+
+// dropCached forgets a share in every cache once a change committed.
+func (s *Service) dropCached(ctx context.Context, slug string) {
+	_ = s.cache.Delete(ctx, cacheKey(slug))
+	_ = s.pages.Delete(ctx, pageCacheKey(slug))
+	s.hot.Drop(ctx, slug)
 }
 
 //go:embed page.html

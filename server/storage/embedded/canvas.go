@@ -65,10 +65,13 @@ func encodePlacement(p canvas.Placement) []byte {
 	return append(b, p.UserID...)
 }
 
-// samePlacement compares two records but for the time placed (a retried
-// batch carries the same rows; a reused seq carries another user's pixel).
-func samePlacement(a, b []byte) bool {
-	return len(a) >= 25 && len(b) >= 25 && bytes.Equal(a[:17], b[:17]) && bytes.Equal(a[25:], b[25:])
+// samePlacement compares a stored record with a new one but for the time
+// placed (a retried batch carries the same rows; a reused seq carries
+// another user's pixel). A stored row whose author was forgotten since
+// (ForgetAuthor) still matches its retry.
+func samePlacement(stored, b []byte) bool {
+	return len(stored) >= 25 && len(b) >= 25 && bytes.Equal(stored[:17], b[:17]) &&
+		(bytes.Equal(stored[25:], b[25:]) || string(stored[25:]) == canvas.NoAuthor)
 }
 
 func decodePlacement(b []byte) (canvas.Placement, error) {

@@ -54,12 +54,14 @@ func (s *Store) AppendPlacements(ctx context.Context, ps []canvas.Placement) err
 			return err
 		}
 		// Read after the insert committed, so a row another replica wrote
-		// meanwhile is seen: every seq now holds ours or someone else's.
+		// meanwhile is seen: every seq now holds ours or someone else's. A
+		// row whose author was forgotten since (ForgetAuthor) is still ours.
 		return s.pool.QueryRow(ctx, `
 			SELECT count(*) FROM unnest($1::INT8[], $2::INT4[], $3::INT4[], $4::INT2[], $5::UUID[]) AS n(seq, x, y, color, user_id)
 			JOIN canvas_placements p ON p.seq = n.seq
-			WHERE (p.x, p.y, p.color, p.user_id) IS DISTINCT FROM (n.x, n.y, n.color, n.user_id)`,
-			seqs, xs, ys, colors, users).Scan(&taken)
+			WHERE (p.x, p.y, p.color) IS DISTINCT FROM (n.x, n.y, n.color)
+			   OR (p.user_id <> n.user_id AND p.user_id <> $6::UUID)`,
+			seqs, xs, ys, colors, users, canvas.NoAuthor).Scan(&taken)
 	}))
 	if err == nil && taken > 0 {
 		err = fmt.Errorf("%w: %d of %d", canvas.ErrSeqTaken, taken, len(ps))

@@ -253,4 +253,16 @@ func testForgetAuthor(t *testing.T, s canvas.Store) {
 	if banned, err := s.IsBanned(ctx, gone, t0); err != nil || banned {
 		t.Fatalf("ban of a forgotten user: %v, %v", banned, err)
 	}
+	// A batch retried after its author was forgotten (its first write
+	// committed, its answer was lost) is still the same placements, and
+	// the retry does not bring the author back.
+	must(t, s.AppendPlacements(ctx, []canvas.Placement{placement(3, 7, 8, 9, gone, t0)}))
+	hist, err = s.PixelHistory(ctx, 7, 8, 0, 10)
+	must(t, err)
+	if len(hist) != 1 || hist[0].UserID != canvas.NoAuthor {
+		t.Fatalf("history of (7,8) after a retry = %+v", hist)
+	}
+	if err := s.AppendPlacements(ctx, []canvas.Placement{placement(3, 7, 8, 10, gone, t0)}); !errors.Is(err, canvas.ErrSeqTaken) {
+		t.Fatalf("another pixel at a forgotten seq: got %v, want ErrSeqTaken", err)
+	}
 }

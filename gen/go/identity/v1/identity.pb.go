@@ -935,6 +935,90 @@ func (x *ChangePasswordResponse) GetSession() *Session {
 	return nil
 }
 
+// Request of DeleteAccount.
+type DeleteAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's password; required for registered accounts, empty for
+	// guests.
+	Password      string `protobuf:"bytes,1,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAccountRequest) Reset() {
+	*x = DeleteAccountRequest{}
+	mi := &file_identity_v1_identity_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAccountRequest) ProtoMessage() {}
+
+func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
+func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeleteAccountRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// Response of DeleteAccount.
+type DeleteAccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAccountResponse) Reset() {
+	*x = DeleteAccountResponse{}
+	mi := &file_identity_v1_identity_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAccountResponse) ProtoMessage() {}
+
+func (x *DeleteAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_v1_identity_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAccountResponse.ProtoReflect.Descriptor instead.
+func (*DeleteAccountResponse) Descriptor() ([]byte, []int) {
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{17}
+}
+
 // An API key, as listed: never its secret.
 type ApiKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -963,7 +1047,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_identity_v1_identity_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1059,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_identity_v1_identity_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1072,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{16}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApiKey) GetKeyId() string {
@@ -1065,7 +1149,7 @@ type CreateApiKeyRequest struct {
 
 func (x *CreateApiKeyRequest) Reset() {
 	*x = CreateApiKeyRequest{}
-	mi := &file_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_identity_v1_identity_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1161,7 @@ func (x *CreateApiKeyRequest) String() string {
 func (*CreateApiKeyRequest) ProtoMessage() {}
 
 func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_identity_v1_identity_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1174,7 @@ func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{17}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateApiKeyRequest) GetName() string {
@@ -1134,7 +1218,7 @@ type CreateApiKeyResponse struct {
 
 func (x *CreateApiKeyResponse) Reset() {
 	*x = CreateApiKeyResponse{}
-	mi := &file_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_identity_v1_identity_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1230,7 @@ func (x *CreateApiKeyResponse) String() string {
 func (*CreateApiKeyResponse) ProtoMessage() {}
 
 func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_identity_v1_identity_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1243,7 @@ func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{18}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateApiKeyResponse) GetApiKey() *ApiKey {
@@ -1187,7 +1271,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_identity_v1_identity_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1283,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_identity_v1_identity_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1296,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{19}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListApiKeysRequest) GetUserId() string {
@@ -1233,7 +1317,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_identity_v1_identity_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1329,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_identity_v1_identity_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1342,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{20}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
@@ -1279,7 +1363,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_identity_v1_identity_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1375,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_identity_v1_identity_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1388,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{21}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RevokeApiKeyRequest) GetKeyId() string {
@@ -1323,7 +1407,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_identity_v1_identity_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1419,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_identity_v1_identity_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1432,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{22}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{24}
 }
 
 // Request of SuspendUser.
@@ -1362,7 +1446,7 @@ type SuspendUserRequest struct {
 
 func (x *SuspendUserRequest) Reset() {
 	*x = SuspendUserRequest{}
-	mi := &file_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_identity_v1_identity_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1458,7 @@ func (x *SuspendUserRequest) String() string {
 func (*SuspendUserRequest) ProtoMessage() {}
 
 func (x *SuspendUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_identity_v1_identity_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1471,7 @@ func (x *SuspendUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendUserRequest.ProtoReflect.Descriptor instead.
 func (*SuspendUserRequest) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{23}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SuspendUserRequest) GetUserId() string {
@@ -1408,7 +1492,7 @@ type SuspendUserResponse struct {
 
 func (x *SuspendUserResponse) Reset() {
 	*x = SuspendUserResponse{}
-	mi := &file_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_identity_v1_identity_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1504,7 @@ func (x *SuspendUserResponse) String() string {
 func (*SuspendUserResponse) ProtoMessage() {}
 
 func (x *SuspendUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_identity_v1_identity_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1517,7 @@ func (x *SuspendUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendUserResponse.ProtoReflect.Descriptor instead.
 func (*SuspendUserResponse) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{24}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SuspendUserResponse) GetUser() *User {
@@ -1454,7 +1538,7 @@ type ReinstateUserRequest struct {
 
 func (x *ReinstateUserRequest) Reset() {
 	*x = ReinstateUserRequest{}
-	mi := &file_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_identity_v1_identity_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1550,7 @@ func (x *ReinstateUserRequest) String() string {
 func (*ReinstateUserRequest) ProtoMessage() {}
 
 func (x *ReinstateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_identity_v1_identity_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1563,7 @@ func (x *ReinstateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReinstateUserRequest.ProtoReflect.Descriptor instead.
 func (*ReinstateUserRequest) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{25}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReinstateUserRequest) GetUserId() string {
@@ -1500,7 +1584,7 @@ type ReinstateUserResponse struct {
 
 func (x *ReinstateUserResponse) Reset() {
 	*x = ReinstateUserResponse{}
-	mi := &file_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_identity_v1_identity_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1596,7 @@ func (x *ReinstateUserResponse) String() string {
 func (*ReinstateUserResponse) ProtoMessage() {}
 
 func (x *ReinstateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_identity_v1_identity_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1609,7 @@ func (x *ReinstateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReinstateUserResponse.ProtoReflect.Descriptor instead.
 func (*ReinstateUserResponse) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{26}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReinstateUserResponse) GetUser() *User {
@@ -1548,7 +1632,7 @@ type SetUserRoleRequest struct {
 
 func (x *SetUserRoleRequest) Reset() {
 	*x = SetUserRoleRequest{}
-	mi := &file_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_identity_v1_identity_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1644,7 @@ func (x *SetUserRoleRequest) String() string {
 func (*SetUserRoleRequest) ProtoMessage() {}
 
 func (x *SetUserRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_identity_v1_identity_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1657,7 @@ func (x *SetUserRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserRoleRequest.ProtoReflect.Descriptor instead.
 func (*SetUserRoleRequest) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{27}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetUserRoleRequest) GetUserId() string {
@@ -1601,7 +1685,7 @@ type SetUserRoleResponse struct {
 
 func (x *SetUserRoleResponse) Reset() {
 	*x = SetUserRoleResponse{}
-	mi := &file_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_identity_v1_identity_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1697,7 @@ func (x *SetUserRoleResponse) String() string {
 func (*SetUserRoleResponse) ProtoMessage() {}
 
 func (x *SetUserRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_identity_v1_identity_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1710,7 @@ func (x *SetUserRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserRoleResponse.ProtoReflect.Descriptor instead.
 func (*SetUserRoleResponse) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{28}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetUserRoleResponse) GetUser() *User {
@@ -1651,7 +1735,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_identity_v1_identity_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1747,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_identity_v1_identity_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1760,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{29}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListUsersRequest) GetQuery() string {
@@ -1713,7 +1797,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_identity_v1_identity_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1809,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_identity_v1_identity_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1822,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_identity_v1_identity_proto_rawDescGZIP(), []int{30}
+	return file_identity_v1_identity_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1805,7 +1889,10 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\fnew_password\x18\x02 \x01(\tB\x03\xe0A\x02R\vnewPassword\"o\n" +
 	"\x16ChangePasswordResponse\x12%\n" +
 	"\x04user\x18\x01 \x01(\v2\x11.identity.v1.UserR\x04user\x12.\n" +
-	"\asession\x18\x02 \x01(\v2\x14.identity.v1.SessionR\asession\"\xb8\x02\n" +
+	"\asession\x18\x02 \x01(\v2\x14.identity.v1.SessionR\asession\"2\n" +
+	"\x14DeleteAccountRequest\x12\x1a\n" +
+	"\bpassword\x18\x01 \x01(\tR\bpassword\"\x17\n" +
+	"\x15DeleteAccountResponse\"\xb8\x02\n" +
 	"\x06ApiKey\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
@@ -1858,7 +1945,7 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x022\xc5\f\n" +
+	"ROLE_ADMIN\x10\x022\xc0\r\n" +
 	"\x0fIdentityService\x12o\n" +
 	"\vCreateGuest\x12\x1f.identity.v1.CreateGuestRequest\x1a .identity.v1.CreateGuestResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/guest\x12i\n" +
 	"\bRegister\x12\x1c.identity.v1.RegisterRequest\x1a\x1d.identity.v1.RegisterResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/register\x12]\n" +
@@ -1866,7 +1953,8 @@ const file_identity_v1_identity_proto_rawDesc = "" +
 	"\x06Logout\x12\x1a.identity.v1.LogoutRequest\x1a\x1b.identity.v1.LogoutResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/v1/auth/logout\x12e\n" +
 	"\aRefresh\x12\x1b.identity.v1.RefreshRequest\x1a\x1c.identity.v1.RefreshResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/api/v1/auth/refresh\x12W\n" +
 	"\x05GetMe\x12\x19.identity.v1.GetMeRequest\x1a\x1a.identity.v1.GetMeResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/auth/me\x12{\n" +
-	"\x0eChangePassword\x12\".identity.v1.ChangePasswordRequest\x1a#.identity.v1.ChangePasswordResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/password\x12q\n" +
+	"\x0eChangePassword\x12\".identity.v1.ChangePasswordRequest\x1a#.identity.v1.ChangePasswordResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/auth/password\x12y\n" +
+	"\rDeleteAccount\x12!.identity.v1.DeleteAccountRequest\x1a\".identity.v1.DeleteAccountResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/api/v1/auth/me:delete\x12q\n" +
 	"\fCreateApiKey\x12 .identity.v1.CreateApiKeyRequest\x1a!.identity.v1.CreateApiKeyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/v1/auth/keys\x12k\n" +
 	"\vListApiKeys\x12\x1f.identity.v1.ListApiKeysRequest\x1a .identity.v1.ListApiKeysResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/auth/keys\x12w\n" +
 	"\fRevokeApiKey\x12 .identity.v1.RevokeApiKeyRequest\x1a!.identity.v1.RevokeApiKeyResponse\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/api/v1/auth/keys/{key_id}\x12\x82\x01\n" +
@@ -1888,7 +1976,7 @@ func file_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_identity_v1_identity_proto_goTypes = []any{
 	(Role)(0),                      // 0: identity.v1.Role
 	(*User)(nil),                   // 1: identity.v1.User
@@ -1907,29 +1995,31 @@ var file_identity_v1_identity_proto_goTypes = []any{
 	(*GetMeResponse)(nil),          // 14: identity.v1.GetMeResponse
 	(*ChangePasswordRequest)(nil),  // 15: identity.v1.ChangePasswordRequest
 	(*ChangePasswordResponse)(nil), // 16: identity.v1.ChangePasswordResponse
-	(*ApiKey)(nil),                 // 17: identity.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),    // 18: identity.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),   // 19: identity.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),     // 20: identity.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),    // 21: identity.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),    // 22: identity.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),   // 23: identity.v1.RevokeApiKeyResponse
-	(*SuspendUserRequest)(nil),     // 24: identity.v1.SuspendUserRequest
-	(*SuspendUserResponse)(nil),    // 25: identity.v1.SuspendUserResponse
-	(*ReinstateUserRequest)(nil),   // 26: identity.v1.ReinstateUserRequest
-	(*ReinstateUserResponse)(nil),  // 27: identity.v1.ReinstateUserResponse
-	(*SetUserRoleRequest)(nil),     // 28: identity.v1.SetUserRoleRequest
-	(*SetUserRoleResponse)(nil),    // 29: identity.v1.SetUserRoleResponse
-	(*ListUsersRequest)(nil),       // 30: identity.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),      // 31: identity.v1.ListUsersResponse
-	(*timestamppb.Timestamp)(nil),  // 32: google.protobuf.Timestamp
-	(*v1.Favorite)(nil),            // 33: favorite.v1.Favorite
+	(*DeleteAccountRequest)(nil),   // 17: identity.v1.DeleteAccountRequest
+	(*DeleteAccountResponse)(nil),  // 18: identity.v1.DeleteAccountResponse
+	(*ApiKey)(nil),                 // 19: identity.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),    // 20: identity.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),   // 21: identity.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),     // 22: identity.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),    // 23: identity.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),    // 24: identity.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),   // 25: identity.v1.RevokeApiKeyResponse
+	(*SuspendUserRequest)(nil),     // 26: identity.v1.SuspendUserRequest
+	(*SuspendUserResponse)(nil),    // 27: identity.v1.SuspendUserResponse
+	(*ReinstateUserRequest)(nil),   // 28: identity.v1.ReinstateUserRequest
+	(*ReinstateUserResponse)(nil),  // 29: identity.v1.ReinstateUserResponse
+	(*SetUserRoleRequest)(nil),     // 30: identity.v1.SetUserRoleRequest
+	(*SetUserRoleResponse)(nil),    // 31: identity.v1.SetUserRoleResponse
+	(*ListUsersRequest)(nil),       // 32: identity.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 33: identity.v1.ListUsersResponse
+	(*timestamppb.Timestamp)(nil),  // 34: google.protobuf.Timestamp
+	(*v1.Favorite)(nil),            // 35: favorite.v1.Favorite
 }
 var file_identity_v1_identity_proto_depIdxs = []int32{
 	0,  // 0: identity.v1.User.role:type_name -> identity.v1.Role
-	32, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	32, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	32, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
+	34, // 1: identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	34, // 2: identity.v1.Session.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	34, // 3: identity.v1.Session.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: identity.v1.CreateGuestResponse.user:type_name -> identity.v1.User
 	2,  // 5: identity.v1.CreateGuestResponse.session:type_name -> identity.v1.Session
 	1,  // 6: identity.v1.RegisterResponse.user:type_name -> identity.v1.User
@@ -1939,15 +2029,15 @@ var file_identity_v1_identity_proto_depIdxs = []int32{
 	1,  // 10: identity.v1.RefreshResponse.user:type_name -> identity.v1.User
 	2,  // 11: identity.v1.RefreshResponse.session:type_name -> identity.v1.Session
 	1,  // 12: identity.v1.GetMeResponse.user:type_name -> identity.v1.User
-	33, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
+	35, // 13: identity.v1.GetMeResponse.favorite:type_name -> favorite.v1.Favorite
 	1,  // 14: identity.v1.ChangePasswordResponse.user:type_name -> identity.v1.User
 	2,  // 15: identity.v1.ChangePasswordResponse.session:type_name -> identity.v1.Session
-	32, // 16: identity.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	32, // 17: identity.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	32, // 18: identity.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	32, // 19: identity.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 20: identity.v1.CreateApiKeyResponse.api_key:type_name -> identity.v1.ApiKey
-	17, // 21: identity.v1.ListApiKeysResponse.api_keys:type_name -> identity.v1.ApiKey
+	34, // 16: identity.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	34, // 17: identity.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	34, // 18: identity.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	34, // 19: identity.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 20: identity.v1.CreateApiKeyResponse.api_key:type_name -> identity.v1.ApiKey
+	19, // 21: identity.v1.ListApiKeysResponse.api_keys:type_name -> identity.v1.ApiKey
 	1,  // 22: identity.v1.SuspendUserResponse.user:type_name -> identity.v1.User
 	1,  // 23: identity.v1.ReinstateUserResponse.user:type_name -> identity.v1.User
 	0,  // 24: identity.v1.SetUserRoleRequest.role:type_name -> identity.v1.Role
@@ -1960,29 +2050,31 @@ var file_identity_v1_identity_proto_depIdxs = []int32{
 	11, // 31: identity.v1.IdentityService.Refresh:input_type -> identity.v1.RefreshRequest
 	13, // 32: identity.v1.IdentityService.GetMe:input_type -> identity.v1.GetMeRequest
 	15, // 33: identity.v1.IdentityService.ChangePassword:input_type -> identity.v1.ChangePasswordRequest
-	18, // 34: identity.v1.IdentityService.CreateApiKey:input_type -> identity.v1.CreateApiKeyRequest
-	20, // 35: identity.v1.IdentityService.ListApiKeys:input_type -> identity.v1.ListApiKeysRequest
-	22, // 36: identity.v1.IdentityService.RevokeApiKey:input_type -> identity.v1.RevokeApiKeyRequest
-	24, // 37: identity.v1.IdentityService.SuspendUser:input_type -> identity.v1.SuspendUserRequest
-	26, // 38: identity.v1.IdentityService.ReinstateUser:input_type -> identity.v1.ReinstateUserRequest
-	30, // 39: identity.v1.IdentityService.ListUsers:input_type -> identity.v1.ListUsersRequest
-	28, // 40: identity.v1.IdentityService.SetUserRole:input_type -> identity.v1.SetUserRoleRequest
-	4,  // 41: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
-	6,  // 42: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
-	8,  // 43: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
-	10, // 44: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
-	12, // 45: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
-	14, // 46: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
-	16, // 47: identity.v1.IdentityService.ChangePassword:output_type -> identity.v1.ChangePasswordResponse
-	19, // 48: identity.v1.IdentityService.CreateApiKey:output_type -> identity.v1.CreateApiKeyResponse
-	21, // 49: identity.v1.IdentityService.ListApiKeys:output_type -> identity.v1.ListApiKeysResponse
-	23, // 50: identity.v1.IdentityService.RevokeApiKey:output_type -> identity.v1.RevokeApiKeyResponse
-	25, // 51: identity.v1.IdentityService.SuspendUser:output_type -> identity.v1.SuspendUserResponse
-	27, // 52: identity.v1.IdentityService.ReinstateUser:output_type -> identity.v1.ReinstateUserResponse
-	31, // 53: identity.v1.IdentityService.ListUsers:output_type -> identity.v1.ListUsersResponse
-	29, // 54: identity.v1.IdentityService.SetUserRole:output_type -> identity.v1.SetUserRoleResponse
-	41, // [41:55] is the sub-list for method output_type
-	27, // [27:41] is the sub-list for method input_type
+	17, // 34: identity.v1.IdentityService.DeleteAccount:input_type -> identity.v1.DeleteAccountRequest
+	20, // 35: identity.v1.IdentityService.CreateApiKey:input_type -> identity.v1.CreateApiKeyRequest
+	22, // 36: identity.v1.IdentityService.ListApiKeys:input_type -> identity.v1.ListApiKeysRequest
+	24, // 37: identity.v1.IdentityService.RevokeApiKey:input_type -> identity.v1.RevokeApiKeyRequest
+	26, // 38: identity.v1.IdentityService.SuspendUser:input_type -> identity.v1.SuspendUserRequest
+	28, // 39: identity.v1.IdentityService.ReinstateUser:input_type -> identity.v1.ReinstateUserRequest
+	32, // 40: identity.v1.IdentityService.ListUsers:input_type -> identity.v1.ListUsersRequest
+	30, // 41: identity.v1.IdentityService.SetUserRole:input_type -> identity.v1.SetUserRoleRequest
+	4,  // 42: identity.v1.IdentityService.CreateGuest:output_type -> identity.v1.CreateGuestResponse
+	6,  // 43: identity.v1.IdentityService.Register:output_type -> identity.v1.RegisterResponse
+	8,  // 44: identity.v1.IdentityService.Login:output_type -> identity.v1.LoginResponse
+	10, // 45: identity.v1.IdentityService.Logout:output_type -> identity.v1.LogoutResponse
+	12, // 46: identity.v1.IdentityService.Refresh:output_type -> identity.v1.RefreshResponse
+	14, // 47: identity.v1.IdentityService.GetMe:output_type -> identity.v1.GetMeResponse
+	16, // 48: identity.v1.IdentityService.ChangePassword:output_type -> identity.v1.ChangePasswordResponse
+	18, // 49: identity.v1.IdentityService.DeleteAccount:output_type -> identity.v1.DeleteAccountResponse
+	21, // 50: identity.v1.IdentityService.CreateApiKey:output_type -> identity.v1.CreateApiKeyResponse
+	23, // 51: identity.v1.IdentityService.ListApiKeys:output_type -> identity.v1.ListApiKeysResponse
+	25, // 52: identity.v1.IdentityService.RevokeApiKey:output_type -> identity.v1.RevokeApiKeyResponse
+	27, // 53: identity.v1.IdentityService.SuspendUser:output_type -> identity.v1.SuspendUserResponse
+	29, // 54: identity.v1.IdentityService.ReinstateUser:output_type -> identity.v1.ReinstateUserResponse
+	33, // 55: identity.v1.IdentityService.ListUsers:output_type -> identity.v1.ListUsersResponse
+	31, // 56: identity.v1.IdentityService.SetUserRole:output_type -> identity.v1.SetUserRoleResponse
+	42, // [42:57] is the sub-list for method output_type
+	27, // [27:42] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
 	27, // [27:27] is the sub-list for extension extendee
 	0,  // [0:27] is the sub-list for field type_name
@@ -1999,7 +2091,7 @@ func file_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_identity_v1_identity_proto_rawDesc), len(file_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	IdentityService_Refresh_FullMethodName        = "/identity.v1.IdentityService/Refresh"
 	IdentityService_GetMe_FullMethodName          = "/identity.v1.IdentityService/GetMe"
 	IdentityService_ChangePassword_FullMethodName = "/identity.v1.IdentityService/ChangePassword"
+	IdentityService_DeleteAccount_FullMethodName  = "/identity.v1.IdentityService/DeleteAccount"
 	IdentityService_CreateApiKey_FullMethodName   = "/identity.v1.IdentityService/CreateApiKey"
 	IdentityService_ListApiKeys_FullMethodName    = "/identity.v1.IdentityService/ListApiKeys"
 	IdentityService_RevokeApiKey_FullMethodName   = "/identity.v1.IdentityService/RevokeApiKey"
@@ -73,6 +74,18 @@ type IdentityServiceClient interface {
 	// password is UNAUTHENTICATED, a guest is FAILED_PRECONDITION, and
 	// attempts are throttled like logins.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
+	// Deletes the caller's account for good. Registered accounts confirm with
+	// their password (a stolen access token alone must not erase an account;
+	// attempts are throttled like logins); guests have none to give. The
+	// account's favorite goes, its shares are revoked (their pages answer
+	// 404), its short links are deleted (410), its votes stay counted but no
+	// longer name it (the audit shows an anonymous id), and its canvas pixels
+	// stay on the board without an author. Every session and API key of the
+	// account is refused from the very next call, on every replica, and the
+	// gateway clears the browser's cookies. An API key cannot delete its
+	// account: call with a session. Calling again after a failure finishes
+	// the erasure.
+	DeleteAccount(ctx context.Context, in *DeleteAccountRequest, opts ...grpc.CallOption) (*DeleteAccountResponse, error)
 	// Creates an API key for a backend client. The secret (`ak_...`) is in
 	// this response only: the server keeps its SHA-256, never the key. It is
 	// presented like an access token (`authorization: Bearer ak_...`) over
@@ -184,6 +197,16 @@ func (c *identityServiceClient) ChangePassword(ctx context.Context, in *ChangePa
 	return out, nil
 }
 
+func (c *identityServiceClient) DeleteAccount(ctx context.Context, in *DeleteAccountRequest, opts ...grpc.CallOption) (*DeleteAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteAccountResponse)
+	err := c.cc.Invoke(ctx, IdentityService_DeleteAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *identityServiceClient) CreateApiKey(ctx context.Context, in *CreateApiKeyRequest, opts ...grpc.CallOption) (*CreateApiKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateApiKeyResponse)
@@ -289,6 +312,18 @@ type IdentityServiceServer interface {
 	// password is UNAUTHENTICATED, a guest is FAILED_PRECONDITION, and
 	// attempts are throttled like logins.
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
+	// Deletes the caller's account for good. Registered accounts confirm with
+	// their password (a stolen access token alone must not erase an account;
+	// attempts are throttled like logins); guests have none to give. The
+	// account's favorite goes, its shares are revoked (their pages answer
+	// 404), its short links are deleted (410), its votes stay counted but no
+	// longer name it (the audit shows an anonymous id), and its canvas pixels
+	// stay on the board without an author. Every session and API key of the
+	// account is refused from the very next call, on every replica, and the
+	// gateway clears the browser's cookies. An API key cannot delete its
+	// account: call with a session. Calling again after a failure finishes
+	// the erasure.
+	DeleteAccount(context.Context, *DeleteAccountRequest) (*DeleteAccountResponse, error)
 	// Creates an API key for a backend client. The secret (`ak_...`) is in
 	// this response only: the server keeps its SHA-256, never the key. It is
 	// presented like an access token (`authorization: Bearer ak_...`) over
@@ -350,6 +385,9 @@ func (UnimplementedIdentityServiceServer) GetMe(context.Context, *GetMeRequest) 
 }
 func (UnimplementedIdentityServiceServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedIdentityServiceServer) DeleteAccount(context.Context, *DeleteAccountRequest) (*DeleteAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteAccount not implemented")
 }
 func (UnimplementedIdentityServiceServer) CreateApiKey(context.Context, *CreateApiKeyRequest) (*CreateApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateApiKey not implemented")
@@ -519,6 +557,24 @@ func _IdentityService_ChangePassword_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_DeleteAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).DeleteAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_DeleteAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).DeleteAccount(ctx, req.(*DeleteAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IdentityService_CreateApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateApiKeyRequest)
 	if err := dec(in); err != nil {
@@ -679,6 +735,10 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangePassword",
 			Handler:    _IdentityService_ChangePassword_Handler,
+		},
+		{
+			MethodName: "DeleteAccount",
+			Handler:    _IdentityService_DeleteAccount_Handler,
 		},
 		{
 			MethodName: "CreateApiKey",
