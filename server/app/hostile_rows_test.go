@@ -261,7 +261,11 @@ func hostileRows(f *hostileFix) []hostileRow {
 		hostileRow{name: "alias with rlo", method: "POST", path: "/api/v1/shorten", auth: "bearer", ctype: appJSON, body: js(map[string]string{"longUrl": "https://example.com/", "alias": "gpj\u202eexe"}), want: 400},
 		hostileRow{name: "target with nul", method: "POST", path: "/api/v1/shorten", auth: "bearer", ctype: appJSON, body: js(map[string]string{"longUrl": "https://example.com/\x00"}), want: 400},
 		hostileRow{name: "target with crlf", method: "POST", path: "/api/v1/shorten", auth: "bearer", ctype: appJSON, body: js(map[string]string{"longUrl": "https://example.com/\r\nSet-Cookie: a=b"}), want: 400},
-		hostileRow{name: "idempotency key control char", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "#zzzzzz"}), headers: []string{"Idempotency-Key", strings.Repeat("k", 4000)}, want: 400},
+		// A valid colour other than the stored one: only the key can refuse
+		// these, and a key let through would change the favourite.
+		hostileRow{name: "idempotency key control char", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "#654321"}), headers: []string{"Idempotency-Key", "key\twith-tab"}, want: 400, wantBody: "Idempotency-Key"},
+		hostileRow{name: "idempotency key non-ascii", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "#654321"}), headers: []string{"Idempotency-Key", "clé-1"}, want: 400, wantBody: "Idempotency-Key"},
+		hostileRow{name: "idempotency key of 4000 bytes", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "#654321"}), headers: []string{"Idempotency-Key", strings.Repeat("k", 4000)}, want: 400, wantBody: "Idempotency-Key"},
 	)
 
 	// 10. Auth and identifiers.
