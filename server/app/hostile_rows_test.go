@@ -248,6 +248,12 @@ func hostileRows(f *hostileFix) []hostileRow {
 				_, err := ic().Register(ctx, &identityv1.RegisterRequest{Username: "victim\x00", Password: "victim-password"})
 				return err
 			}, grpcWant: codes.InvalidArgument},
+		hostileRow{name: "user search with nul", method: "GET", path: "/api/v1/admin/users?query=ad%00min", auth: "admin", want: 400, wantBody: "query",
+			grpc: func(ctx context.Context, f *hostileFix) error {
+				_, err := ic().ListUsers(ctx, &identityv1.ListUsersRequest{Query: "ad\x00min"})
+				return err
+			}, grpcWant: codes.InvalidArgument},
+		hostileRow{name: "user search with escape", method: "GET", path: "/api/v1/admin/users?query=%1B%5B31m", auth: "admin", want: 400, wantBody: "query"},
 		hostileRow{name: "color with nul", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "red\x00"}), want: 400,
 			grpc: func(ctx context.Context, f *hostileFix) error {
 				_, err := favoritev1.NewFavoriteServiceClient(f.p.conn).SetFavorite(ctx, &favoritev1.SetFavoriteRequest{Color: "red\x00"})
