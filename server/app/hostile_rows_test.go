@@ -253,6 +253,17 @@ func hostileRows(f *hostileFix) []hostileRow {
 				_, err := ic().ListUsers(ctx, &identityv1.ListUsersRequest{Query: "ad\x00min"})
 				return err
 			}, grpcWant: codes.InvalidArgument},
+		hostileRow{name: "login username with nul", method: "POST", path: "/api/v1/auth/login", ctype: appJSON, body: js(map[string]string{"username": "hostile_owner\x00", "password": "owner-password-1"}), want: 400, wantBody: "username",
+			grpc: func(ctx context.Context, f *hostileFix) error {
+				_, err := ic().Login(ctx, &identityv1.LoginRequest{Username: "hostile_owner\x00", Password: "owner-password-1"})
+				return err
+			}, grpcWant: codes.InvalidArgument},
+		hostileRow{name: "refresh token with nul", method: "POST", path: "/api/v1/auth/refresh", ctype: appJSON, body: js(map[string]string{"refreshToken": "tok\x00en"}), want: 401,
+			grpc: func(ctx context.Context, f *hostileFix) error {
+				_, err := ic().Refresh(ctx, &identityv1.RefreshRequest{RefreshToken: "tok\x00en"})
+				return err
+			}, grpcWant: codes.Unauthenticated},
+		hostileRow{name: "stats range with nul", method: "GET", path: "/api/v1/stats/{L}?from=2026%00", auth: "bearer", want: 400},
 		hostileRow{name: "user search with escape", method: "GET", path: "/api/v1/admin/users?query=%1B%5B31m", auth: "admin", want: 400, wantBody: "query"},
 		hostileRow{name: "color with nul", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "red\x00"}), want: 400,
 			grpc: func(ctx context.Context, f *hostileFix) error {
