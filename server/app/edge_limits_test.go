@@ -396,3 +396,37 @@ func TestStreamsNotCompressed(t *testing.T) {
 		})
 	}
 }
+
+// Session cookies are Secure whenever the public URL is https, without
+// --secure-cookies: behind a TLS-terminating balancer the gateway itself
+// sees plain HTTP.
+func TestSecureCookiesBehindHTTPS(t *testing.T) {
+	for public, want := range map[string]bool{"": false, "https://short.example": true} {
+		t.Run("public="+public, func(t *testing.T) {
+			p := start(t, embeddedBackend, func(cfg *app.Config) {
+				if public != "" {
+					cfg.PublicBaseURL = public
+				}
+			})
+			req, _ := http.NewRequest("POST", p.base+"/api/v1/auth/guest", strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := rawClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			var found bool
+			for _, c := range res.Cookies() {
+				if c.Name == "session" {
+					found = true
+					if c.Secure != want {
+						t.Fatalf("session cookie Secure=%v, want %v (%v)", c.Secure, want, res.Header.Values("Set-Cookie"))
+					}
+				}
+			}
+			if res.StatusCode != 200 || !found {
+				t.Fatalf("guest: %d, cookies %v", res.StatusCode, res.Header.Values("Set-Cookie"))
+			}
+		})
+	}
+}
