@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apiplatform/platform/gateway"
@@ -159,4 +161,49 @@ func TestDefaultCountryHeader(t *testing.T) {
 	if got := h.seen.lastEdge().Country; got != "BE" {
 		t.Errorf("country = %q, want BE", got)
 	}
+}
+
+// Any bytes in any header the gateway forwards to gRPC metadata (the
+// client's own, the ones it vouches for, the cookies it turns into
+// credentials) give an answer, never a 5xx, and reach the server as
+// printable ASCII: a phone browser's User-Agent must not break a route.
+func FuzzForwardedHeaders(f *testing.F) {
+	h := newHarness(f, gateway.Config{TrustedProxies: proxies, CountryHeader: "X-Country"})
+	names := []string{"User-Agent", "Referer", "Authorization", "X-Forwarded-Host", "X-Forwarded-For", "X-Country", "Cookie"}
+	for name := range wire.RequestHeaders {
+		names = append(names, name)
+	}
+	for _, seed := range []string{
+		"Mozilla/5.0 (Linux; Android 13) 小米浏览器", "https://例え.jp/ページ", "\xff\xfe\x00", "a\r\nb", "100%", "%ZZ%",
+		"Bearer \x7f\x80", "session=é; refresh=\x01", "1.2.3.4, \u202e5.6.7.8", strings.Repeat("ü", 300), "",
+	} {
+		for i := range names {
+			f.Add(i, seed)
+		}
+	}
+	f.Fuzz(func(t *testing.T, which int, value string) {
+		name := names[(which%len(names)+len(names))%len(names)]
+		r := httptest.NewRequest("GET", "/api/v1/auth/me", nil)
+		r.RemoteAddr = "10.1.2.3:4000" // a trusted proxy: every header is believed and forwarded
+		r.Header["User-Agent"] = []string{"base"}
+		r.Header[name] = []string{value}
+		h.seen.mu.Lock()
+		h.seen.md = nil // metadata of this call only
+		h.seen.mu.Unlock()
+		w := httptest.NewRecorder()
+		h.h.ServeHTTP(w, r)
+		if w.Code >= 500 {
+			t.Fatalf("%s: %q: %d %s", name, value, w.Code, w.Body)
+		}
+		md, _ := h.seen.last()
+		for k, vs := range md {
+			for _, v := range vs {
+				for i := 0; i < len(v); i++ {
+					if v[i] < 0x20 || v[i] > 0x7e {
+						t.Fatalf("%s: %q reached the server as %s=%q: not printable ASCII", name, value, k, v)
+					}
+				}
+			}
+		}
+	})
 }

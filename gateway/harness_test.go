@@ -198,7 +198,7 @@ const testSecret = "test-secret"
 // server's wire interceptor accepting serverSecrets (default: the
 // gateway's), and builds the gateway in front of a real client connection
 // to it.
-func newHarness(t *testing.T, cfg gateway.Config, serverSecrets ...string) *harness {
+func newHarness(t testing.TB, cfg gateway.Config, serverSecrets ...string) *harness {
 	t.Helper()
 	if cfg.GatewaySecret == "" {
 		cfg.GatewaySecret = testSecret

@@ -132,3 +132,41 @@ func TestVoteFlagDefaults(t *testing.T) {
 		t.Fatalf("vote flags = %+v, want vote.DefaultConfig with Committers 7 (%+v)", got, d)
 	}
 }
+
+// Safe defaults: a separate gateway does not start without a secret, and
+// the admin password is never taken from the command line (where ps shows
+// it) but from a file or the environment.
+func TestEdgeSafeDefaults(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // should a command ever start, it stops at once
+	t.Setenv("GATEWAY_SECRET", "")
+	if err := runGateway(ctx, log, []string{"--http-addr", "127.0.0.1:0"}); err == nil || !strings.Contains(err.Error(), "--gateway-secret is required") {
+		t.Fatalf("gateway without a secret: %v, want it refused", err)
+	}
+	err := serve(ctx, log, []string{"--data-dir", t.TempDir(), "--http-addr", "", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "", "--admin-password", "hunter22"})
+	if err == nil || !strings.Contains(err.Error(), "admin-password") {
+		t.Fatalf("--admin-password on the command line: %v, want it refused", err)
+	}
+
+	t.Setenv("ADMIN_PASSWORD", "from-env")
+	file := t.TempDir() + "/pw"
+	if err := os.WriteFile(file, []byte("from-file-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if pw, err := adminPassword(file); err != nil || pw != "from-file-1" {
+		t.Fatalf("password file: %q, %v", pw, err)
+	}
+	if pw, err := adminPassword(""); err != nil || pw != "from-env" {
+		t.Fatalf("password from the environment: %q, %v", pw, err)
+	}
+	if err := os.WriteFile(file, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adminPassword(file); err == nil {
+		t.Fatal("an empty password file was accepted")
+	}
+	if _, err := adminPassword(file + ".missing"); err == nil {
+		t.Fatal("a missing password file was accepted")
+	}
+}

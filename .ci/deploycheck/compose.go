@@ -108,6 +108,19 @@ func CheckCompose(cfg Config) []error {
 		}
 		regions := splitList(envValue(env, "DB_REGIONS"))
 		region := envValue(env, "REGION")
+		// Interpolated with an empty environment: a value here is written
+		// in the file itself.
+		for _, k := range secretSettings {
+			if envValue(env, k) != "" {
+				p.add("service %s: %s is written in the file; read it from the environment or a secret, never ship one", name, k)
+			}
+		}
+		for _, f := range argSecrets(s.Command) {
+			p.add("service %s: %s on the command line is visible in ps; use the environment or a file", name, f)
+		}
+		for _, e := range checkTrustedProxies(envValue(env, "TRUSTED_PROXIES")) {
+			p.add("service %s: %s", name, e)
+		}
 		switch sub {
 		case "migrate":
 			sawMigrate = true

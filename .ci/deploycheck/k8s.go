@@ -344,6 +344,18 @@ func checkObjects(cfg Config, o *objects) []error {
 		}
 	}
 
+	// Edge defaults: no secret in a ConfigMap, trusted proxies narrowed.
+	for _, c := range o.configMaps {
+		for _, k := range secretSettings {
+			if _, ok := c.Data[k]; ok {
+				p.add("ConfigMap/%s holds %s: secrets belong in a Secret", c.Name, k)
+			}
+		}
+		for _, msg := range checkTrustedProxies(c.Data["TRUSTED_PROXIES"]) {
+			p.add("ConfigMap/%s: %s", c.Name, msg)
+		}
+	}
+
 	// Secrets are created out of band (deploy/README.md says how): every
 	// key the pods read must be in the runbook's instructions.
 	readme, _ := os.ReadFile(filepath.Join(cfg.Deploy, "README.md"))
@@ -422,7 +434,18 @@ func podChecks(p *problems, o *objects, id string, spec *corev1.PodSpec, job boo
 				}
 			}
 		}
+		for _, f := range argSecrets(append(append([]string{}, c.Command...), c.Args...)) {
+			p.add("%s: %s on the command line is visible in ps; read it from a Secret", cid, f)
+		}
 		for _, e := range c.Env {
+			if slices.Contains(secretSettings, e.Name) && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
+				p.add("%s: env %s must come from a Secret (secretKeyRef), not be written in the manifest", cid, e.Name)
+			}
+			if e.Name == "TRUSTED_PROXIES" && e.ValueFrom == nil {
+				for _, msg := range checkTrustedProxies(e.Value) {
+					p.add("%s: %s", cid, msg)
+				}
+			}
 			if e.ValueFrom == nil {
 				continue
 			}

@@ -126,6 +126,11 @@ func TestComposeBroken(t *testing.T) {
 		{"servers before migrations", f, "    migrate:\n      condition: service_completed_successfully", "    migrate:\n      condition: service_started", "must depend on migrate"},
 		{"unpinned image", f, "image: redis:7.4-alpine", "image: redis", "is not pinned"},
 		{"balancer to an unknown service", f[:8] + "haproxy.cfg", "server-asia-southeast1:9090", "server-asia-southeast2:9090", "not a service of compose.yaml"},
+		{"built-in gateway secret", f, "  DB_REGIONS: *db-regions\n", "  DB_REGIONS: *db-regions\n  GATEWAY_SECRET: dev-secret\n", "GATEWAY_SECRET is written in the file"},
+		{"built-in admin password", f, "${ADMIN_PASSWORD:-}", "${ADMIN_PASSWORD:-admin123}", "ADMIN_PASSWORD is written in the file"},
+		{"admin password in argv", f, "    command: [\"migrate\"]", "    command: [\"migrate\", \"--admin-password=x\"]", "--admin-password on the command line"},
+		{"trusts all of 10/8", f, "TRUSTED_PROXIES: 172.28.0.10/32", "TRUSTED_PROXIES: 172.28.0.10/32,10.0.0.0/8", "all of the private range 10.0.0.0/8"},
+		{"trusts the internet", f, "TRUSTED_PROXIES: 172.28.0.10/32", "TRUSTED_PROXIES: 0.0.0.0/0", "wider than any load balancer"},
 		{"balancer misses a server", f[:8] + "haproxy.cfg", "    server europe-west1 server-europe-west1:8080 check\n", "", "leaves out server server-europe-west1"},
 	}, CheckCompose)
 }
@@ -157,6 +162,11 @@ func TestKubernetesBroken(t *testing.T) {
 		{"secret key not in the runbook", "README.md", "--from-literal=redis-url=", "--from-literal=redis=", "key redis-url of Secret platform-secrets"},
 		{"overlay REGION outside DB_REGIONS", "k8s/overlays/europe-west1/kustomization.yaml", "      - REGION=europe-west1\n", "      - REGION=europe-west2\n", "is not one of DB_REGIONS"},
 		{"overlay pinned to another region", "k8s/overlays/europe-west1/kustomization.yaml", "                      values: [europe-west1]", "                      values: [us-east1]", "want [europe-west1]"},
+		{"overlay trusts 10/8", "k8s/overlays/us-east1/kustomization.yaml", "TRUSTED_PROXIES=130.211.0.0/22,35.191.0.0/16", "TRUSTED_PROXIES=10.0.0.0/8", "all of the private range 10.0.0.0/8"},
+		{"overlay trusts a /12", "k8s/overlays/asia-southeast1/kustomization.yaml", "TRUSTED_PROXIES=130.211.0.0/22,35.191.0.0/16", "TRUSTED_PROXIES=172.16.0.0/12", "all of the private range 172.16.0.0/12"},
+		{"gateway secret in the ConfigMap", base, "      - TRUSTED_PROXIES=\n", "      - TRUSTED_PROXIES=\n      - GATEWAY_SECRET=dev-secret\n", "holds GATEWAY_SECRET"},
+		{"gateway secret written in the manifest", gateway, "            - name: GATEWAY_SECRET\n              valueFrom:\n                secretKeyRef:\n                  name: platform-secrets\n                  key: gateway-secret\n", "            - name: GATEWAY_SECRET\n              value: dev-secret\n", "env GATEWAY_SECRET must come from a Secret"},
+		{"admin password in argv", server, `          args: ["serve"]`, `          args: ["serve", "--admin-password", "x"]`, "--admin-password on the command line"},
 		{"region without overlay", base, "DB_REGIONS=us-east1,europe-west1,asia-southeast1", "DB_REGIONS=us-east1,europe-west1,asia-southeast1,us-west1", "database region us-west1 has no overlay"},
 	}, CheckKubernetes)
 }

@@ -322,3 +322,111 @@ func TestBatchCostsPerItem(t *testing.T) {
 		}
 	})
 }
+
+// The cap per replica holds whatever the addresses: with room for two
+// streams, a third address is refused, and counted as the replica's
+// refusal.
+func TestStreamCapPerReplica(t *testing.T) {
+	p := startCanvas(t, embeddedBackend, func(cfg *app.Config) {
+		cfg.MetricsAddr = "127.0.0.1:0"
+		cfg.Edge.StreamsTotal = 2
+	})
+	refusedBefore := metricValue(t, p, `stream_subscriptions_refused_total{scope="replica"}`)
+	open := func(ctx context.Context, ip string) (canvasv1.CanvasService_StreamPixelsClient, error) {
+		s, err := canvasv1.NewCanvasServiceClient(dialFrom(t, p, ip)).StreamPixels(ctx, &canvasv1.StreamPixelsRequest{})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.Recv(); err != nil { // the heartbeat: subscribed
+			return nil, err
+		}
+		return s, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := open(ctx, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(ctx, "127.0.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := open(ctx, "127.0.0.3")
+	if st := wantCode(t, err, codes.ResourceExhausted); !strings.Contains(st.Message(), "server") {
+		t.Fatalf("refusal does not say the server is full: %q", st.Message())
+	}
+	if after := metricValue(t, p, `stream_subscriptions_refused_total{scope="replica"}`); after < refusedBefore+1 {
+		t.Fatalf("replica refusals counted %v -> %v, want 1 more", refusedBefore, after)
+	}
+}
+
+// Streams are never compressed, even for a client that accepts gzip:
+// each message reaches the client when it is sent (NDJSON and SSE alike).
+func TestStreamsNotCompressed(t *testing.T) {
+	p := startCanvas(t, embeddedBackend, nil)
+	for _, accept := range []string{"application/json", "text/event-stream"} {
+		t.Run(accept, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/api/v1/canvas/stream", nil)
+			req.Header.Set("Accept-Encoding", "gzip, zstd")
+			req.Header.Set("Accept", accept)
+			res, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "" {
+				t.Fatalf("stream: %d, Content-Encoding %q, want 200 uncompressed", res.StatusCode, res.Header.Get("Content-Encoding"))
+			}
+			if sse := strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream"); sse != (accept == "text/event-stream") {
+				t.Fatalf("Accept %s answered as %s", accept, res.Header.Get("Content-Type"))
+			}
+			// The first message arrives on its own: a compressor would hold
+			// it until its window filled or the stream ended.
+			lines := bufio.NewReader(res.Body)
+			for {
+				line, err := lines.ReadString('\n')
+				if err != nil {
+					t.Fatalf("stream ended before its first message: %v", err)
+				}
+				if strings.Contains(line, "heartbeat") {
+					return
+				}
+			}
+		})
+	}
+}
+
+// Session cookies are Secure whenever the public URL is https, without
+// --secure-cookies: behind a TLS-terminating balancer the gateway itself
+// sees plain HTTP.
+func TestSecureCookiesBehindHTTPS(t *testing.T) {
+	for public, want := range map[string]bool{"": false, "https://short.example": true} {
+		t.Run("public="+public, func(t *testing.T) {
+			p := start(t, embeddedBackend, func(cfg *app.Config) {
+				if public != "" {
+					cfg.PublicBaseURL = public
+				}
+			})
+			req, _ := http.NewRequest("POST", p.base+"/api/v1/auth/guest", strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := rawClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			var found bool
+			for _, c := range res.Cookies() {
+				if c.Name == "session" {
+					found = true
+					if c.Secure != want {
+						t.Fatalf("session cookie Secure=%v, want %v (%v)", c.Secure, want, res.Header.Values("Set-Cookie"))
+					}
+				}
+			}
+			if res.StatusCode != 200 || !found {
+				t.Fatalf("guest: %d, cookies %v", res.StatusCode, res.Header.Values("Set-Cookie"))
+			}
+		})
+	}
+}

@@ -248,6 +248,23 @@ func hostileRows(f *hostileFix) []hostileRow {
 				_, err := ic().Register(ctx, &identityv1.RegisterRequest{Username: "victim\x00", Password: "victim-password"})
 				return err
 			}, grpcWant: codes.InvalidArgument},
+		hostileRow{name: "user search with nul", method: "GET", path: "/api/v1/admin/users?query=ad%00min", auth: "admin", want: 400, wantBody: "query",
+			grpc: func(ctx context.Context, f *hostileFix) error {
+				_, err := ic().ListUsers(ctx, &identityv1.ListUsersRequest{Query: "ad\x00min"})
+				return err
+			}, grpcWant: codes.InvalidArgument},
+		hostileRow{name: "login username with nul", method: "POST", path: "/api/v1/auth/login", ctype: appJSON, body: js(map[string]string{"username": "hostile_owner\x00", "password": "owner-password-1"}), want: 400, wantBody: "username",
+			grpc: func(ctx context.Context, f *hostileFix) error {
+				_, err := ic().Login(ctx, &identityv1.LoginRequest{Username: "hostile_owner\x00", Password: "owner-password-1"})
+				return err
+			}, grpcWant: codes.InvalidArgument},
+		hostileRow{name: "refresh token with nul", method: "POST", path: "/api/v1/auth/refresh", ctype: appJSON, body: js(map[string]string{"refreshToken": "tok\x00en"}), want: 401,
+			grpc: func(ctx context.Context, f *hostileFix) error {
+				_, err := ic().Refresh(ctx, &identityv1.RefreshRequest{RefreshToken: "tok\x00en"})
+				return err
+			}, grpcWant: codes.Unauthenticated},
+		hostileRow{name: "stats range with nul", method: "GET", path: "/api/v1/stats/{L}?from=2026%00", auth: "bearer", want: 400},
+		hostileRow{name: "user search with escape", method: "GET", path: "/api/v1/admin/users?query=%1B%5B31m", auth: "admin", want: 400, wantBody: "query"},
 		hostileRow{name: "color with nul", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "red\x00"}), want: 400,
 			grpc: func(ctx context.Context, f *hostileFix) error {
 				_, err := favoritev1.NewFavoriteServiceClient(f.p.conn).SetFavorite(ctx, &favoritev1.SetFavoriteRequest{Color: "red\x00"})
@@ -261,7 +278,11 @@ func hostileRows(f *hostileFix) []hostileRow {
 		hostileRow{name: "alias with rlo", method: "POST", path: "/api/v1/shorten", auth: "bearer", ctype: appJSON, body: js(map[string]string{"longUrl": "https://example.com/", "alias": "gpj\u202eexe"}), want: 400},
 		hostileRow{name: "target with nul", method: "POST", path: "/api/v1/shorten", auth: "bearer", ctype: appJSON, body: js(map[string]string{"longUrl": "https://example.com/\x00"}), want: 400},
 		hostileRow{name: "target with crlf", method: "POST", path: "/api/v1/shorten", auth: "bearer", ctype: appJSON, body: js(map[string]string{"longUrl": "https://example.com/\r\nSet-Cookie: a=b"}), want: 400},
-		hostileRow{name: "idempotency key control char", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "#zzzzzz"}), headers: []string{"Idempotency-Key", strings.Repeat("k", 4000)}, want: 400},
+		// A valid colour other than the stored one: only the key can refuse
+		// these, and a key let through would change the favourite.
+		hostileRow{name: "idempotency key control char", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "#654321"}), headers: []string{"Idempotency-Key", "key\twith-tab"}, want: 400, wantBody: "Idempotency-Key"},
+		hostileRow{name: "idempotency key non-ascii", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "#654321"}), headers: []string{"Idempotency-Key", "clé-1"}, want: 400, wantBody: "Idempotency-Key"},
+		hostileRow{name: "idempotency key of 4000 bytes", method: "PUT", path: "/api/v1/favorite", auth: "bearer", ctype: appJSON, body: js(map[string]string{"color": "#654321"}), headers: []string{"Idempotency-Key", strings.Repeat("k", 4000)}, want: 400, wantBody: "Idempotency-Key"},
 	)
 
 	// 10. Auth and identifiers.

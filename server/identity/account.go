@@ -123,6 +123,8 @@ func (s *Service) checkCaptcha(ctx context.Context) error {
 func (s *Service) Login(ctx context.Context, req *identityv1.LoginRequest) (*identityv1.LoginResponse, error) {
 	var v apierr.Validator
 	v.Check(req.GetUsername() != "" && len(req.GetUsername()) <= 32, "username", "is required (at most 32 characters)")
+	// Before the lookup: PostgreSQL answers a NUL in a query with an error.
+	v.Check(text.Problem(req.GetUsername()) == "", "username", "must not contain control characters")
 	v.Check(passwordLengthOK(req.GetPassword(), 1), "password", "is required (at most 128 characters)")
 	if err := v.Err(); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/page"
+	"github.com/apiplatform/platform/server/platform/text"
 )
 
 // errSuspended answers a suspended account's login or refresh.
@@ -121,6 +122,11 @@ func (s *Service) ListUsers(ctx context.Context, req *identityv1.ListUsersReques
 	query := strings.ToLower(req.GetQuery())
 	if utf8.RuneCountInString(query) > 32 {
 		return nil, apierr.InvalidArgument("query", "must be at most 32 characters")
+	}
+	// PostgreSQL refuses a NUL in a LIKE pattern with an error (a 500);
+	// no username holds a control character anyway.
+	if p := text.Problem(query); p != "" {
+		return nil, apierr.InvalidArgument("query", p)
 	}
 	size, err := page.Size(req.GetPageSize())
 	if err != nil {
