@@ -60,6 +60,12 @@ func hostileRows(f *hostileFix) []hostileRow {
 	short := js(map[string]string{"longUrl": "https://example.com/csrf"})
 	add(
 		hostileRow{name: "csrf text/plain cross-site shorten", method: "POST", path: "/api/v1/shorten", auth: "cookie", ctype: "text/plain", body: short, headers: evil, want: 403, wantBody: "cross-origin"},
+		hostileRow{name: "csrf cross-site delete account", method: "POST", path: "/api/v1/auth/me:delete", auth: "cookie", ctype: appJSON, body: `{"password":"owner-password-1"}`, headers: evil, want: 403},
+		hostileRow{name: "delete account wrong password", method: "POST", path: "/api/v1/auth/me:delete", auth: "bearer", ctype: appJSON, body: `{"password":"owner-password-2"}`, want: 401},
+		hostileRow{name: "delete account no password", method: "POST", path: "/api/v1/auth/me:delete", auth: "bearer", ctype: appJSON, body: `{}`, want: 400, wantBody: "password"},
+		hostileRow{name: "delete account nul password", method: "POST", path: "/api/v1/auth/me:delete", auth: "bearer", ctype: appJSON, body: `{"password":"owner-password-1\u0000"}`, want: 401},
+		hostileRow{name: "delete account oversized password", method: "POST", path: "/api/v1/auth/me:delete", auth: "bearer", ctype: appJSON, body: js(map[string]string{"password": strings.Repeat("p", 129)}), want: 400, wantBody: "password"},
+		hostileRow{name: "delete account anonymous", method: "POST", path: "/api/v1/auth/me:delete", ctype: appJSON, body: `{"password":"owner-password-1"}`, want: 401},
 		hostileRow{name: "csrf json cross-site shorten", method: "POST", path: "/api/v1/shorten", auth: "cookie", ctype: appJSON, body: short, headers: evil, want: 403},
 		hostileRow{name: "csrf sec-fetch-site cross-site", method: "POST", path: "/api/v1/shorten", auth: "cookie", ctype: appJSON, body: short, headers: []string{"Sec-Fetch-Site", "cross-site"}, want: 403},
 		hostileRow{name: "csrf sec-fetch-site same-site subdomain", method: "POST", path: "/api/v1/shorten", auth: "cookie", ctype: appJSON, body: short, headers: []string{"Sec-Fetch-Site", "same-site", "Origin", "http://sub.127.0.0.1.nip.io"}, want: 403},
