@@ -45,7 +45,8 @@ func rssBytes(t *testing.T) int64 {
 // more password hashes run at once than password_hash_slots (one per core),
 // the process grows by less than 256 MiB (unbounded, 60 argon2id hashes
 // need over 1.1 GiB), every refused caller gets 429 with Retry-After (never
-// a 5xx), and a redirect answers meanwhile.
+// a 5xx), and a redirect sent while every slot is busy and callers queue
+// is answered.
 func TestRegistrationStormIsBounded(t *testing.T) {
 	forBackends(t, func(t *testing.T, b backend) {
 		p := start(t, b, func(cfg *app.Config) { cfg.MetricsAddr = "127.0.0.1:0" })
@@ -94,7 +95,22 @@ func TestRegistrationStormIsBounded(t *testing.T) {
 			}()
 		}
 		close(start)
+		// The redirect goes out once every hashing slot is taken and
+		// callers queue for one, so it meets the storm at its worst.
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		saturated := false
+		for !saturated {
+			select {
+			case <-done:
+				t.Fatal("the registrations ended before any caller queued for a hashing slot")
+			case <-time.After(5 * time.Millisecond):
+			}
+			saturated = scrape(t, p)["password_hash_waiting"] > 0
+		}
+		began := time.Now()
 		res, _ := shortSend(t, shortNoRedirects, "GET", p.base+"/"+link.GetCode(), "", "", nil)
+		redirect := time.Since(began)
 		if res.StatusCode != http.StatusFound {
 			t.Errorf("redirect during the storm answered %d", res.StatusCode)
 		}
@@ -103,8 +119,10 @@ func TestRegistrationStormIsBounded(t *testing.T) {
 		<-sampled
 		m := scrape(t, p)
 		slots, peak := m["password_hash_slots"], m["password_hash_inflight_peak"]
-		t.Logf("ok=%d refused=%d, hashes at once: peak %v of %v slots, RSS %d → %d MiB",
-			ok.Load(), refused.Load(), peak, slots, before>>20, peakRSS.Load()>>20)
+		// The redirect's latency is reported, not asserted: it depends on
+		// the machine (README, Identity, gives a measured figure).
+		t.Logf("ok=%d refused=%d, hashes at once: peak %v of %v slots, RSS %d → %d MiB, redirect while saturated %v",
+			ok.Load(), refused.Load(), peak, slots, before>>20, peakRSS.Load()>>20, redirect.Round(time.Millisecond))
 		if slots < 1 || peak < 1 || peak > slots {
 			t.Fatalf("peak hashes at once %v, slots %v", peak, slots)
 		}
