@@ -201,6 +201,31 @@ func browserFavoriteColour(t *testing.T, ws *webStack) {
 	g.waitJS(`document.querySelector('#saved-hex').textContent === '#FF6347'`, "saved after the session cookie expired")
 	g.reload()
 	g.waitJS(fmt.Sprintf(`document.querySelector('#account-chip').textContent.includes(%q) && document.querySelector('#saved-hex').textContent === '#FF6347'`, name), "still the same user")
+
+	// Change the password (a wrong current one first); focus lands on the
+	// result, not on <body>.
+	g.route("#/account", "#change-password")
+	g.fill("form:has(#change-password) input[name=current]", "wrong-password")
+	g.fill("form:has(#change-password) input[name=next]", "correct-horse-2")
+	g.click("#change-password")
+	g.waitJS(`document.querySelector('form:has(#change-password) .status').textContent.includes('That password is wrong')`, "wrong current password refused")
+	g.fill("form:has(#change-password) input[name=current]", "correct-horse-1")
+	g.click("#change-password")
+	g.waitJS(fmt.Sprintf(`document.activeElement && document.activeElement.textContent === %q`, "Signed in as "+name), "focus on the account after the change")
+
+	// Delete the account (the first press only arms the button): a fresh
+	// guest again, and the account no longer signs in.
+	g.fill("form:has(#delete-account) input[name=password]", "correct-horse-2")
+	g.click("#delete-account")
+	g.waitJS(`document.querySelector('#delete-account').textContent === 'Confirm delete' && document.querySelector('#account-chip').textContent.includes('alice_')`, "delete armed, nothing deleted yet")
+	g.click("#delete-account")
+	g.waitJS(`document.querySelector('#account-chip').textContent.includes('Guest')`, "a guest after deleting the account")
+	g.waitJS(`document.activeElement && document.activeElement.textContent === 'You are a guest'`, "focus on the result of the deletion")
+	g.shot("account-deleted")
+	g.fill("form:has(#login) input[name=username]", name)
+	g.fill("form:has(#login) input[name=password]", "correct-horse-2")
+	g.click("#login")
+	g.waitJS(`document.querySelector('form:has(#login) .status').textContent.includes('Wrong username or password')`, "a deleted account cannot sign in")
 }
 
 func browserShare(t *testing.T, ws *webStack) {

@@ -73,6 +73,20 @@ export async function login(username, password) {
   return res;
 }
 
+/** Changes the password; every other session ends, this one is renewed. */
+export async function changePassword(currentPassword, newPassword) {
+  const res = await post('/api/v1/auth/password', { currentPassword, newPassword }, { noRetry: true });
+  await refresh();
+  return res;
+}
+
+/** Deletes the account for good, then continues as a fresh guest. */
+export async function deleteAccount(password) {
+  await post('/api/v1/auth/me:delete', { password }, { noRetry: true });
+  await startGuest();
+  return refresh();
+}
+
 export async function logout() {
   try {
     await post('/api/v1/auth/logout', {}, { noRetry: true });
