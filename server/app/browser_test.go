@@ -139,8 +139,10 @@ func browserFavoriteColour(t *testing.T, ws *webStack) {
 		t.Fatalf("text field after reload = %q", v)
 	}
 	g.shot("color")
+	focusRingContrast(t, g, "light")
 	g.dark(true)
 	g.shot("color-dark")
+	focusRingContrast(t, g, "dark")
 	g.dark(false)
 
 	// Phone-sized screen: nothing wider than the screen, controls reachable.
@@ -672,4 +674,29 @@ func browserCanvas(t *testing.T, ws *webStack) {
 		t.Fatalf("%s endless animations on an idle canvas page", got)
 	}
 	b.viewport(1280, 900, false)
+}
+
+// focusRingContrast checks the keyboard focus ring of the colour field
+// against the card it sits on: at least 3:1 (WCAG 1.4.11), in either
+// colour scheme.
+func focusRingContrast(t *testing.T, g *webTab, scheme string) {
+	t.Helper()
+	g.eval(`document.querySelector('input[name=color]').focus()`)
+	got := g.str(`(() => {
+		const rgb = (s) => (s.match(/rgba?\(([^)]+)\)/) || [, '0,0,0,0'])[1].split(',').map(Number);
+		const lum = ([r, g, b]) => { const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+		const el = document.querySelector('input[name=color]');
+		let card = el.parentElement;
+		while (card && rgb(getComputedStyle(card).backgroundColor)[3] === 0) card = card.parentElement;
+		const bg = rgb(getComputedStyle(card || document.body).backgroundColor);
+		const [r, g, b, a = 1] = rgb(getComputedStyle(el).boxShadow);
+		const ring = [r, g, b].map((c, i) => c * a + bg[i] * (1 - a));
+		const [hi, lo] = [lum(ring), lum(bg)].sort((x, y) => y - x);
+		return ((hi + 0.05) / (lo + 0.05)).toFixed(2);
+	})()`)
+	var ratio float64
+	fmt.Sscan(got, &ratio)
+	if ratio < 3 {
+		t.Errorf("focus ring contrast in the %s scheme: %s:1, want at least 3:1", scheme, got)
+	}
 }
