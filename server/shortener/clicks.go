@@ -261,6 +261,13 @@ func (c *classifier) describe(ua string) agentInfo {
 	if v, ok := c.seen.Get(ua); ok {
 		return v
 	}
+	// gRPC libraries append their own token ("... grpc-go/1.70.0") to the
+	// application's User-Agent; the parser would take it for the browser.
+	if i := strings.LastIndexByte(ua, ' '); i > 0 && strings.HasPrefix(ua[i+1:], "grpc-") {
+		v := c.describe(ua[:i])
+		c.seen.Add(ua, v)
+		return v
+	}
 	v := agentInfo{class: AgentHuman}
 	lower := strings.ToLower(ua)
 	for _, p := range previewAgents {
