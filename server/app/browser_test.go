@@ -423,13 +423,13 @@ func browserShortener(t *testing.T, ws *webStack) {
 		t.Fatalf("bulk create: %s", v)
 	}
 	a.reload()
-	a.waitJS(`document.querySelectorAll('#link-list li.link-row').length === 20 && !document.querySelector('#links-more').hidden`, "first page and Show more")
+	a.waitJS(`document.querySelectorAll('#link-list li.link-row').length === 20 && document.querySelector('#links-more').offsetParent !== null`, "first page and Show more")
 	a.click("#links-more")
-	a.waitJS(fmt.Sprintf(`document.querySelectorAll('#link-list li.link-row').length === 26 && document.querySelector(%q) && document.querySelector('#links-more').hidden`, row), "second page appended")
+	a.waitJS(fmt.Sprintf(`document.querySelectorAll('#link-list li.link-row').length === 26 && document.querySelector(%q) && document.querySelector('#links-more').offsetParent === null`, row), "second page appended")
 	a.fill("input[name=q]", "bulk/1")
 	a.waitJS(`[...document.querySelectorAll('#link-list li.link-row .target')].map((p) => p.title).sort().join() === ['https://example.com/bulk/1', 'https://example.com/bulk/10', 'https://example.com/bulk/11', 'https://example.com/bulk/12', 'https://example.com/bulk/13', 'https://example.com/bulk/14', 'https://example.com/bulk/15', 'https://example.com/bulk/16', 'https://example.com/bulk/17', 'https://example.com/bulk/18', 'https://example.com/bulk/19'].join()`, "search by target")
 	a.fill("input[name=q]", alias)
-	a.waitJS(fmt.Sprintf(`document.querySelectorAll('#link-list li.link-row').length === 1 && document.querySelector(%q)`, row), "search by code")
+	a.waitJS(fmt.Sprintf(`document.querySelectorAll('#link-list li.link-row').length === 1 && document.querySelector(%q) && document.querySelector('#links-more').offsetParent === null`, row), "search by code, nothing more to show")
 	a.shot("links-search")
 
 	// Delete asks twice; then the link is gone from the list and answers 410.

@@ -426,6 +426,14 @@ function dimLabel(kind, v) {
   return kind === 'referrers' ? 'Direct / none' : 'Unknown';
 }
 
+// numOf is "people" or "people + N bots" (or "N bots" alone).
+function numOf(people, bots) {
+  const b = `${fmtNumber(bots)} ${bots === 1 ? 'bot' : 'bots'}`;
+  if (!bots) return fmtNumber(people);
+  if (!people) return h('span', { class: 'muted' }, b);
+  return h('span', null, fmtNumber(people), h('span', { class: 'muted' }, ` + ${b}`));
+}
+
 // dimBars lists a dimension's values as bars, people and bots apart in the
 // number (bots after a slash when there are any).
 function dimBars(ds, kind) {
@@ -439,7 +447,7 @@ function dimBars(ds, kind) {
     return h('li', { dataset: { value: d.value || '', human: String(Number(d.humanClicks || 0)), bot: String(bots) } },
       h('span', { class: 'label', title: dimLabel(kind, d.value) }, dimLabel(kind, d.value)),
       h('span', { class: 'track', 'aria-hidden': 'true' }, fill),
-      h('span', { class: 'num' }, fmtNumber(d.humanClicks || 0), bots ? h('span', { class: 'muted' }, ` + ${fmtNumber(bots)} bots`) : null));
+      h('span', { class: 'num' }, numOf(Number(d.humanClicks || 0), bots)));
   }));
 }
 
