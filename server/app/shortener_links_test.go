@@ -169,8 +169,10 @@ func TestShortenerSearchAndEditKind(t *testing.T) {
 				if res, err := c.search(t, tok, "%", 10, ""); err != nil || len(res.GetShortUrls()) != 0 {
 					t.Fatalf("%% is plain text: %v, %v", res, err)
 				}
-				_, err := c.search(t, tok, strings.Repeat("x", 201), 10, "")
-				wantField(t, err, "query")
+				for _, bad := range []string{strings.Repeat("x", 201), "a\x00b"} {
+					_, err := c.search(t, tok, bad, 10, "")
+					wantField(t, err, "query")
+				}
 
 				up, err := c.update(t, tok, &shortenerv1.UpdateShortUrlRequest{Code: alias.GetCode(), RedirectKind: shortenerv1.RedirectKind_REDIRECT_KIND_MOVED_PERMANENTLY})
 				if err != nil || up.GetRedirectKind() != shortenerv1.RedirectKind_REDIRECT_KIND_MOVED_PERMANENTLY {

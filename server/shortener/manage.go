@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -63,8 +64,9 @@ func (s *Service) ListShortUrls(ctx context.Context, req *shortenerv1.ListShortU
 		return nil, err
 	}
 	q := strings.TrimSpace(req.GetQuery())
-	if len(q) > maxQueryBytes || !utf8.ValidString(q) {
-		return nil, apierr.InvalidArgument("query", fmt.Sprintf("must be valid UTF-8 of at most %d bytes", maxQueryBytes))
+	// Control characters match nothing stored, and PostgreSQL refuses NUL.
+	if len(q) > maxQueryBytes || !utf8.ValidString(q) || strings.ContainsFunc(q, unicode.IsControl) {
+		return nil, apierr.InvalidArgument("query", fmt.Sprintf("must be printable UTF-8 text of at most %d bytes", maxQueryBytes))
 	}
 	rows, err := s.store.ListLinks(ctx, p.UserID, q, after, size+1)
 	if err != nil {
