@@ -411,9 +411,21 @@ func browserShortener(t *testing.T, ws *webStack) {
 		t.Fatalf("after the edit the link answered %v, %v; want 301 to the new target", res, err)
 	}
 
-	// Per-row copy.
+	// A password set from the list, then removed.
+	a.click(row + " button.edit")
+	a.fill(edit+" input[name=password]", "edit-pw-1")
+	a.click(edit + " button.save")
+	a.waitJS(fmt.Sprintf(`!document.querySelector(%q) && document.querySelector(%q)`, edit, row+" .badge.lock svg"), "password set from the list")
+	a.click(row + " button.edit")
+	a.click(edit + " input[name=removePassword]")
+	a.click(edit + " button.save")
+	a.waitJS(fmt.Sprintf(`!document.querySelector(%q) && !document.querySelector(%q)`, edit, row+" .badge.lock"), "password removed from the list")
+
+	// Per-row copy and QR code.
 	a.click(row + " button.copy")
 	a.waitJS(fmt.Sprintf(`document.querySelector(%q).textContent === 'Copied'`, row+" .status"), "row copied")
+	a.click(row + " button.qr-toggle")
+	a.waitJS(fmt.Sprintf(`((img) => img && img.complete && img.naturalWidth >= 64)(document.querySelector(%q))`, row+" .row-qr img"), "row QR code shown")
 
 	// Past the first page: 25 more links (made through the page's own API
 	// module), then "Show more" brings the rest; a search narrows the list.

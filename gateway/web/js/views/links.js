@@ -205,6 +205,15 @@ function renderList(root) {
         copyBtn.focus();
       },
     }, 'Copy');
+    const qrBtn = h('button', { type: 'button', class: 'btn small qr-toggle', 'aria-label': `QR code for ${su.code}`, 'aria-expanded': 'false' }, 'QR');
+    qrBtn.addEventListener('click', () => {
+      const shown = li.querySelector('.row-qr');
+      qrBtn.setAttribute('aria-expanded', String(!shown));
+      if (shown) { shown.remove(); return; }
+      li.append(h('div', { class: 'row-qr' },
+        h('div', { class: 'qr-wrap' }, h('img', { class: 'qr', src: qrURL(su.code), alt: `QR code for ${su.shortUrl}`, width: 160, height: 160 })),
+        h('a', { class: 'btn small ghost', href: qrURL(su.code, 1024), download: `${su.code}.png` }, 'Download PNG')));
+    });
     const editBtn = h('button', { type: 'button', class: 'btn small edit', 'aria-label': `Edit ${su.code}`, 'aria-expanded': 'false' }, 'Edit');
     editBtn.addEventListener('click', () => edit(su, li, editBtn));
     const expired = su.expireTime && Date.parse(su.expireTime) <= Date.now();
@@ -220,6 +229,7 @@ function renderList(root) {
       counts(su),
       h('div', { class: 'row actions' },
         copyBtn,
+        qrBtn,
         editBtn,
         h('a', { class: 'btn small', href: `#/links/${encodeURIComponent(su.code)}`, 'aria-label': `Stats for ${su.code}` }, 'Stats'),
         delBtn, copyMsg));
@@ -240,7 +250,10 @@ function renderList(root) {
       redirectKind: h('select', { id: id('e-kind'), name: 'redirectKind', class: 'input' },
         h('option', { value: 'REDIRECT_KIND_FOUND', selected: su.redirectKind !== 'REDIRECT_KIND_MOVED_PERMANENTLY' }, '302 Temporary'),
         h('option', { value: 'REDIRECT_KIND_MOVED_PERMANENTLY', selected: su.redirectKind === 'REDIRECT_KIND_MOVED_PERMANENTLY' }, '301 Permanent')),
+      password: h('input', { id: id('e-pw'), name: 'password', type: 'password', class: 'input', autocomplete: 'new-password', maxlength: 128, placeholder: su.passwordProtected ? 'unchanged' : 'none' }),
     };
+    const noPwId = id('e-nopw');
+    const noPw = su.passwordProtected ? h('input', { type: 'checkbox', id: noPwId, name: 'removePassword' }) : null;
     const errs = Object.fromEntries(Object.keys(ins).map((k) => [k, id(`e-err-${k}`)]));
     const msg = liveRegion();
     const save = h('button', { type: 'submit', class: 'btn primary small save' }, 'Save');
@@ -251,6 +264,9 @@ function renderList(root) {
         for (const [k, el] of Object.entries(ins)) { el.removeAttribute('aria-invalid'); document.getElementById(errs[k]).textContent = ''; }
         const body = { longUrl: ins.longUrl.value.trim(), redirectKind: ins.redirectKind.value };
         if (ins.expiresInSec.value !== '') body.expiresInSec = ins.expiresInSec.value;
+        // An empty password field keeps the password; the box removes it.
+        if (ins.password.value) body.password = ins.password.value;
+        else if (noPw && noPw.checked) body.password = '';
         save.disabled = true;
         say(msg, 'Saving…', 'busy');
         try {
@@ -275,7 +291,10 @@ function renderList(root) {
     h('div', { class: 'grid two tight' },
       field('Target', ins.longUrl, { errId: errs.longUrl }),
       field('Expires', ins.expiresInSec, { errId: errs.expiresInSec }),
-      field('Redirect', ins.redirectKind, { errId: errs.redirectKind })),
+      field('Redirect', ins.redirectKind, { errId: errs.redirectKind }),
+      h('div', null,
+        field('New password', ins.password, { hint: 'Leave empty to keep', errId: errs.password }),
+        noPw ? h('p', { class: 'row' }, noPw, h('label', { for: noPwId }, 'Remove the password')) : null)),
     h('div', { class: 'row' }, save, cancel, msg));
     const row = h('li', { class: 'edit-row', dataset: { code: su.code } }, form);
     li.after(row);
