@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -317,9 +318,15 @@ func browserShortener(t *testing.T, ws *webStack) {
 
 	// A person follows the short link and lands on the target; so does a
 	// headless browser, which the stats count apart as a bot.
+	// The person comes from a link on another site: the stats name the
+	// referrer (its origin, as Chromium's default referrer policy sends it)
+	// and the browser.
 	person := ws.user(t, "clicker")
 	person.humanUA()
-	person.do(chromedp.Navigate(short))
+	person.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.Navigate, page.NavigateParams{URL: short, Referrer: "http://news.example.com/post/1"})
+		return err
+	}))
 	person.waitJS(`document.title === 'Landing' && location.pathname === '/landing'`, "redirected to the target")
 	bot := ws.user(t, "headless-clicker")
 	bot.do(chromedp.Navigate(short))
@@ -342,6 +349,13 @@ func browserShortener(t *testing.T, ws *webStack) {
 	today := time.Now().UTC().Format("2006-01-02")
 	a.waitJS(fmt.Sprintf(`document.querySelector('#stats-chart g.bar[data-date=%q]').dataset.clicks === '2' && document.querySelector('#stats-chart rect.human') && document.querySelector('#stats-chart rect.bot')`, today), "today's bar drawn")
 	a.waitJS(`document.querySelectorAll('#stats-countries li').length === 1`, "country listed")
+	a.waitJS(`(document.querySelector('#stats-referrers li[data-value="news.example.com"]') || {dataset: {}}).dataset.human === '1'`, "referrer listed")
+	a.waitJS(`(document.querySelector('#stats-browsers li[data-value="Chrome"]') || {dataset: {}}).dataset.human === '1'`, "browser listed")
+	a.waitJS(`document.querySelector('#stats-devices li[data-value="desktop"]') && document.querySelector('#stats-devices li[data-value="bot"]')`, "device classes listed")
+	a.waitJS(`document.querySelector('#stats-os li[data-value="Linux"]')`, "operating system listed")
+	// Weeks: today's week holds both clicks in one bucket.
+	a.eval(`(() => { const g = document.querySelector('select[name=granularity]'); g.value = 'STATS_GRANULARITY_WEEK'; g.dispatchEvent(new Event('change')); })()`)
+	a.waitJS(`document.querySelector('#stats-chart svg').getAttribute('aria-label').startsWith('Clicks per week: 2 in ')`, "weekly chart")
 	a.waitJS(`document.querySelector('#stats-qr').naturalWidth >= 64`, "stats QR code")
 	a.waitJS(`document.querySelector('#click-count').textContent !== '0'`, "click count in details")
 	a.shot("stats")
@@ -377,13 +391,69 @@ func browserShortener(t *testing.T, ws *webStack) {
 	a.shot("stats-phone")
 	a.viewport(1280, 900, false)
 
-	// Delete asks twice; then the link is gone from the list and answers 410.
+	// The list counts people and bots apart and names the last click a
+	// person's: no "0 clicks" beside a recent bot visit.
 	a.route("#/links", "#link-list li")
-	del := fmt.Sprintf(`#link-list li[data-code=%q] button`, alias)
+	row := fmt.Sprintf(`#link-list li.link-row[data-code=%q]`, alias)
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q).textContent.includes('1 click · 1 bot') && document.querySelector(%q).textContent.includes('last click')`, row+" .clicks", row), "human and bot counts in the list")
+
+	// Edit from the list: a bad target is refused at the field, a good one
+	// and the redirect kind are saved in place.
+	a.click(row + " button.edit")
+	edit := fmt.Sprintf(`#link-list li.edit-row[data-code=%q]`, alias)
+	a.fill(edit+" input[name=longUrl]", "ftp://nope.example")
+	a.click(edit + " button.save")
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q).getAttribute('aria-invalid') === 'true'`, edit+" input[name=longUrl]"), "bad target refused at the field")
+	edited := long + "&edited=1"
+	a.fill(edit+" input[name=longUrl]", edited)
+	a.eval(fmt.Sprintf(`document.querySelector(%q).value = 'REDIRECT_KIND_MOVED_PERMANENTLY'`, edit+" select[name=redirectKind]"))
+	a.click(edit + " button.save")
+	a.waitJS(fmt.Sprintf(`!document.querySelector(%q) && document.querySelector(%q).title === %q && document.querySelector(%q)`, edit, row+" .target", edited, row+" .badge.kind"), "edit saved in the row")
+	if res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(short); err != nil || res.StatusCode != http.StatusMovedPermanently || res.Header.Get("Location") != edited {
+		t.Fatalf("after the edit the link answered %v, %v; want 301 to the new target", res, err)
+	}
+
+	// A password set from the list, then removed.
+	a.click(row + " button.edit")
+	a.fill(edit+" input[name=password]", "edit-pw-1")
+	a.click(edit + " button.save")
+	a.waitJS(fmt.Sprintf(`!document.querySelector(%q) && document.querySelector(%q)`, edit, row+" .badge.lock svg"), "password set from the list")
+	a.click(row + " button.edit")
+	a.click(edit + " input[name=removePassword]")
+	a.click(edit + " button.save")
+	a.waitJS(fmt.Sprintf(`!document.querySelector(%q) && !document.querySelector(%q)`, edit, row+" .badge.lock"), "password removed from the list")
+
+	// Per-row copy and QR code.
+	a.click(row + " button.copy")
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q).textContent === 'Copied'`, row+" .status"), "row copied")
+	a.click(row + " button.qr-toggle")
+	a.waitJS(fmt.Sprintf(`((img) => img && img.complete && img.naturalWidth >= 64)(document.querySelector(%q))`, row+" .row-qr img"), "row QR code shown")
+
+	// Past the first page: 25 more links (made through the page's own API
+	// module), then "Show more" brings the rest; a search narrows the list.
+	a.eval(`import(new URL('js/api.js', document.baseURI).href).then((m) => m.post('/api/v1/shorten:batch', {requests: Array.from({length: 25}, (_, i) => ({longUrl: 'https://example.com/bulk/' + i}))})).then(() => { window.__bulk = 'done'; }, (e) => { window.__bulk = String(e); })`)
+	a.waitJS(`window.__bulk`, "bulk links created")
+	if v := a.str(`window.__bulk`); v != "done" {
+		t.Fatalf("bulk create: %s", v)
+	}
+	a.reload()
+	a.waitJS(`document.querySelectorAll('#link-list li.link-row').length === 20 && document.querySelector('#links-more').offsetParent !== null`, "first page and Show more")
+	a.click("#links-more")
+	a.waitJS(fmt.Sprintf(`document.querySelectorAll('#link-list li.link-row').length === 26 && document.querySelector(%q) && document.querySelector('#links-more').offsetParent === null`, row), "second page appended")
+	a.fill("input[name=q]", "bulk/1")
+	a.waitJS(`[...document.querySelectorAll('#link-list li.link-row .target')].map((p) => p.title).sort().join() === ['https://example.com/bulk/1', 'https://example.com/bulk/10', 'https://example.com/bulk/11', 'https://example.com/bulk/12', 'https://example.com/bulk/13', 'https://example.com/bulk/14', 'https://example.com/bulk/15', 'https://example.com/bulk/16', 'https://example.com/bulk/17', 'https://example.com/bulk/18', 'https://example.com/bulk/19'].join()`, "search by target")
+	a.fill("input[name=q]", alias)
+	a.waitJS(fmt.Sprintf(`document.querySelectorAll('#link-list li.link-row').length === 1 && document.querySelector(%q) && document.querySelector('#links-more').offsetParent === null`, row), "search by code, nothing more to show")
+	a.shot("links-search")
+
+	// Delete asks twice; then the link is gone from the list and answers 410.
+	del := fmt.Sprintf(`#link-list li[data-code=%q] button.delete`, alias)
 	a.click(del)
 	a.waitJS(fmt.Sprintf(`document.querySelector(%q).textContent === 'Confirm delete'`, del), "delete armed")
 	a.click(del)
 	a.waitJS(fmt.Sprintf(`!document.querySelector('#link-list li[data-code=%q]')`, alias), "link deleted")
+	a.fill("input[name=q]", "")
+	a.waitJS(`document.querySelectorAll('#link-list li.link-row').length === 20`, "search cleared")
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if res, err := noRedirect.Get(short); err != nil || res.StatusCode != http.StatusGone {
 		t.Fatalf("deleted link answered %v, %v; want 410", res, err)

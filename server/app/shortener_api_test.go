@@ -70,6 +70,12 @@ type shortAPI interface {
 	// password when not empty.
 	follow(t *testing.T, code, password, ua string) shortFollowed
 	qr(t *testing.T, code string, size int32) (contentType string, png []byte, err error)
+	// followRef follows code as a visitor with a User-Agent and a Referer.
+	followRef(t *testing.T, code, ua, referer string) shortFollowed
+	// search lists the links whose code or target contains query.
+	search(t *testing.T, token, query string, size int32, page string) (*shortenerv1.ListShortUrlsResponse, error)
+	// statsBy is stats bucketed by granularity.
+	statsBy(t *testing.T, token, code string, g shortenerv1.StatsGranularity) (*shortenerv1.GetStatsResponse, error)
 }
 
 func shortClients(p *platform) []shortAPI {
@@ -168,6 +174,28 @@ func (g *shortGRPC) follow(t *testing.T, code, password, ua string) shortFollowe
 		f.cache = v[0]
 	}
 	return f
+}
+
+func (g *shortGRPC) followRef(t *testing.T, code, ua, referer string) shortFollowed {
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-http-referer", referer)
+	var hdr metadata.MD
+	_, err := g.clientAs(t, ua).FollowShortUrl(ctx, &shortenerv1.FollowShortUrlRequest{Code: code}, grpc.Header(&hdr))
+	if err != nil {
+		return shortFollowed{status: shortHTTPStatus(err), err: err}
+	}
+	f := shortFollowed{status: http.StatusOK}
+	if v := hdr.Get("x-http-code"); len(v) == 1 {
+		f.status, _ = strconv.Atoi(v[0])
+	}
+	return f
+}
+
+func (g *shortGRPC) search(t *testing.T, token, query string, size int32, page string) (*shortenerv1.ListShortUrlsResponse, error) {
+	return g.client().ListShortUrls(g.ctx(token), &shortenerv1.ListShortUrlsRequest{PageSize: size, PageToken: page, Query: query})
+}
+
+func (g *shortGRPC) statsBy(t *testing.T, token, code string, gr shortenerv1.StatsGranularity) (*shortenerv1.GetStatsResponse, error) {
+	return g.client().GetStats(g.ctx(token), &shortenerv1.GetStatsRequest{Code: code, Granularity: gr})
 }
 
 func (g *shortGRPC) qr(t *testing.T, code string, size int32) (string, []byte, error) {
@@ -350,6 +378,23 @@ func (r shortREST) followWith(t *testing.T, c *http.Client, code, password strin
 		f.err = shortStatusFromREST(t, res, b)
 	}
 	return f
+}
+
+func (r shortREST) followRef(t *testing.T, code, ua, referer string) shortFollowed {
+	return r.followWith(t, shortNoRedirects, code, "", "User-Agent", ua, "Referer", referer)
+}
+
+func (r shortREST) search(t *testing.T, token, query string, size int32, page string) (*shortenerv1.ListShortUrlsResponse, error) {
+	out := &shortenerv1.ListShortUrlsResponse{}
+	q := url.Values{"pageSize": {strconv.Itoa(int(size))}, "pageToken": {page}, "query": {query}}
+	_, err := r.call(t, "GET", "/api/v1/urls?"+q.Encode(), token, nil, out)
+	return out, err
+}
+
+func (r shortREST) statsBy(t *testing.T, token, code string, g shortenerv1.StatsGranularity) (*shortenerv1.GetStatsResponse, error) {
+	out := &shortenerv1.GetStatsResponse{}
+	_, err := r.call(t, "GET", "/api/v1/stats/"+url.PathEscape(code)+"?granularity="+g.String(), token, nil, out)
+	return out, err
 }
 
 func (r shortREST) qr(t *testing.T, code string, size int32) (string, []byte, error) {

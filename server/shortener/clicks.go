@@ -10,6 +10,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/mileusna/useragent"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/x-way/crawlerdetect"
@@ -230,31 +231,67 @@ var previewAgents = []string{
 	"google-pagerenderer", "googleother", "applebot", "bitlybot", "mattermost", "zulip",
 }
 
-type classifier struct{ seen *lru.Cache[string, string] }
+// Browser, OS and device class come from github.com/mileusna/useragent:
+// pure Go with no dependencies and no pattern files to ship or keep up to
+// date, maintained, and fast enough for the flusher (uap-go, the other
+// candidate, compiles hundreds of regexps from a YAML file and costs far
+// more per agent). Results are cached per agent string with the class.
+
+// agentInfo is what a User-Agent tells about a click.
+type agentInfo struct{ class, browser, os, device string }
+
+// maxAgentField bounds a parsed name: an unknown agent's "browser" is
+// whatever its first token is.
+const maxAgentField = 64
+
+type classifier struct{ seen *lru.Cache[string, agentInfo] }
 
 func newClassifier() *classifier {
-	c, _ := lru.New[string, string](8192)
+	c, _ := lru.New[string, agentInfo](8192)
 	return &classifier{seen: c}
 }
 
-func (c *classifier) classify(ua string) string {
+func (c *classifier) classify(ua string) string { return c.describe(ua).class }
+
+func (c *classifier) describe(ua string) agentInfo {
 	ua = strings.TrimSpace(ua)
 	if ua == "" {
-		return AgentBot
+		return agentInfo{class: AgentBot, device: DeviceBot}
 	}
 	if v, ok := c.seen.Get(ua); ok {
 		return v
 	}
-	v := AgentHuman
+	// gRPC libraries append their own token ("... grpc-go/1.70.0") to the
+	// application's User-Agent; the parser would take it for the browser.
+	if i := strings.LastIndexByte(ua, ' '); i > 0 && strings.HasPrefix(ua[i+1:], "grpc-") {
+		v := c.describe(ua[:i])
+		c.seen.Add(ua, v)
+		return v
+	}
+	v := agentInfo{class: AgentHuman}
 	lower := strings.ToLower(ua)
 	for _, p := range previewAgents {
 		if strings.Contains(lower, p) {
-			v = AgentPreview
+			v.class = AgentPreview
 			break
 		}
 	}
-	if v == AgentHuman && crawlerdetect.IsCrawler(ua) {
-		v = AgentBot
+	if v.class == AgentHuman && crawlerdetect.IsCrawler(ua) {
+		v.class = AgentBot
+	}
+	p := useragent.Parse(ua)
+	v.browser, v.os = cut(strings.TrimSpace(p.Name), maxAgentField), cut(strings.TrimSpace(p.OS), maxAgentField)
+	switch {
+	case v.class != AgentHuman || p.Bot:
+		v.device = DeviceBot
+	case p.Tablet:
+		v.device = DeviceTablet
+	case p.Mobile:
+		v.device = DeviceMobile
+	case p.Desktop:
+		v.device = DeviceDesktop
+	default:
+		v.device = DeviceUnknown
 	}
 	c.seen.Add(ua, v)
 	return v

@@ -196,3 +196,22 @@ func TestNormCountryAndReferer(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	c := newClassifier()
+	for ua, want := range map[string]agentInfo{
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36":                                   {AgentHuman, "Chrome", "Linux", DeviceDesktop},
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 grpc-go/1.70.0":                    {AgentHuman, "Chrome", "Linux", DeviceDesktop},
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1": {AgentHuman, "Safari", "iOS", DeviceMobile},
+		"Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1":          {AgentHuman, "Safari", "iOS", DeviceTablet},
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0":                                                        {AgentHuman, "Firefox", "Windows", DeviceDesktop},
+		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)":                                                                {AgentBot, "Googlebot", "", DeviceBot},
+		"": {AgentBot, "", "", DeviceBot},
+	} {
+		for range 2 {
+			if got := c.describe(ua); got != want {
+				t.Errorf("describe(%q) = %+v, want %+v", ua, got, want)
+			}
+		}
+	}
+}

@@ -15,7 +15,7 @@ func (s *Service) ForgetUser(ctx context.Context, userID string) error {
 	for {
 		// Deleted links leave the listing, so the first page is always
 		// the next one.
-		links, err := s.store.ListLinks(ctx, userID, nil, 100)
+		links, err := s.store.ListLinks(ctx, userID, "", nil, 100)
 		if err != nil || len(links) == 0 {
 			return err
 		}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -60,7 +63,12 @@ func (s *Service) ListShortUrls(ctx context.Context, req *shortenerv1.ListShortU
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.store.ListLinks(ctx, p.UserID, after, size+1)
+	q := strings.TrimSpace(req.GetQuery())
+	// Control characters match nothing stored, and PostgreSQL refuses NUL.
+	if len(q) > maxQueryBytes || !utf8.ValidString(q) || strings.ContainsFunc(q, unicode.IsControl) {
+		return nil, apierr.InvalidArgument("query", fmt.Sprintf("must be printable UTF-8 text of at most %d bytes", maxQueryBytes))
+	}
+	rows, err := s.store.ListLinks(ctx, p.UserID, q, after, size+1)
 	if err != nil {
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
@@ -71,6 +79,9 @@ func (s *Service) ListShortUrls(ctx context.Context, req *shortenerv1.ListShortU
 	}
 	return resp, nil
 }
+
+// maxQueryBytes bounds a list search.
+const maxQueryBytes = 200
 
 // UpdateShortUrl implements ShortenerService.
 func (s *Service) UpdateShortUrl(ctx context.Context, req *shortenerv1.UpdateShortUrlRequest) (*shortenerv1.UpdateShortUrlResponse, error) {
@@ -94,6 +105,17 @@ func (s *Service) UpdateShortUrl(ctx context.Context, req *shortenerv1.UpdateSho
 	if req.Password != nil {
 		p := passwordProblem(req.GetPassword())
 		v.Check(p == "", "password", p)
+	}
+	switch req.GetRedirectKind() {
+	case shortenerv1.RedirectKind_REDIRECT_KIND_UNSPECIFIED:
+	case shortenerv1.RedirectKind_REDIRECT_KIND_FOUND:
+		k := http.StatusFound
+		u.Kind = &k
+	case shortenerv1.RedirectKind_REDIRECT_KIND_MOVED_PERMANENTLY:
+		k := http.StatusMovedPermanently
+		u.Kind = &k
+	default:
+		v.Check(false, "redirect_kind", "must be REDIRECT_KIND_FOUND or REDIRECT_KIND_MOVED_PERMANENTLY")
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
@@ -142,6 +164,7 @@ func (s *Service) toProto(l Link) *shortenerv1.ShortUrl {
 		Code: l.Code, ShortUrl: s.shortURL(l.Code), LongUrl: l.Target, OwnerUserId: l.OwnerID,
 		RedirectKind:      shortenerv1.RedirectKind_REDIRECT_KIND_FOUND,
 		PasswordProtected: l.PasswordHash != "", CreateTime: timestamppb.New(l.CreatedAt), ClickCount: l.Clicks,
+		BotClickCount: l.BotClicks,
 	}
 	if l.Kind == http.StatusMovedPermanently {
 		out.RedirectKind = shortenerv1.RedirectKind_REDIRECT_KIND_MOVED_PERMANENTLY
@@ -151,6 +174,9 @@ func (s *Service) toProto(l Link) *shortenerv1.ShortUrl {
 	}
 	if !l.LastAccessAt.IsZero() {
 		out.LastAccessTime = timestamppb.New(l.LastAccessAt)
+	}
+	if !l.LastHumanAt.IsZero() {
+		out.LastHumanAccessTime = timestamppb.New(l.LastHumanAt)
 	}
 	return out
 }

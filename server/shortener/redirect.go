@@ -110,7 +110,8 @@ func (s *Service) clickOf(ctx context.Context, code string, now time.Time) rawCl
 
 // enrich runs in the flusher: the costly parts of a click.
 func (s *Service) enrich(r rawClick) Click {
-	c := Click{Code: r.code, At: r.at, Agent: s.agents.classify(r.agent), Referer: refererHost(r.referer)}
+	a := s.agents.describe(r.agent)
+	c := Click{Code: r.code, At: r.at, Agent: a.class, Referer: refererHost(r.referer), Browser: a.browser, OS: a.os, Device: a.device}
 	c.Country = normCountry(r.country)
 	if c.Country == "" && s.geo != nil && r.addr.IsValid() {
 		c.Country = normCountry(s.geo.country(r.addr))

@@ -19,7 +19,9 @@ type Link struct {
 	PasswordHash string    // argon2id PHC string; empty: no password
 	Kind         int       // 301 or 302
 	Clicks       int64     // human clicks flushed so far
+	BotClicks    int64     // bot and preview clicks flushed so far
 	LastAccessAt time.Time // last click of anyone flushed so far; zero: never
+	LastHumanAt  time.Time // last human click flushed so far; zero: never
 	DeletedAt    time.Time // zero: live
 }
 
@@ -28,6 +30,7 @@ type LinkUpdate struct {
 	Target       *string
 	ExpiresAt    *time.Time // pointer to zero: no expiry
 	PasswordHash *string    // pointer to "": no password
+	Kind         *int       // 301 or 302
 }
 
 // Cursor positions a listing after a link (newest first order).
@@ -50,6 +53,47 @@ type Click struct {
 	Country string // ISO 3166-1 alpha-2, or ZZ
 	Referer string // host of the Referer, "" when none
 	Agent   string // AgentHuman, AgentBot or AgentPreview
+	Browser string // browser family ("Chrome"), or the bot's name; "" unknown
+	OS      string // operating system ("Android"); "" unknown
+	Device  string // DeviceDesktop, DeviceMobile, ...
+}
+
+// Device classes of a click.
+const (
+	DeviceDesktop = "desktop"
+	DeviceMobile  = "mobile"
+	DeviceTablet  = "tablet"
+	DeviceBot     = "bot"
+	DeviceUnknown = "unknown"
+)
+
+// Dimensions a click is also counted by, apart from day and country.
+const (
+	DimReferrer = "referrer"
+	DimBrowser  = "browser"
+	DimOS       = "os"
+	DimDevice   = "device"
+)
+
+// Dims is the click's value of each dimension, in a fixed order.
+func (c Click) Dims() [4][2]string {
+	return [4][2]string{{DimReferrer, c.Referer}, {DimBrowser, c.Browser}, {DimOS, c.OS}, {DimDevice, c.Device}}
+}
+
+// DimCount is the clicks of one code on one day with one value of a
+// dimension, by humans or by bots.
+type DimCount struct {
+	Date   time.Time // midnight UTC
+	Dim    string    // DimReferrer, DimBrowser, DimOS or DimDevice
+	Value  string
+	Bot    bool
+	Clicks int64
+}
+
+// CodeDimCount is a DimCount of one code.
+type CodeDimCount struct {
+	Code string
+	DimCount
 }
 
 // Bot reports whether the click is counted apart from human clicks.
@@ -83,8 +127,10 @@ type Store interface {
 	// GetLink returns a link whatever its state (storage.ErrNotFound if unknown).
 	GetLink(ctx context.Context, code string) (Link, error)
 	// ListLinks returns up to limit live links of owner ordered by
-	// (CreatedAt, Code) descending, strictly after the cursor when one is given.
-	ListLinks(ctx context.Context, ownerID string, after *Cursor, limit int) ([]Link, error)
+	// (CreatedAt, Code) descending, strictly after the cursor when one is
+	// given; with a non-empty query, only those whose code or target contains
+	// it, ignoring case.
+	ListLinks(ctx context.Context, ownerID, query string, after *Cursor, limit int) ([]Link, error)
 	// UpdateLink applies u to a live link and returns it (storage.ErrNotFound,
 	// ErrDeleted).
 	UpdateLink(ctx context.Context, code string, u LinkUpdate) (Link, error)
@@ -92,12 +138,16 @@ type Store interface {
 	// (storage.ErrNotFound, ErrDeleted).
 	DeleteLink(ctx context.Context, code string, at time.Time) error
 	// RecordClicks stores a batch of clicks served in region, all or nothing:
-	// the day/country aggregates, and each link's human click count and last
-	// access time.
+	// the day/country and day/dimension aggregates, and each link's human
+	// and bot click counts and last access times.
 	RecordClicks(ctx context.Context, region string, clicks []Click) error
 	// ClickStats returns code's aggregates for the days from..to (inclusive,
 	// midnight UTC), summed over regions, in any order.
 	ClickStats(ctx context.Context, code string, from, to time.Time) ([]DayCount, error)
+	// ClickDims returns code's per-dimension aggregates for the days from..to
+	// (inclusive, midnight UTC), summed over regions and days, in any order
+	// (Date is zero).
+	ClickDims(ctx context.Context, code string, from, to time.Time) ([]DimCount, error)
 }
 
 // CodeDayCount is a DayCount of one code.
@@ -110,7 +160,36 @@ type CodeDayCount struct {
 type LinkActivity struct {
 	Code        string
 	HumanClicks int64
+	BotClicks   int64
 	LastAccess  time.Time
+	LastHuman   time.Time // zero: no human click in the batch
+}
+
+// RollupDims sums a batch of clicks per (code, day, dimension, value, bot),
+// sorted by key like Rollup.
+func RollupDims(clicks []Click) []CodeDimCount {
+	type dimKey struct {
+		code       string
+		day        int64
+		dim, value string
+		bot        bool
+	}
+	counts := map[dimKey]int64{}
+	for _, c := range clicks {
+		at := c.At.UTC()
+		day := time.Date(at.Year(), at.Month(), at.Day(), 0, 0, 0, 0, time.UTC).Unix()
+		for _, d := range c.Dims() {
+			counts[dimKey{c.Code, day, d[0], d[1], c.Bot()}]++
+		}
+	}
+	out := make([]CodeDimCount, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, CodeDimCount{k.code, DimCount{Date: time.Unix(k.day, 0).UTC(), Dim: k.dim, Value: k.value, Bot: k.bot, Clicks: n}})
+	}
+	slices.SortFunc(out, func(a, b CodeDimCount) int {
+		return cmp.Or(cmp.Compare(a.Code, b.Code), a.Date.Compare(b.Date), cmp.Compare(a.Dim, b.Dim), cmp.Compare(a.Value, b.Value), cmpBool(a.Bot, b.Bot))
+	})
+	return out
 }
 
 // Rollup sums a batch of clicks per (code, day, country, bot) and per code,
@@ -136,6 +215,11 @@ func Rollup(clicks []Click) ([]CodeDayCount, []LinkActivity) {
 		}
 		if !c.Bot() {
 			l.HumanClicks++
+			if at.After(l.LastHuman) {
+				l.LastHuman = at
+			}
+		} else {
+			l.BotClicks++
 		}
 		if at.After(l.LastAccess) {
 			l.LastAccess = at

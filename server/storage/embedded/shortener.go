@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,10 +23,11 @@ var (
 	bShortByOwner = []byte("short_links_by_owner") // owner \x00 created(8) code -> nil; live links only
 	bShortMeta    = []byte("short_meta")           // "key" -> code key; "next_id" -> uint64
 	bShortDaily   = []byte("short_daily")          // code \x00 YYYY-MM-DD \x00 country \x00 bot -> uint64
+	bShortDims    = []byte("short_dims")           // code \x00 YYYY-MM-DD \x00 dim \x00 value \x00 bot -> uint64
 )
 
 func init() {
-	allBuckets = append(allBuckets, bShortLinks, bShortByOwner, bShortMeta, bShortDaily)
+	allBuckets = append(allBuckets, bShortLinks, bShortByOwner, bShortMeta, bShortDaily, bShortDims)
 }
 
 var (
@@ -97,8 +99,9 @@ func (s *Store) GetLink(ctx context.Context, code string) (l shortener.Link, err
 }
 
 // ListLinks implements shortener.Store.
-func (s *Store) ListLinks(ctx context.Context, ownerID string, after *shortener.Cursor, limit int) (out []shortener.Link, err error) {
+func (s *Store) ListLinks(ctx context.Context, ownerID, query string, after *shortener.Cursor, limit int) (out []shortener.Link, err error) {
 	prefix := append([]byte(ownerID), 0)
+	query = strings.ToLower(query)
 	err = s.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bShortByOwner).Cursor()
 		var k []byte
@@ -118,6 +121,9 @@ func (s *Store) ListLinks(ctx context.Context, ownerID string, after *shortener.
 			l, err := get[shortener.Link](tx, bShortLinks, k[len(prefix)+8:])
 			if err != nil {
 				return err
+			}
+			if query != "" && !strings.Contains(strings.ToLower(l.Code), query) && !strings.Contains(strings.ToLower(l.Target), query) {
+				continue
 			}
 			out = append(out, l)
 		}
@@ -143,6 +149,9 @@ func (s *Store) UpdateLink(ctx context.Context, code string, u shortener.LinkUpd
 		}
 		if u.PasswordHash != nil {
 			l.PasswordHash = *u.PasswordHash
+		}
+		if u.Kind != nil {
+			l.Kind = *u.Kind
 		}
 		return put(tx, bShortLinks, []byte(code), l)
 	})
@@ -185,7 +194,19 @@ func shortDailyKey(code string, day time.Time, country string, bot bool) []byte 
 // serves one region.
 func (s *Store) RecordClicks(ctx context.Context, region string, clicks []shortener.Click) error {
 	days, links := shortener.Rollup(clicks)
+	dims := shortener.RollupDims(clicks)
 	return s.update(ctx, func(tx *bolt.Tx) error {
+		db := tx.Bucket(bShortDims)
+		for _, d := range dims {
+			k := shortDimKey(d.Code, d.Date, d.Dim, d.Value, d.Bot)
+			var n uint64
+			if v := db.Get(k); v != nil {
+				n = binary.BigEndian.Uint64(v)
+			}
+			if err := db.Put(k, binary.BigEndian.AppendUint64(nil, n+uint64(d.Clicks))); err != nil {
+				return err
+			}
+		}
 		b := tx.Bucket(bShortDaily)
 		for _, d := range days {
 			k := shortDailyKey(d.Code, d.Date, d.Country, d.Bot)
@@ -206,8 +227,12 @@ func (s *Store) RecordClicks(ctx context.Context, region string, clicks []shorte
 				return err
 			}
 			l.Clicks += a.HumanClicks
+			l.BotClicks += a.BotClicks
 			if a.LastAccess.After(l.LastAccessAt) {
 				l.LastAccessAt = a.LastAccess
+			}
+			if a.LastHuman.After(l.LastHumanAt) {
+				l.LastHumanAt = a.LastHuman
 			}
 			if err := put(tx, bShortLinks, []byte(a.Code), l); err != nil {
 				return err
@@ -241,5 +266,57 @@ func (s *Store) ClickStats(ctx context.Context, code string, from, to time.Time)
 		}
 		return nil
 	})
+	return out, err
+}
+
+func shortDimKey(code string, day time.Time, dim, value string, bot bool) []byte {
+	k := make([]byte, 0, len(code)+len(dim)+len(value)+16)
+	k = append(k, code...)
+	k = append(k, 0)
+	k = append(k, day.UTC().Format(time.DateOnly)...)
+	k = append(k, 0)
+	k = append(k, dim...)
+	k = append(k, 0)
+	k = append(k, value...)
+	k = append(k, 0)
+	if bot {
+		return append(k, 1)
+	}
+	return append(k, 0)
+}
+
+// ClickDims implements shortener.Store. A key is parsed from both ends, so
+// a value holding a NUL byte cannot shift the fields.
+func (s *Store) ClickDims(ctx context.Context, code string, from, to time.Time) (out []shortener.DimCount, err error) {
+	prefix := append([]byte(code), 0)
+	start := append(bytes.Clone(prefix), from.UTC().Format(time.DateOnly)...)
+	last := to.UTC().Format(time.DateOnly)
+	type key struct {
+		dim, value string
+		bot        bool
+	}
+	sums := map[key]int64{}
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bShortDims).Cursor()
+		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			rest := k[len(prefix):]
+			if len(rest) < len(time.DateOnly)+5 || rest[len(time.DateOnly)] != 0 || rest[len(rest)-2] != 0 {
+				continue
+			}
+			if string(rest[:len(time.DateOnly)]) > last {
+				break
+			}
+			dimValue := rest[len(time.DateOnly)+1 : len(rest)-2]
+			i := bytes.IndexByte(dimValue, 0)
+			if i < 0 {
+				continue
+			}
+			sums[key{string(dimValue[:i]), string(dimValue[i+1:]), rest[len(rest)-1] == 1}] += int64(binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
+	for k, n := range sums {
+		out = append(out, shortener.DimCount{Dim: k.dim, Value: k.value, Bot: k.bot, Clicks: n})
+	}
 	return out, err
 }

@@ -144,7 +144,7 @@ func TestMigrateConcurrent(t *testing.T) {
 		t.Fatalf("leases left behind: %d, %v", leases, err)
 	}
 	for _, table := range []string{"users", "sessions", "favorites", "idempotency_keys", "shares", "short_links",
-		"click_events", "click_daily", "elections", "candidates", "votes", "vote_counters", "vote_audit",
+		"click_events", "click_daily", "click_dims", "elections", "candidates", "votes", "vote_counters", "vote_audit",
 		"canvas_placements", "canvas_bans"} {
 		var exists bool
 		if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil || !exists {

@@ -28,13 +28,14 @@ var (
 	// uniqueness checks stay local:
 	//   votes, vote_counters, vote_audit: the election's home region, so an
 	//     election's votes, counters and audit rows commit in one region;
-	//   click_events, click_daily: the region that served the click.
+	//   click_events, click_daily, click_dims: the region that served the click.
 	regionColumnTables = []struct{ table, column string }{
 		{"votes", "home_region"},
 		{"vote_counters", "home_region"},
 		{"vote_audit", "home_region"},
 		{"click_events", "region"},
 		{"click_daily", "region"},
+		{"click_dims", "region"},
 	}
 
 	// canvas_placements stays in the primary region (REGIONAL BY TABLE): the

@@ -27,6 +27,8 @@ var wantLocalities = []string{
 	`ALTER TABLE click_events SET LOCALITY REGIONAL BY ROW AS crdb_region`,
 	`ALTER TABLE click_daily ADD COLUMN IF NOT EXISTS crdb_region crdb_internal_region NOT VISIBLE NOT NULL AS (region::crdb_internal_region) STORED`,
 	`ALTER TABLE click_daily SET LOCALITY REGIONAL BY ROW AS crdb_region`,
+	`ALTER TABLE click_dims ADD COLUMN IF NOT EXISTS crdb_region crdb_internal_region NOT VISIBLE NOT NULL AS (region::crdb_internal_region) STORED`,
+	`ALTER TABLE click_dims SET LOCALITY REGIONAL BY ROW AS crdb_region`,
 	`ALTER TABLE canvas_placements SET LOCALITY REGIONAL BY TABLE IN PRIMARY REGION`,
 }
 
@@ -77,7 +79,7 @@ func TestEveryTableHasALocality(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, table := range []string{"users", "sessions", "favorites", "idempotency_keys", "shares", "short_links",
-		"click_events", "click_daily", "elections", "candidates", "votes", "vote_counters", "vote_audit",
+		"click_events", "click_daily", "click_dims", "elections", "candidates", "votes", "vote_counters", "vote_audit",
 		"canvas_placements", "canvas_bans"} {
 		if !slices.ContainsFunc(stmts, func(s string) bool { return strings.HasPrefix(s, "ALTER TABLE "+table+" SET LOCALITY ") }) {
 			t.Errorf("no locality for %s", table)

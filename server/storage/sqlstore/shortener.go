@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -113,19 +114,19 @@ func (s *Store) CreateLinks(ctx context.Context, links []shortener.Link) (create
 }
 
 const shortLinkColumns = `code, COALESCE(owner_id::TEXT, ''), target, custom, created_at, expires_at, COALESCE(password_hash, ''),
-	redirect_kind, click_count, last_access_at, deleted_at`
+	redirect_kind, click_count, last_access_at, deleted_at, bot_click_count, last_human_access_at`
 
 func scanShortLink(row pgx.Row) (shortener.Link, error) {
 	var l shortener.Link
 	var kind int16
-	var expires, last, deleted *time.Time
+	var expires, last, deleted, lastHuman *time.Time
 	if err := row.Scan(&l.Code, &l.OwnerID, &l.Target, &l.Custom, &l.CreatedAt, &expires, &l.PasswordHash,
-		&kind, &l.Clicks, &last, &deleted); err != nil {
+		&kind, &l.Clicks, &last, &deleted, &l.BotClicks, &lastHuman); err != nil {
 		return shortener.Link{}, err
 	}
 	l.Kind = int(kind)
 	l.CreatedAt = l.CreatedAt.UTC()
-	l.ExpiresAt, l.LastAccessAt, l.DeletedAt = timeOf(expires), timeOf(last), timeOf(deleted)
+	l.ExpiresAt, l.LastAccessAt, l.DeletedAt, l.LastHumanAt = timeOf(expires), timeOf(last), timeOf(deleted), timeOf(lastHuman)
 	return l, nil
 }
 
@@ -139,15 +140,23 @@ func (s *Store) GetLink(ctx context.Context, code string) (l shortener.Link, err
 }
 
 // ListLinks implements shortener.Store: a keyset page over the owner index.
-func (s *Store) ListLinks(ctx context.Context, ownerID string, after *shortener.Cursor, limit int) (out []shortener.Link, err error) {
+// A search filters the owner's rows as the index yields them (strpos, not
+// LIKE, so the text needs no escaping); one owner's links are few enough
+// for that.
+func (s *Store) ListLinks(ctx context.Context, ownerID, search string, after *shortener.Cursor, limit int) (out []shortener.Link, err error) {
 	if !isUUID(ownerID) || limit <= 0 {
 		return nil, nil
 	}
 	query := `SELECT ` + shortLinkColumns + ` FROM short_links WHERE owner_id = $1 AND deleted_at IS NULL`
 	args := []any{ownerID, limit}
+	if search != "" {
+		args = append(args, strings.ToLower(search))
+		n := fmt.Sprint(len(args))
+		query += ` AND (strpos(lower(code), $` + n + `::TEXT) > 0 OR strpos(lower(target), $` + n + `::TEXT) > 0)`
+	}
 	if after != nil {
-		query += ` AND (created_at, code) < ($3::TIMESTAMPTZ, $4::TEXT)`
 		args = append(args, after.CreatedAt, after.Code)
+		query += fmt.Sprintf(` AND (created_at, code) < ($%d::TIMESTAMPTZ, $%d::TEXT)`, len(args)-1, len(args))
 	}
 	query += ` ORDER BY created_at DESC, code DESC LIMIT $2`
 	err = s.do(ctx, func() error {
@@ -186,15 +195,20 @@ func (s *Store) UpdateLink(ctx context.Context, code string, u shortener.LinkUpd
 	if u.PasswordHash != nil && *u.PasswordHash != "" {
 		hash = u.PasswordHash
 	}
+	var kind int16
+	if u.Kind != nil {
+		kind = int16(*u.Kind)
+	}
 	err = s.do(ctx, func() (err error) {
 		l, err = scanShortLink(s.pool.QueryRow(ctx, `
 			UPDATE short_links SET
 				target = CASE WHEN $2 THEN $3 ELSE target END,
 				expires_at = CASE WHEN $4 THEN $5 ELSE expires_at END,
-				password_hash = CASE WHEN $6 THEN $7 ELSE password_hash END
+				password_hash = CASE WHEN $6 THEN $7 ELSE password_hash END,
+				redirect_kind = CASE WHEN $8 THEN $9::INT2 ELSE redirect_kind END
 			WHERE code = $1 AND deleted_at IS NULL
 			RETURNING `+shortLinkColumns,
-			code, u.Target != nil, shortDeref(u.Target), u.ExpiresAt != nil, expires, u.PasswordHash != nil, hash))
+			code, u.Target != nil, shortDeref(u.Target), u.ExpiresAt != nil, expires, u.PasswordHash != nil, hash, u.Kind != nil, kind))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -255,8 +269,19 @@ func (s *Store) RecordClicks(ctx context.Context, region string, clicks []shorte
 		dCodes[i], dDates[i], dCountries[i], dBots[i], dClicks[i] = d.Code, d.Date, d.Country, d.Bot, d.Clicks
 	}
 	lCodes, lClicks, lLast := make([]string, len(links)), make([]int64, len(links)), make([]time.Time, len(links))
+	lBots, lHuman := make([]int64, len(links)), make([]*time.Time, len(links))
 	for i, l := range links {
-		lCodes[i], lClicks[i], lLast[i] = l.Code, l.HumanClicks, l.LastAccess
+		lCodes[i], lClicks[i], lLast[i], lBots[i] = l.Code, l.HumanClicks, l.LastAccess, l.BotClicks
+		if !l.LastHuman.IsZero() {
+			h := l.LastHuman
+			lHuman[i] = &h
+		}
+	}
+	dims := shortener.RollupDims(clicks)
+	mCodes, mDates, mDims, mValues := make([]string, len(dims)), make([]time.Time, len(dims)), make([]string, len(dims)), make([]string, len(dims))
+	mBots, mClicks := make([]bool, len(dims)), make([]int64, len(dims))
+	for i, d := range dims {
+		mCodes[i], mDates[i], mDims[i], mValues[i], mBots[i], mClicks[i] = d.Code, d.Date, d.Dim, d.Value, d.Bot, d.Clicks
 	}
 	return mapErr(s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
@@ -275,13 +300,25 @@ func (s *Store) RecordClicks(ctx context.Context, region string, clicks []shorte
 			region, dCodes, dDates, dCountries, dBots, dClicks); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO click_dims (code, click_date, dim, value, bot, region, clicks)
+			SELECT t.code, t.day, t.dim, t.value, t.bot, $1, t.clicks
+			FROM unnest($2::TEXT[], $3::DATE[], $4::TEXT[], $5::TEXT[], $6::BOOL[], $7::INT8[]) AS t (code, day, dim, value, bot, clicks)
+			ON CONFLICT (code, click_date, dim, value, bot, region) DO UPDATE SET clicks = click_dims.clicks + excluded.clicks`,
+			region, mCodes, mDates, mDims, mValues, mBots, mClicks); err != nil {
+			return err
+		}
+		// A batch without human clicks (NULL) leaves last_human_access_at as
+		// it was; the COALESCEs spell that out on both engines.
 		_, err := tx.Exec(ctx, `
 			UPDATE short_links AS l SET
 				click_count = l.click_count + t.clicks,
-				last_access_at = GREATEST(COALESCE(l.last_access_at, t.last), t.last)
-			FROM unnest($1::TEXT[], $2::INT8[], $3::TIMESTAMPTZ[]) AS t (code, clicks, last)
+				bot_click_count = l.bot_click_count + t.bots,
+				last_access_at = GREATEST(COALESCE(l.last_access_at, t.last), t.last),
+				last_human_access_at = GREATEST(COALESCE(l.last_human_access_at, t.human), COALESCE(t.human, l.last_human_access_at))
+			FROM unnest($1::TEXT[], $2::INT8[], $3::TIMESTAMPTZ[], $4::INT8[], $5::TIMESTAMPTZ[]) AS t (code, clicks, last, bots, human)
 			WHERE l.code = t.code`,
-			lCodes, lClicks, lLast)
+			lCodes, lClicks, lLast, lBots, lHuman)
 		return err
 	}))
 }
@@ -301,6 +338,27 @@ func (s *Store) ClickStats(ctx context.Context, code string, from, to time.Time)
 			var d shortener.DayCount
 			err := r.Scan(&d.Date, &d.Country, &d.Bot, &d.Clicks)
 			d.Date = time.Date(d.Date.Year(), d.Date.Month(), d.Date.Day(), 0, 0, 0, 0, time.UTC)
+			return d, err
+		})
+		return err
+	})
+	return out, mapErr(err)
+}
+
+// ClickDims implements shortener.Store.
+func (s *Store) ClickDims(ctx context.Context, code string, from, to time.Time) (out []shortener.DimCount, err error) {
+	err = s.do(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `
+			SELECT dim, value, bot, sum(clicks)::INT8 FROM click_dims
+			WHERE code = $1 AND click_date BETWEEN $2::DATE AND $3::DATE
+			GROUP BY dim, value, bot`,
+			code, shortDay(from), shortDay(to))
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (shortener.DimCount, error) {
+			var d shortener.DimCount
+			err := r.Scan(&d.Dim, &d.Value, &d.Bot, &d.Clicks)
 			return d, err
 		})
 		return err

@@ -158,7 +158,7 @@ func testListLinks(t *testing.T, s shortener.Store) {
 	var got []string
 	var after *shortener.Cursor
 	for page := 0; ; page++ {
-		rows, err := s.ListLinks(ctx, owner, after, 2)
+		rows, err := s.ListLinks(ctx, owner, "", after, 2)
 		must(t, err)
 		for _, l := range rows {
 			got = append(got, l.Code)
@@ -176,8 +176,46 @@ func testListLinks(t *testing.T, s shortener.Store) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("pages = %v, want %v (newest first, deleted and others' links left out)", got, want)
 	}
-	if rows, err := s.ListLinks(ctx, uuid.NewString(), nil, 10); err != nil || len(rows) != 0 {
+	if rows, err := s.ListLinks(ctx, uuid.NewString(), "", nil, 10); err != nil || len(rows) != 0 {
 		t.Fatalf("a user without links: %v, %v", rows, err)
+	}
+	// A search matches the code or the target, ignoring case, and pages too.
+	for i := range links[:7] {
+		if i%2 == 0 {
+			links[i].Target = "https://Docs.example/" + links[i].Code
+		}
+	}
+	owner2 := uuid.NewString()
+	var searchLinks []shortener.Link
+	for i, l := range links[:7] {
+		l.Code = fmt.Sprintf("srch%03d", i)
+		l.OwnerID = owner2
+		if i == 5 {
+			l.Code = "DOCSx05" // matched by its code alone; shares srch004's time and sorts below it
+		}
+		searchLinks = append(searchLinks, l)
+	}
+	_, err = s.CreateLinks(ctx, searchLinks)
+	must(t, err)
+	got = nil
+	after = nil
+	for range 10 {
+		rows, err := s.ListLinks(ctx, owner2, "docs", after, 2)
+		must(t, err)
+		for _, l := range rows {
+			got = append(got, l.Code)
+		}
+		if len(rows) < 2 {
+			break
+		}
+		last := rows[len(rows)-1]
+		after = &shortener.Cursor{CreatedAt: last.CreatedAt, Code: last.Code}
+	}
+	if want := []string{"srch006", "srch004", "DOCSx05", "srch002", "srch000"}; !slices.Equal(got, want) {
+		t.Fatalf("search pages = %v, want %v", got, want)
+	}
+	if rows, err := s.ListLinks(ctx, owner2, "100%_", nil, 10); err != nil || len(rows) != 0 {
+		t.Fatalf("wildcards are plain text: %v, %v", rows, err)
 	}
 }
 
@@ -198,12 +236,13 @@ func testUpdateDelete(t *testing.T, s shortener.Store) {
 	// Absent fields stay; pointers to zero values clear.
 	var never time.Time
 	empty := ""
-	got, err = s.UpdateLink(ctx, l.Code, shortener.LinkUpdate{ExpiresAt: &never, PasswordHash: &empty})
+	permanent := 301
+	got, err = s.UpdateLink(ctx, l.Code, shortener.LinkUpdate{ExpiresAt: &never, PasswordHash: &empty, Kind: &permanent})
 	must(t, err)
-	if got.Target != target || got.PasswordHash != "" || !got.ExpiresAt.IsZero() {
+	if got.Target != target || got.PasswordHash != "" || !got.ExpiresAt.IsZero() || got.Kind != 301 {
 		t.Fatalf("after clearing = %+v", got)
 	}
-	if got, _ := s.GetLink(ctx, l.Code); got.Target != target || got.PasswordHash != "" || !got.ExpiresAt.IsZero() {
+	if got, _ := s.GetLink(ctx, l.Code); got.Target != target || got.PasswordHash != "" || !got.ExpiresAt.IsZero() || got.Kind != 301 {
 		t.Fatalf("read back = %+v", got)
 	}
 	_, err = s.UpdateLink(ctx, "unknown", shortener.LinkUpdate{Target: &target})
@@ -238,7 +277,12 @@ func testClicks(t *testing.T, s shortener.Store) {
 	d1 := day("2025-03-01").Add(23*time.Hour + 59*time.Minute)
 	d2 := day("2025-03-02").Add(time.Minute)
 	click := func(code string, at time.Time, country, agent string) shortener.Click {
-		return shortener.Click{Code: code, At: at, Country: country, Agent: agent, Referer: "news.example"}
+		c := shortener.Click{Code: code, At: at, Country: country, Agent: agent, Referer: "news.example",
+			Browser: "Firefox", OS: "Linux", Device: shortener.DeviceDesktop}
+		if agent != shortener.AgentHuman {
+			c.Referer, c.Browser, c.OS, c.Device = "", "Googlebot", "", shortener.DeviceBot
+		}
+		return c
 	}
 	must(t, s.RecordClicks(ctx, "us-east1", []shortener.Click{
 		click(a.Code, d1, "DE", shortener.AgentHuman),
@@ -273,13 +317,38 @@ func testClicks(t *testing.T, s shortener.Store) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("stats = %v, want %v", got, want)
 	}
-	// Details: human clicks only, last access of anyone.
+	dims, err := s.ClickDims(ctx, a.Code, day("2025-02-28"), day("2025-03-02"))
+	must(t, err)
+	type dk struct {
+		dim, value string
+		bot        bool
+	}
+	gotDims := map[dk]int64{}
+	for _, d := range dims {
+		gotDims[dk{d.Dim, d.Value, d.Bot}] += d.Clicks
+	}
+	wantDims := map[dk]int64{
+		{shortener.DimReferrer, "news.example", false}: 3, {shortener.DimReferrer, "", true}: 2,
+		{shortener.DimBrowser, "Firefox", false}: 3, {shortener.DimBrowser, "Googlebot", true}: 2,
+		{shortener.DimOS, "Linux", false}: 3, {shortener.DimOS, "", true}: 2,
+		{shortener.DimDevice, shortener.DeviceDesktop, false}: 3, {shortener.DimDevice, shortener.DeviceBot, true}: 2,
+	}
+	if fmt.Sprint(gotDims) != fmt.Sprint(wantDims) {
+		t.Fatalf("dims = %v, want %v", gotDims, wantDims)
+	}
+	// Details: human and bot clicks apart, last access of anyone and of a
+	// person.
 	la, err := s.GetLink(ctx, a.Code)
 	must(t, err)
-	if la.Clicks != 4 || !la.LastAccessAt.Equal(d2.Add(time.Hour)) {
-		t.Fatalf("link a: clicks %d last %v, want 4 and %v", la.Clicks, la.LastAccessAt, d2.Add(time.Hour))
+	if la.Clicks != 4 || la.BotClicks != 2 || !la.LastAccessAt.Equal(d2.Add(time.Hour)) || !la.LastHumanAt.Equal(d2.Add(time.Hour)) {
+		t.Fatalf("link a: clicks %d/%d last %v/%v, want 4/2 and %v", la.Clicks, la.BotClicks, la.LastAccessAt, la.LastHumanAt, d2.Add(time.Hour))
 	}
-	if lb, _ := s.GetLink(ctx, b.Code); lb.Clicks != 1 || !lb.LastAccessAt.Equal(d2) {
+	// A later batch of bots only moves the last access, not the last human one.
+	must(t, s.RecordClicks(ctx, "us-east1", []shortener.Click{click(a.Code, d2.Add(2*time.Hour), "DE", shortener.AgentBot)}))
+	if la, _ := s.GetLink(ctx, a.Code); la.BotClicks != 3 || !la.LastAccessAt.Equal(d2.Add(2*time.Hour)) || !la.LastHumanAt.Equal(d2.Add(time.Hour)) {
+		t.Fatalf("after a bot: %+v", la)
+	}
+	if lb, _ := s.GetLink(ctx, b.Code); lb.Clicks != 1 || lb.BotClicks != 0 || !lb.LastAccessAt.Equal(d2) || !lb.LastHumanAt.Equal(d2) {
 		t.Fatalf("link b: %+v", lb)
 	}
 	if rows, err := s.ClickStats(ctx, b.Code, day("2025-03-03"), day("2025-03-10")); err != nil || len(rows) != 0 {

@@ -1,11 +1,15 @@
 // URL shortener: shorten (alias, expiry, password, redirect kind), the
-// caller's links with click counts, and per-link stats (#/links/{code}):
-// clicks per day as a chart, clicks by country, and the QR code the API
-// renders.
+// caller's links with click counts (searchable, paged, each editable and
+// copyable in place), and per-link stats (#/links/{code}): clicks per day,
+// week or month as a chart, by country, referrer, browser, OS and device,
+// and the QR code the API renders.
 
-import { ApiError, Code, del, get, post, qs } from '../api.js';
+import { ApiError, Code, del, get, patch, post, qs } from '../api.js';
 import { dayChart } from '../chart.js';
-import { copyField, fmtNumber, fmtRelative, fmtTime, h, id, liveRegion, replace, s, safeHref, say } from '../dom.js';
+import { copyField, copyText, fmtNumber, fmtRelative, fmtTime, h, id, liveRegion, replace, s, safeHref, say } from '../dom.js';
+
+// PAGE_SIZE links per page; "Show more" fetches the next.
+const PAGE_SIZE = 20;
 
 const EXPIRIES = [['0', 'Never'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '1 week'], ['2592000', '30 days']];
 
@@ -130,35 +134,171 @@ function renderList(root) {
     }
   }
 
-  async function load() {
+  // The list: a search over code and target, pages appended by "Show
+  // more". A newer load (new search, a create or delete) makes the answers
+  // of older ones stale: ctl.gen tells them apart.
+  ctl.gen = 0;
+  ctl.query = '';
+  const more = h('button', { type: 'button', class: 'btn ghost', id: 'links-more', hidden: true }, 'Show more');
+  const searchId = id('search');
+  const search = h('input', { id: searchId, type: 'search', class: 'input', name: 'q', placeholder: 'Search code or target', autocomplete: 'off', maxlength: 200 });
+  let searchTimer = 0;
+  search.addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { ctl.query = search.value.trim(); load(); }, 250);
+  });
+  const rows = h('ul', { class: 'rows' });
+
+  async function load(token = '') {
+    const gen = token ? ctl.gen : ++ctl.gen;
     let res;
+    more.disabled = true;
     try {
-      res = await get('/api/v1/urls?pageSize=50');
+      res = await get(`/api/v1/urls${qs({ pageSize: PAGE_SIZE, pageToken: token, query: ctl.query })}`);
     } catch (err) {
-      replace(list, h('p', { class: 'muted' }, err instanceof ApiError ? err.friendly : err.message));
+      more.disabled = false;
+      if (!token) replace(list, h('p', { class: 'muted' }, err instanceof ApiError ? err.friendly : err.message));
+      else say(status, err instanceof ApiError ? err.friendly : err.message, 'error');
       return;
     }
-    if (!ctl.alive) return;
+    if (!ctl.alive || gen !== ctl.gen) return;
+    more.disabled = false;
     const urls = res.shortUrls || [];
-    if (!urls.length) { replace(list, h('p', { class: 'empty' }, 'No short links yet.')); return; }
-    replace(list, h('ul', { class: 'rows' }, urls.map((su) => {
-      const btn = h('button', { type: 'button', class: 'btn small danger', 'aria-label': `Delete ${su.code}` }, 'Delete');
-      btn.addEventListener('click', () => remove(su, btn));
-      const expired = su.expireTime && Date.parse(su.expireTime) <= Date.now();
-      return h('li', { class: 'row-item', dataset: { code: su.code } },
-        h('div', { class: 'grow' },
-          h('a', { class: 'mono strong', href: safeHref(su.shortUrl), target: '_blank', rel: 'noopener' }, su.shortUrl.replace(/^https?:\/\//, '')),
-          su.passwordProtected ? h('span', { class: 'badge lock', title: 'Password protected' }, lockIcon(), h('span', { class: 'offscreen' }, 'Password protected')) : null,
-          su.redirectKind === 'REDIRECT_KIND_MOVED_PERMANENTLY' ? h('span', { class: 'badge' }, '301') : null,
-          expired ? h('span', { class: 'badge expired' }, 'expired') : null,
-          h('p', { class: 'muted small ellipsis', title: su.longUrl }, '→ ', su.longUrl),
-          h('p', { class: 'muted small' }, `created ${fmtTime(su.createTime)}`,
-            su.lastAccessTime ? ` · last click ${fmtRelative(su.lastAccessTime)}` : '',
-            su.expireTime && !expired ? ` · expires ${fmtRelative(su.expireTime)}` : '')),
-        h('span', { class: 'stat clicks' }, h('strong', null, fmtNumber(su.clickCount)), ' clicks'),
+    if (!token) {
+      replace(rows);
+      if (!urls.length) {
+        replace(list, h('p', { class: 'empty' }, ctl.query ? `No links match “${ctl.query}”.` : 'No short links yet.'));
+        more.hidden = true;
+        return;
+      }
+      replace(list, rows);
+    }
+    rows.append(...urls.map(rowOf));
+    more.hidden = !res.nextPageToken;
+    more.onclick = () => load(res.nextPageToken);
+  }
+
+  // counts says what the list knows about a link's clicks without
+  // contradicting itself: people and bots apart, and the last click of a
+  // person (a bot's visit is named as such).
+  function counts(su) {
+    const bots = Number(su.botClickCount || 0);
+    const n = Number(su.clickCount || 0);
+    return h('span', { class: 'stat clicks' }, h('strong', null, fmtNumber(n)), n === 1 ? ' click' : ' clicks',
+      bots ? h('span', { class: 'bots' }, ` · ${fmtNumber(bots)} ${bots === 1 ? 'bot' : 'bots'}`) : null);
+  }
+  function lastSeen(su) {
+    if (su.lastHumanAccessTime) return ` · last click ${fmtRelative(su.lastHumanAccessTime)}`;
+    if (su.lastAccessTime) return ` · last bot visit ${fmtRelative(su.lastAccessTime)}`;
+    return '';
+  }
+
+  function rowOf(su) {
+    const li = h('li', { class: 'row-item link-row', dataset: { code: su.code } });
+    const delBtn = h('button', { type: 'button', class: 'btn small danger delete', 'aria-label': `Delete ${su.code}` }, 'Delete');
+    delBtn.addEventListener('click', () => remove(su, delBtn));
+    const copyMsg = liveRegion({ class: 'status inline' });
+    const copyBtn = h('button', {
+      type: 'button', class: 'btn small copy', 'aria-label': `Copy ${su.shortUrl}`, onclick: async () => {
+        const ok = await copyText(su.shortUrl);
+        say(copyMsg, ok ? 'Copied' : 'Copy failed', ok ? 'ok' : 'error');
+        copyBtn.focus();
+      },
+    }, 'Copy');
+    const qrBtn = h('button', { type: 'button', class: 'btn small qr-toggle', 'aria-label': `QR code for ${su.code}`, 'aria-expanded': 'false' }, 'QR');
+    qrBtn.addEventListener('click', () => {
+      const shown = li.querySelector('.row-qr');
+      qrBtn.setAttribute('aria-expanded', String(!shown));
+      if (shown) { shown.remove(); return; }
+      li.append(h('div', { class: 'row-qr' },
+        h('div', { class: 'qr-wrap' }, h('img', { class: 'qr', src: qrURL(su.code), alt: `QR code for ${su.shortUrl}`, width: 160, height: 160 })),
+        h('a', { class: 'btn small ghost', href: qrURL(su.code, 1024), download: `${su.code}.png` }, 'Download PNG')));
+    });
+    const editBtn = h('button', { type: 'button', class: 'btn small edit', 'aria-label': `Edit ${su.code}`, 'aria-expanded': 'false' }, 'Edit');
+    editBtn.addEventListener('click', () => edit(su, li, editBtn));
+    const expired = su.expireTime && Date.parse(su.expireTime) <= Date.now();
+    li.append(
+      h('div', { class: 'grow' },
+        h('a', { class: 'mono strong', href: safeHref(su.shortUrl), target: '_blank', rel: 'noopener' }, su.shortUrl.replace(/^https?:\/\//, '')),
+        su.passwordProtected ? h('span', { class: 'badge lock', title: 'Password protected' }, lockIcon(), h('span', { class: 'offscreen' }, 'Password protected')) : null,
+        su.redirectKind === 'REDIRECT_KIND_MOVED_PERMANENTLY' ? h('span', { class: 'badge kind' }, '301') : null,
+        expired ? h('span', { class: 'badge expired' }, 'expired') : null,
+        h('p', { class: 'muted small ellipsis target', title: su.longUrl }, '→ ', su.longUrl),
+        h('p', { class: 'muted small' }, `created ${fmtTime(su.createTime)}`, lastSeen(su),
+          su.expireTime && !expired ? ` · expires ${fmtRelative(su.expireTime)}` : '')),
+      counts(su),
+      h('div', { class: 'row actions' },
+        copyBtn,
+        qrBtn,
+        editBtn,
         h('a', { class: 'btn small', href: `#/links/${encodeURIComponent(su.code)}`, 'aria-label': `Stats for ${su.code}` }, 'Stats'),
-        btn);
-    })));
+        delBtn, copyMsg));
+    return li;
+  }
+
+  // edit opens a form under the row: target, expiry (kept unless chosen)
+  // and redirect kind, saved with one PATCH; errors show at the field.
+  function edit(su, li, btn) {
+    const open = li.nextElementSibling && li.nextElementSibling.classList.contains('edit-row');
+    if (open) { li.nextElementSibling.remove(); btn.setAttribute('aria-expanded', 'false'); return; }
+    btn.setAttribute('aria-expanded', 'true');
+    const ins = {
+      longUrl: h('input', { id: id('e-long'), name: 'longUrl', type: 'url', class: 'input', value: su.longUrl, maxlength: 2048, required: true }),
+      expiresInSec: h('select', { id: id('e-exp'), name: 'expiresInSec', class: 'input' },
+        h('option', { value: '' }, su.expireTime ? `Keep (${fmtRelative(su.expireTime)})` : 'Keep (never)'),
+        EXPIRIES.map(([v, l]) => h('option', { value: v }, v === '0' ? 'Never' : `${l} from now`))),
+      redirectKind: h('select', { id: id('e-kind'), name: 'redirectKind', class: 'input' },
+        h('option', { value: 'REDIRECT_KIND_FOUND', selected: su.redirectKind !== 'REDIRECT_KIND_MOVED_PERMANENTLY' }, '302 Temporary'),
+        h('option', { value: 'REDIRECT_KIND_MOVED_PERMANENTLY', selected: su.redirectKind === 'REDIRECT_KIND_MOVED_PERMANENTLY' }, '301 Permanent')),
+      password: h('input', { id: id('e-pw'), name: 'password', type: 'password', class: 'input', autocomplete: 'new-password', maxlength: 128, placeholder: su.passwordProtected ? 'unchanged' : 'none' }),
+    };
+    const noPwId = id('e-nopw');
+    const noPw = su.passwordProtected ? h('input', { type: 'checkbox', id: noPwId, name: 'removePassword' }) : null;
+    const errs = Object.fromEntries(Object.keys(ins).map((k) => [k, id(`e-err-${k}`)]));
+    const msg = liveRegion();
+    const save = h('button', { type: 'submit', class: 'btn primary small save' }, 'Save');
+    const cancel = h('button', { type: 'button', class: 'btn small ghost', onclick: () => { row.remove(); btn.setAttribute('aria-expanded', 'false'); btn.focus(); } }, 'Cancel');
+    const form = h('form', {
+      class: 'stack', novalidate: true, onsubmit: async (e) => {
+        e.preventDefault();
+        for (const [k, el] of Object.entries(ins)) { el.removeAttribute('aria-invalid'); document.getElementById(errs[k]).textContent = ''; }
+        const body = { longUrl: ins.longUrl.value.trim(), redirectKind: ins.redirectKind.value };
+        if (ins.expiresInSec.value !== '') body.expiresInSec = ins.expiresInSec.value;
+        // An empty password field keeps the password; the box removes it.
+        if (ins.password.value) body.password = ins.password.value;
+        else if (noPw && noPw.checked) body.password = '';
+        save.disabled = true;
+        say(msg, 'Saving…', 'busy');
+        try {
+          const updated = await patch(`/api/v1/urls/${encodeURIComponent(su.code)}`, body);
+          row.remove();
+          const fresh = rowOf(updated);
+          li.replaceWith(fresh);
+          say(status, `Saved ${updated.code}.`, 'ok');
+          fresh.querySelector('button.edit').focus();
+        } catch (err) {
+          save.disabled = false;
+          if (!(err instanceof ApiError)) { say(msg, `Network error: ${err.message}`, 'error'); return; }
+          let first = null;
+          for (const k of Object.keys(ins)) {
+            const m = err.field(k);
+            if (m) { ins[k].setAttribute('aria-invalid', 'true'); document.getElementById(errs[k]).textContent = m; first = first || k; }
+          }
+          if (first) { ins[first].focus(); say(msg, 'Please fix the highlighted field.', 'error'); } else say(msg, err.friendly, 'error');
+        }
+      },
+    },
+    h('div', { class: 'grid two tight' },
+      field('Target', ins.longUrl, { errId: errs.longUrl }),
+      field('Expires', ins.expiresInSec, { errId: errs.expiresInSec }),
+      field('Redirect', ins.redirectKind, { errId: errs.redirectKind }),
+      h('div', null,
+        field('New password', ins.password, { hint: 'Leave empty to keep', errId: errs.password }),
+        noPw ? h('p', { class: 'row' }, noPw, h('label', { for: noPwId }, 'Remove the password')) : null)),
+    h('div', { class: 'row' }, save, cancel, msg));
+    const row = h('li', { class: 'edit-row', dataset: { code: su.code } }, form);
+    li.after(row);
+    ins.longUrl.focus();
   }
 
   root.append(
@@ -166,9 +306,12 @@ function renderList(root) {
       h('h1', null, 'Short links'),
       h('p', { class: 'lead' }, 'Shorten a link, share it anywhere, and see who clicks.')),
     h('div', { class: 'grid two' }, h('div', { class: 'card' }, form), result),
-    h('div', { class: 'card' }, h('h2', null, 'Your links'), list));
+    h('div', { class: 'card' },
+      h('div', { class: 'row spread' }, h('h2', null, 'Your links'),
+        h('div', { class: 'field search' }, h('label', { for: searchId, class: 'offscreen' }, 'Search links'), search)),
+      list, h('p', null, more)));
   load();
-  return () => { ctl.alive = false; };
+  return () => { ctl.alive = false; clearTimeout(searchTimer); };
 }
 
 function isoDay(d) { return d.toISOString().slice(0, 10); }
@@ -187,10 +330,21 @@ function renderStats(root, code) {
   const chartBox = h('div', { class: 'chart-box', id: 'stats-chart' });
   const totals = h('div', { class: 'totals', id: 'stats-totals', 'aria-live': 'polite' });
   const countries = h('div', { id: 'stats-countries' });
+  const dims = {
+    referrers: h('div', { id: 'stats-referrers' }),
+    browsers: h('div', { id: 'stats-browsers' }),
+    operatingSystems: h('div', { id: 'stats-os' }),
+    devices: h('div', { id: 'stats-devices' }),
+  };
   const status = liveRegion();
+  const granId = id('gran');
+  const gran = h('select', { id: granId, class: 'input', name: 'granularity' },
+    h('option', { value: 'STATS_GRANULARITY_DAY' }, 'Per day'), h('option', { value: 'STATS_GRANULARITY_WEEK' }, 'Per week'),
+    h('option', { value: 'STATS_GRANULARITY_MONTH' }, 'Per month'));
   const rangeId = id('range');
   const range = h('select', { id: rangeId, class: 'input' },
-    h('option', { value: '7' }, 'Last 7 days'), h('option', { value: '30', selected: true }, 'Last 30 days'), h('option', { value: '90' }, 'Last 90 days'));
+    h('option', { value: '7' }, 'Last 7 days'), h('option', { value: '30', selected: true }, 'Last 30 days'), h('option', { value: '90' }, 'Last 90 days'),
+    h('option', { value: '365' }, 'Last 12 months'));
   const refresh = h('button', { type: 'button', class: 'btn', id: 'refresh-stats' }, 'Refresh');
 
   async function loadDetails() {
@@ -199,7 +353,8 @@ function renderStats(root, code) {
       if (!ctl.alive) return;
       if (ctl.built) { // refresh the numbers only; keep the QR and any selection
         details.querySelector('#click-count').textContent = fmtNumber(su.clickCount);
-        details.querySelector('#last-click').textContent = su.lastAccessTime ? fmtRelative(su.lastAccessTime) : 'never';
+        details.querySelector('#bot-count').textContent = fmtNumber(su.botClickCount || 0);
+        details.querySelector('#last-click').textContent = su.lastHumanAccessTime ? fmtRelative(su.lastHumanAccessTime) : 'never';
         return;
       }
       ctl.built = true;
@@ -211,7 +366,8 @@ function renderStats(root, code) {
             h('p', { class: 'muted ellipsis', title: su.longUrl }, '→ ', h('a', { href: safeHref(su.longUrl), target: '_blank', rel: 'noopener noreferrer' }, su.longUrl)),
             h('dl', { class: 'facts' },
               h('div', null, h('dt', null, 'Clicks'), h('dd', { id: 'click-count' }, fmtNumber(su.clickCount))),
-              h('div', null, h('dt', null, 'Last click'), h('dd', { id: 'last-click' }, su.lastAccessTime ? fmtRelative(su.lastAccessTime) : 'never')),
+              h('div', null, h('dt', null, 'Bot visits'), h('dd', { id: 'bot-count' }, fmtNumber(su.botClickCount || 0))),
+              h('div', null, h('dt', null, 'Last click'), h('dd', { id: 'last-click' }, su.lastHumanAccessTime ? fmtRelative(su.lastHumanAccessTime) : 'never')),
               h('div', null, h('dt', null, 'Created'), h('dd', null, fmtTime(su.createTime))),
               h('div', null, h('dt', null, 'Expires'), h('dd', null, su.expireTime ? fmtTime(su.expireTime) : 'never'))))));
     } catch (err) {
@@ -224,14 +380,16 @@ function renderStats(root, code) {
     const to = new Date();
     const from = new Date(to.getTime() - (days - 1) * 86400000);
     try {
-      const st = await get(`/api/v1/stats/${encodeURIComponent(code)}${qs({ from: isoDay(from), to: isoDay(to) })}`);
+      const st = await get(`/api/v1/stats/${encodeURIComponent(code)}${qs({ from: isoDay(from), to: isoDay(to), granularity: gran.value })}`);
       if (!ctl.alive) return;
       const human = Number(st.totalHumanClicks || 0);
       const bot = Number(st.totalBotClicks || 0);
       replace(totals,
         h('div', { class: 'total' }, h('strong', { id: 'total-human' }, fmtNumber(human)), h('span', null, 'clicks by people')),
         h('div', { class: 'total' }, h('strong', { id: 'total-bot' }, fmtNumber(bot)), h('span', null, 'by bots and previews')));
-      replace(chartBox, dayChart(st.days || [], { width: chartBox.clientWidth || 640 }),
+      const per = gran.value === 'STATS_GRANULARITY_DAY' ? 'day' : gran.value === 'STATS_GRANULARITY_WEEK' ? 'week' : 'month';
+      const buckets = (st.periods || st.days || []).map((p) => ({ date: p.start || p.date, humanClicks: p.humanClicks, botClicks: p.botClicks }));
+      replace(chartBox, dayChart(buckets, { width: chartBox.clientWidth || 640, label: `Clicks per ${per}` }),
         h('p', { class: 'legend' }, h('span', { class: 'key human' }), 'people ', h('span', { class: 'key bot' }), 'bots'));
       const cs = st.countries || [];
       const max = Math.max(1, ...cs.map((c) => Number(c.humanClicks || 0) + Number(c.botClicks || 0)));
@@ -246,6 +404,7 @@ function renderStats(root, code) {
             h('span', { class: 'num' }, fmtNumber(n)));
         }))
         : h('p', { class: 'empty' }, 'No clicks in this range.'));
+      for (const [k, box] of Object.entries(dims)) replace(box, dimBars(st[k] || [], k));
       say(status, `Updated ${new Date().toLocaleTimeString()}`);
     } catch (err) {
       say(status, err instanceof ApiError ? err.friendly : err.message, 'error');
@@ -254,6 +413,7 @@ function renderStats(root, code) {
 
   const reload = () => { loadDetails(); loadStats(); };
   range.addEventListener('change', loadStats);
+  gran.addEventListener('change', loadStats);
   refresh.addEventListener('click', reload);
 
   root.append(
@@ -263,14 +423,51 @@ function renderStats(root, code) {
       h('p', { class: 'lead' }, 'Clicks are collected in the background and appear within seconds.')),
     details,
     h('div', { class: 'card' },
-      h('div', { class: 'row spread' }, h('h2', null, 'Clicks per day'),
-        h('div', { class: 'row' }, h('label', { for: rangeId, class: 'offscreen' }, 'Range'), range, refresh)),
+      h('div', { class: 'row spread' }, h('h2', null, 'Clicks over time'),
+        h('div', { class: 'row' }, h('label', { for: rangeId, class: 'offscreen' }, 'Range'), range,
+          h('label', { for: granId, class: 'offscreen' }, 'Bucket'), gran, refresh)),
       totals, chartBox, status),
-    h('div', { class: 'card' }, h('h2', null, 'By country'), countries));
+    h('div', { class: 'grid two' },
+      h('div', { class: 'card' }, h('h2', null, 'By country'), countries),
+      h('div', { class: 'card' }, h('h2', null, 'By referrer'), dims.referrers),
+      h('div', { class: 'card' }, h('h2', null, 'By browser'), dims.browsers),
+      h('div', { class: 'card' }, h('h2', null, 'By operating system'), dims.operatingSystems),
+      h('div', { class: 'card' }, h('h2', null, 'By device'), dims.devices)));
   reload();
   // Analytics arrive asynchronously: keep the numbers fresh while open.
   ctl.timer = setInterval(() => { if (!document.hidden) reload(); }, 5000);
   return () => { ctl.alive = false; clearInterval(ctl.timer); };
+}
+
+// dimLabel names a dimension's empty value.
+function dimLabel(kind, v) {
+  if (v) return v;
+  return kind === 'referrers' ? 'Direct / none' : 'Unknown';
+}
+
+// numOf is "people" or "people + N bots" (or "N bots" alone).
+function numOf(people, bots) {
+  const b = `${fmtNumber(bots)} ${bots === 1 ? 'bot' : 'bots'}`;
+  if (!bots) return fmtNumber(people);
+  if (!people) return h('span', { class: 'muted' }, b);
+  return h('span', null, fmtNumber(people), h('span', { class: 'muted' }, ` + ${b}`));
+}
+
+// dimBars lists a dimension's values as bars, people and bots apart in the
+// number (bots after a slash when there are any).
+function dimBars(ds, kind) {
+  if (!ds.length) return h('p', { class: 'empty' }, 'No clicks in this range.');
+  const total = (d) => Number(d.humanClicks || 0) + Number(d.botClicks || 0);
+  const max = Math.max(1, ...ds.map(total));
+  return h('ul', { class: 'bars' }, ds.map((d) => {
+    const fill = h('span', { class: 'fill' });
+    fill.style.width = `${(100 * total(d)) / max}%`;
+    const bots = Number(d.botClicks || 0);
+    return h('li', { dataset: { value: d.value || '', human: String(Number(d.humanClicks || 0)), bot: String(bots) } },
+      h('span', { class: 'label', title: dimLabel(kind, d.value) }, dimLabel(kind, d.value)),
+      h('span', { class: 'track', 'aria-hidden': 'true' }, fill),
+      h('span', { class: 'num' }, numOf(Number(d.humanClicks || 0), bots)));
+  }));
 }
 
 // lockIcon is inline SVG: an emoji needs a font that many systems lack

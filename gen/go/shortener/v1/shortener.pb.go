@@ -79,6 +79,63 @@ func (RedirectKind) EnumDescriptor() ([]byte, []int) {
 	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{0}
 }
 
+// StatsGranularity is the bucket size of GetStatsResponse.periods.
+type StatsGranularity int32
+
+const (
+	// Treated as STATS_GRANULARITY_DAY.
+	StatsGranularity_STATS_GRANULARITY_UNSPECIFIED StatsGranularity = 0
+	// One bucket per UTC day.
+	StatsGranularity_STATS_GRANULARITY_DAY StatsGranularity = 1
+	// One bucket per ISO week (starting Monday, UTC).
+	StatsGranularity_STATS_GRANULARITY_WEEK StatsGranularity = 2
+	// One bucket per calendar month (UTC).
+	StatsGranularity_STATS_GRANULARITY_MONTH StatsGranularity = 3
+)
+
+// Enum value maps for StatsGranularity.
+var (
+	StatsGranularity_name = map[int32]string{
+		0: "STATS_GRANULARITY_UNSPECIFIED",
+		1: "STATS_GRANULARITY_DAY",
+		2: "STATS_GRANULARITY_WEEK",
+		3: "STATS_GRANULARITY_MONTH",
+	}
+	StatsGranularity_value = map[string]int32{
+		"STATS_GRANULARITY_UNSPECIFIED": 0,
+		"STATS_GRANULARITY_DAY":         1,
+		"STATS_GRANULARITY_WEEK":        2,
+		"STATS_GRANULARITY_MONTH":       3,
+	}
+)
+
+func (x StatsGranularity) Enum() *StatsGranularity {
+	p := new(StatsGranularity)
+	*p = x
+	return p
+}
+
+func (x StatsGranularity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StatsGranularity) Descriptor() protoreflect.EnumDescriptor {
+	return file_shortener_v1_shortener_proto_enumTypes[1].Descriptor()
+}
+
+func (StatsGranularity) Type() protoreflect.EnumType {
+	return &file_shortener_v1_shortener_proto_enumTypes[1]
+}
+
+func (x StatsGranularity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StatsGranularity.Descriptor instead.
+func (StatsGranularity) EnumDescriptor() ([]byte, []int) {
+	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{1}
+}
+
 // ShortUrl is a code that redirects to a long URL.
 type ShortUrl struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -98,12 +155,18 @@ type ShortUrl struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it stops redirecting; absent when it never expires.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	// Clicks counted so far (may lag by the analytics flush interval).
+	// Human clicks counted so far (may lag by the analytics flush interval).
 	ClickCount int64 `protobuf:"varint,9,opt,name=click_count,json=clickCount,proto3" json:"click_count,omitempty"`
-	// When it was last followed; absent when never.
+	// When it was last followed, by anyone (bots included); absent when never.
 	LastAccessTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_access_time,json=lastAccessTime,proto3" json:"last_access_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Clicks by bots and link-preview crawlers counted so far, apart from
+	// `click_count` (counted from the release that added this field).
+	BotClickCount int64 `protobuf:"varint,11,opt,name=bot_click_count,json=botClickCount,proto3" json:"bot_click_count,omitempty"`
+	// When it was last followed by a person; absent when never (or not since
+	// the release that added this field).
+	LastHumanAccessTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_human_access_time,json=lastHumanAccessTime,proto3" json:"last_human_access_time,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ShortUrl) Reset() {
@@ -202,6 +265,20 @@ func (x *ShortUrl) GetClickCount() int64 {
 func (x *ShortUrl) GetLastAccessTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.LastAccessTime
+	}
+	return nil
+}
+
+func (x *ShortUrl) GetBotClickCount() int64 {
+	if x != nil {
+		return x.BotClickCount
+	}
+	return 0
+}
+
+func (x *ShortUrl) GetLastHumanAccessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastHumanAccessTime
 	}
 	return nil
 }
@@ -645,8 +722,12 @@ type ListShortUrlsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most this many (1 to 100; 0 means 50).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// `next_page_token` of the previous page; empty for the first.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// `next_page_token` of the previous page; empty for the first. Pass the
+	// same `query` with it.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only links whose code or target contains this text (case-insensitive;
+	// at most 200 bytes). Empty lists all.
+	Query         string `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -691,6 +772,13 @@ func (x *ListShortUrlsRequest) GetPageSize() int32 {
 func (x *ListShortUrlsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListShortUrlsRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
 	}
 	return ""
 }
@@ -760,7 +848,9 @@ type UpdateShortUrlRequest struct {
 	// New lifetime in seconds from now; 0 removes the expiry.
 	ExpiresInSec *int64 `protobuf:"varint,3,opt,name=expires_in_sec,json=expiresInSec,proto3,oneof" json:"expires_in_sec,omitempty"`
 	// New password; empty removes the password.
-	Password      *string `protobuf:"bytes,4,opt,name=password,proto3,oneof" json:"password,omitempty"`
+	Password *string `protobuf:"bytes,4,opt,name=password,proto3,oneof" json:"password,omitempty"`
+	// New redirect kind; REDIRECT_KIND_UNSPECIFIED leaves it unchanged.
+	RedirectKind  RedirectKind `protobuf:"varint,5,opt,name=redirect_kind,json=redirectKind,proto3,enum=shortener.v1.RedirectKind" json:"redirect_kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -821,6 +911,13 @@ func (x *UpdateShortUrlRequest) GetPassword() string {
 		return *x.Password
 	}
 	return ""
+}
+
+func (x *UpdateShortUrlRequest) GetRedirectKind() RedirectKind {
+	if x != nil {
+		return x.RedirectKind
+	}
+	return RedirectKind_REDIRECT_KIND_UNSPECIFIED
 }
 
 // Response of UpdateShortUrl.
@@ -962,7 +1059,9 @@ type GetStatsRequest struct {
 	From string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
 	// Last day, `YYYY-MM-DD` (UTC), inclusive; at most 366 days after `from`;
 	// empty means today.
-	To            string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	To string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// How `periods` buckets the range (default: by day).
+	Granularity   StatsGranularity `protobuf:"varint,4,opt,name=granularity,proto3,enum=shortener.v1.StatsGranularity" json:"granularity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1018,6 +1117,144 @@ func (x *GetStatsRequest) GetTo() string {
 	return ""
 }
 
+func (x *GetStatsRequest) GetGranularity() StatsGranularity {
+	if x != nil {
+		return x.Granularity
+	}
+	return StatsGranularity_STATS_GRANULARITY_UNSPECIFIED
+}
+
+// Clicks in one bucket of the range.
+type PeriodClicks struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First day of the bucket, `YYYY-MM-DD` (UTC): the day, the week's
+	// Monday or the month's first day; the first bucket may start before
+	// `from` and the last end after `to`, but only clicks within the range
+	// are counted.
+	Start string `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// Clicks by people.
+	HumanClicks int64 `protobuf:"varint,2,opt,name=human_clicks,json=humanClicks,proto3" json:"human_clicks,omitempty"`
+	// Clicks by bots and link-preview crawlers.
+	BotClicks     int64 `protobuf:"varint,3,opt,name=bot_clicks,json=botClicks,proto3" json:"bot_clicks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeriodClicks) Reset() {
+	*x = PeriodClicks{}
+	mi := &file_shortener_v1_shortener_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeriodClicks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeriodClicks) ProtoMessage() {}
+
+func (x *PeriodClicks) ProtoReflect() protoreflect.Message {
+	mi := &file_shortener_v1_shortener_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeriodClicks.ProtoReflect.Descriptor instead.
+func (*PeriodClicks) Descriptor() ([]byte, []int) {
+	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PeriodClicks) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *PeriodClicks) GetHumanClicks() int64 {
+	if x != nil {
+		return x.HumanClicks
+	}
+	return 0
+}
+
+func (x *PeriodClicks) GetBotClicks() int64 {
+	if x != nil {
+		return x.BotClicks
+	}
+	return 0
+}
+
+// Clicks with one value of a dimension (a referrer host, a browser, ...).
+type DimensionClicks struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The value; empty for "none" (no referrer) or "unknown".
+	Value string `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	// Clicks by people.
+	HumanClicks int64 `protobuf:"varint,2,opt,name=human_clicks,json=humanClicks,proto3" json:"human_clicks,omitempty"`
+	// Clicks by bots and link-preview crawlers.
+	BotClicks     int64 `protobuf:"varint,3,opt,name=bot_clicks,json=botClicks,proto3" json:"bot_clicks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DimensionClicks) Reset() {
+	*x = DimensionClicks{}
+	mi := &file_shortener_v1_shortener_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DimensionClicks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DimensionClicks) ProtoMessage() {}
+
+func (x *DimensionClicks) ProtoReflect() protoreflect.Message {
+	mi := &file_shortener_v1_shortener_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DimensionClicks.ProtoReflect.Descriptor instead.
+func (*DimensionClicks) Descriptor() ([]byte, []int) {
+	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DimensionClicks) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *DimensionClicks) GetHumanClicks() int64 {
+	if x != nil {
+		return x.HumanClicks
+	}
+	return 0
+}
+
+func (x *DimensionClicks) GetBotClicks() int64 {
+	if x != nil {
+		return x.BotClicks
+	}
+	return 0
+}
+
 // Clicks on one day.
 type DayClicks struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1033,7 +1270,7 @@ type DayClicks struct {
 
 func (x *DayClicks) Reset() {
 	*x = DayClicks{}
-	mi := &file_shortener_v1_shortener_proto_msgTypes[16]
+	mi := &file_shortener_v1_shortener_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1282,7 @@ func (x *DayClicks) String() string {
 func (*DayClicks) ProtoMessage() {}
 
 func (x *DayClicks) ProtoReflect() protoreflect.Message {
-	mi := &file_shortener_v1_shortener_proto_msgTypes[16]
+	mi := &file_shortener_v1_shortener_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1295,7 @@ func (x *DayClicks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DayClicks.ProtoReflect.Descriptor instead.
 func (*DayClicks) Descriptor() ([]byte, []int) {
-	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{16}
+	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DayClicks) GetDate() string {
@@ -1097,7 +1334,7 @@ type CountryClicks struct {
 
 func (x *CountryClicks) Reset() {
 	*x = CountryClicks{}
-	mi := &file_shortener_v1_shortener_proto_msgTypes[17]
+	mi := &file_shortener_v1_shortener_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1346,7 @@ func (x *CountryClicks) String() string {
 func (*CountryClicks) ProtoMessage() {}
 
 func (x *CountryClicks) ProtoReflect() protoreflect.Message {
-	mi := &file_shortener_v1_shortener_proto_msgTypes[17]
+	mi := &file_shortener_v1_shortener_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1359,7 @@ func (x *CountryClicks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountryClicks.ProtoReflect.Descriptor instead.
 func (*CountryClicks) Descriptor() ([]byte, []int) {
-	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{17}
+	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CountryClicks) GetCountry() string {
@@ -1159,13 +1396,27 @@ type GetStatsResponse struct {
 	TotalHumanClicks int64 `protobuf:"varint,4,opt,name=total_human_clicks,json=totalHumanClicks,proto3" json:"total_human_clicks,omitempty"`
 	// Bot clicks in the range.
 	TotalBotClicks int64 `protobuf:"varint,5,opt,name=total_bot_clicks,json=totalBotClicks,proto3" json:"total_bot_clicks,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The range bucketed by `granularity`, zeros included, oldest first.
+	Periods []*PeriodClicks `protobuf:"bytes,6,rep,name=periods,proto3" json:"periods,omitempty"`
+	// Clicks by referrer host (`value` empty: no or unusable Referer), most
+	// clicks first. At most 50; the rest are summed under `value` "other".
+	Referrers []*DimensionClicks `protobuf:"bytes,7,rep,name=referrers,proto3" json:"referrers,omitempty"`
+	// Clicks by browser family (Chrome, Firefox, Safari, ...; bots by their
+	// name), most clicks first, at most 50 as for referrers.
+	Browsers []*DimensionClicks `protobuf:"bytes,8,rep,name=browsers,proto3" json:"browsers,omitempty"`
+	// Clicks by operating system (Windows, macOS, Android, iOS, Linux, ...),
+	// most clicks first, at most 50 as for referrers.
+	OperatingSystems []*DimensionClicks `protobuf:"bytes,9,rep,name=operating_systems,json=operatingSystems,proto3" json:"operating_systems,omitempty"`
+	// Clicks by device class: `desktop`, `mobile`, `tablet`, `bot` or
+	// `unknown`, most clicks first.
+	Devices       []*DimensionClicks `protobuf:"bytes,10,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_shortener_v1_shortener_proto_msgTypes[18]
+	mi := &file_shortener_v1_shortener_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1428,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shortener_v1_shortener_proto_msgTypes[18]
+	mi := &file_shortener_v1_shortener_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1441,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{18}
+	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetStatsResponse) GetCode() string {
@@ -1228,6 +1479,41 @@ func (x *GetStatsResponse) GetTotalBotClicks() int64 {
 	return 0
 }
 
+func (x *GetStatsResponse) GetPeriods() []*PeriodClicks {
+	if x != nil {
+		return x.Periods
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetReferrers() []*DimensionClicks {
+	if x != nil {
+		return x.Referrers
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetBrowsers() []*DimensionClicks {
+	if x != nil {
+		return x.Browsers
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetOperatingSystems() []*DimensionClicks {
+	if x != nil {
+		return x.OperatingSystems
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetDevices() []*DimensionClicks {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
 // Request of GetQrCode.
 type GetQrCodeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1241,7 +1527,7 @@ type GetQrCodeRequest struct {
 
 func (x *GetQrCodeRequest) Reset() {
 	*x = GetQrCodeRequest{}
-	mi := &file_shortener_v1_shortener_proto_msgTypes[19]
+	mi := &file_shortener_v1_shortener_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1539,7 @@ func (x *GetQrCodeRequest) String() string {
 func (*GetQrCodeRequest) ProtoMessage() {}
 
 func (x *GetQrCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shortener_v1_shortener_proto_msgTypes[19]
+	mi := &file_shortener_v1_shortener_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1552,7 @@ func (x *GetQrCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQrCodeRequest.ProtoReflect.Descriptor instead.
 func (*GetQrCodeRequest) Descriptor() ([]byte, []int) {
-	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{19}
+	return file_shortener_v1_shortener_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetQrCodeRequest) GetCode() string {
@@ -1287,7 +1573,7 @@ var File_shortener_v1_shortener_proto protoreflect.FileDescriptor
 
 const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\n" +
-	"\x1cshortener/v1/shortener.proto\x12\fshortener.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x03\n" +
+	"\x1cshortener/v1/shortener.proto\x12\fshortener.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x04\n" +
 	"\bShortUrl\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1b\n" +
 	"\tshort_url\x18\x02 \x01(\tR\bshortUrl\x12\x19\n" +
@@ -1302,7 +1588,9 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\vclick_count\x18\t \x01(\x03R\n" +
 	"clickCount\x12D\n" +
 	"\x10last_access_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAccessTime\"\xd0\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAccessTime\x12&\n" +
+	"\x0fbot_click_count\x18\v \x01(\x03R\rbotClickCount\x12O\n" +
+	"\x16last_human_access_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x13lastHumanAccessTime\"\xd0\x01\n" +
 	"\x15CreateShortUrlRequest\x12\x1e\n" +
 	"\blong_url\x18\x01 \x01(\tB\x03\xe0A\x02R\alongUrl\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12$\n" +
@@ -1326,20 +1614,22 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\x12GetShortUrlRequest\x12\x17\n" +
 	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\"J\n" +
 	"\x13GetShortUrlResponse\x123\n" +
-	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"R\n" +
+	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"h\n" +
 	"\x14ListShortUrlsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"v\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x14\n" +
+	"\x05query\x18\x03 \x01(\tR\x05query\"v\n" +
 	"\x15ListShortUrlsResponse\x125\n" +
 	"\n" +
 	"short_urls\x18\x01 \x03(\v2\x16.shortener.v1.ShortUrlR\tshortUrls\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc9\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8a\x02\n" +
 	"\x15UpdateShortUrlRequest\x12\x17\n" +
 	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\x12\x1e\n" +
 	"\blong_url\x18\x02 \x01(\tH\x00R\alongUrl\x88\x01\x01\x12)\n" +
 	"\x0eexpires_in_sec\x18\x03 \x01(\x03H\x01R\fexpiresInSec\x88\x01\x01\x12\x1f\n" +
-	"\bpassword\x18\x04 \x01(\tH\x02R\bpassword\x88\x01\x01B\v\n" +
+	"\bpassword\x18\x04 \x01(\tH\x02R\bpassword\x88\x01\x01\x12?\n" +
+	"\rredirect_kind\x18\x05 \x01(\x0e2\x1a.shortener.v1.RedirectKindR\fredirectKindB\v\n" +
 	"\t_long_urlB\x11\n" +
 	"\x0f_expires_in_secB\v\n" +
 	"\t_password\"M\n" +
@@ -1347,11 +1637,22 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"0\n" +
 	"\x15DeleteShortUrlRequest\x12\x17\n" +
 	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\"\x18\n" +
-	"\x16DeleteShortUrlResponse\"N\n" +
+	"\x16DeleteShortUrlResponse\"\x90\x01\n" +
 	"\x0fGetStatsRequest\x12\x17\n" +
 	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
-	"\x02to\x18\x03 \x01(\tR\x02to\"a\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12@\n" +
+	"\vgranularity\x18\x04 \x01(\x0e2\x1e.shortener.v1.StatsGranularityR\vgranularity\"f\n" +
+	"\fPeriodClicks\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\tR\x05start\x12!\n" +
+	"\fhuman_clicks\x18\x02 \x01(\x03R\vhumanClicks\x12\x1d\n" +
+	"\n" +
+	"bot_clicks\x18\x03 \x01(\x03R\tbotClicks\"i\n" +
+	"\x0fDimensionClicks\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\tR\x05value\x12!\n" +
+	"\fhuman_clicks\x18\x02 \x01(\x03R\vhumanClicks\x12\x1d\n" +
+	"\n" +
+	"bot_clicks\x18\x03 \x01(\x03R\tbotClicks\"a\n" +
 	"\tDayClicks\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12!\n" +
 	"\fhuman_clicks\x18\x02 \x01(\x03R\vhumanClicks\x12\x1d\n" +
@@ -1361,20 +1662,31 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\acountry\x18\x01 \x01(\tR\acountry\x12!\n" +
 	"\fhuman_clicks\x18\x02 \x01(\x03R\vhumanClicks\x12\x1d\n" +
 	"\n" +
-	"bot_clicks\x18\x03 \x01(\x03R\tbotClicks\"\xe6\x01\n" +
+	"bot_clicks\x18\x03 \x01(\x03R\tbotClicks\"\x99\x04\n" +
 	"\x10GetStatsResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12+\n" +
 	"\x04days\x18\x02 \x03(\v2\x17.shortener.v1.DayClicksR\x04days\x129\n" +
 	"\tcountries\x18\x03 \x03(\v2\x1b.shortener.v1.CountryClicksR\tcountries\x12,\n" +
 	"\x12total_human_clicks\x18\x04 \x01(\x03R\x10totalHumanClicks\x12(\n" +
-	"\x10total_bot_clicks\x18\x05 \x01(\x03R\x0etotalBotClicks\"?\n" +
+	"\x10total_bot_clicks\x18\x05 \x01(\x03R\x0etotalBotClicks\x124\n" +
+	"\aperiods\x18\x06 \x03(\v2\x1a.shortener.v1.PeriodClicksR\aperiods\x12;\n" +
+	"\treferrers\x18\a \x03(\v2\x1d.shortener.v1.DimensionClicksR\treferrers\x129\n" +
+	"\bbrowsers\x18\b \x03(\v2\x1d.shortener.v1.DimensionClicksR\bbrowsers\x12J\n" +
+	"\x11operating_systems\x18\t \x03(\v2\x1d.shortener.v1.DimensionClicksR\x10operatingSystems\x127\n" +
+	"\adevices\x18\n" +
+	" \x03(\v2\x1d.shortener.v1.DimensionClicksR\adevices\"?\n" +
 	"\x10GetQrCodeRequest\x12\x17\n" +
 	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x05R\x04size*k\n" +
 	"\fRedirectKind\x12\x1d\n" +
 	"\x19REDIRECT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13REDIRECT_KIND_FOUND\x10\x01\x12#\n" +
-	"\x1fREDIRECT_KIND_MOVED_PERMANENTLY\x10\x022\xd4\b\n" +
+	"\x1fREDIRECT_KIND_MOVED_PERMANENTLY\x10\x02*\x89\x01\n" +
+	"\x10StatsGranularity\x12!\n" +
+	"\x1dSTATS_GRANULARITY_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15STATS_GRANULARITY_DAY\x10\x01\x12\x1a\n" +
+	"\x16STATS_GRANULARITY_WEEK\x10\x02\x12\x1b\n" +
+	"\x17STATS_GRANULARITY_MONTH\x10\x032\xd4\b\n" +
 	"\x10ShortenerService\x12\x82\x01\n" +
 	"\x0eCreateShortUrl\x12#.shortener.v1.CreateShortUrlRequest\x1a$.shortener.v1.CreateShortUrlResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*b\tshort_url\"\x0f/api/v1/shorten\x12\x8f\x01\n" +
 	"\x14BatchCreateShortUrls\x12).shortener.v1.BatchCreateShortUrlsRequest\x1a*.shortener.v1.BatchCreateShortUrlsResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/shorten:batch\x12j\n" +
@@ -1398,71 +1710,82 @@ func file_shortener_v1_shortener_proto_rawDescGZIP() []byte {
 	return file_shortener_v1_shortener_proto_rawDescData
 }
 
-var file_shortener_v1_shortener_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shortener_v1_shortener_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_shortener_v1_shortener_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_shortener_v1_shortener_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_shortener_v1_shortener_proto_goTypes = []any{
 	(RedirectKind)(0),                    // 0: shortener.v1.RedirectKind
-	(*ShortUrl)(nil),                     // 1: shortener.v1.ShortUrl
-	(*CreateShortUrlRequest)(nil),        // 2: shortener.v1.CreateShortUrlRequest
-	(*CreateShortUrlResponse)(nil),       // 3: shortener.v1.CreateShortUrlResponse
-	(*BatchCreateShortUrlsRequest)(nil),  // 4: shortener.v1.BatchCreateShortUrlsRequest
-	(*BatchCreateShortUrlsResult)(nil),   // 5: shortener.v1.BatchCreateShortUrlsResult
-	(*BatchCreateShortUrlsResponse)(nil), // 6: shortener.v1.BatchCreateShortUrlsResponse
-	(*FollowShortUrlRequest)(nil),        // 7: shortener.v1.FollowShortUrlRequest
-	(*GetShortUrlRequest)(nil),           // 8: shortener.v1.GetShortUrlRequest
-	(*GetShortUrlResponse)(nil),          // 9: shortener.v1.GetShortUrlResponse
-	(*ListShortUrlsRequest)(nil),         // 10: shortener.v1.ListShortUrlsRequest
-	(*ListShortUrlsResponse)(nil),        // 11: shortener.v1.ListShortUrlsResponse
-	(*UpdateShortUrlRequest)(nil),        // 12: shortener.v1.UpdateShortUrlRequest
-	(*UpdateShortUrlResponse)(nil),       // 13: shortener.v1.UpdateShortUrlResponse
-	(*DeleteShortUrlRequest)(nil),        // 14: shortener.v1.DeleteShortUrlRequest
-	(*DeleteShortUrlResponse)(nil),       // 15: shortener.v1.DeleteShortUrlResponse
-	(*GetStatsRequest)(nil),              // 16: shortener.v1.GetStatsRequest
-	(*DayClicks)(nil),                    // 17: shortener.v1.DayClicks
-	(*CountryClicks)(nil),                // 18: shortener.v1.CountryClicks
-	(*GetStatsResponse)(nil),             // 19: shortener.v1.GetStatsResponse
-	(*GetQrCodeRequest)(nil),             // 20: shortener.v1.GetQrCodeRequest
-	(*timestamppb.Timestamp)(nil),        // 21: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),            // 22: google.api.HttpBody
+	(StatsGranularity)(0),                // 1: shortener.v1.StatsGranularity
+	(*ShortUrl)(nil),                     // 2: shortener.v1.ShortUrl
+	(*CreateShortUrlRequest)(nil),        // 3: shortener.v1.CreateShortUrlRequest
+	(*CreateShortUrlResponse)(nil),       // 4: shortener.v1.CreateShortUrlResponse
+	(*BatchCreateShortUrlsRequest)(nil),  // 5: shortener.v1.BatchCreateShortUrlsRequest
+	(*BatchCreateShortUrlsResult)(nil),   // 6: shortener.v1.BatchCreateShortUrlsResult
+	(*BatchCreateShortUrlsResponse)(nil), // 7: shortener.v1.BatchCreateShortUrlsResponse
+	(*FollowShortUrlRequest)(nil),        // 8: shortener.v1.FollowShortUrlRequest
+	(*GetShortUrlRequest)(nil),           // 9: shortener.v1.GetShortUrlRequest
+	(*GetShortUrlResponse)(nil),          // 10: shortener.v1.GetShortUrlResponse
+	(*ListShortUrlsRequest)(nil),         // 11: shortener.v1.ListShortUrlsRequest
+	(*ListShortUrlsResponse)(nil),        // 12: shortener.v1.ListShortUrlsResponse
+	(*UpdateShortUrlRequest)(nil),        // 13: shortener.v1.UpdateShortUrlRequest
+	(*UpdateShortUrlResponse)(nil),       // 14: shortener.v1.UpdateShortUrlResponse
+	(*DeleteShortUrlRequest)(nil),        // 15: shortener.v1.DeleteShortUrlRequest
+	(*DeleteShortUrlResponse)(nil),       // 16: shortener.v1.DeleteShortUrlResponse
+	(*GetStatsRequest)(nil),              // 17: shortener.v1.GetStatsRequest
+	(*PeriodClicks)(nil),                 // 18: shortener.v1.PeriodClicks
+	(*DimensionClicks)(nil),              // 19: shortener.v1.DimensionClicks
+	(*DayClicks)(nil),                    // 20: shortener.v1.DayClicks
+	(*CountryClicks)(nil),                // 21: shortener.v1.CountryClicks
+	(*GetStatsResponse)(nil),             // 22: shortener.v1.GetStatsResponse
+	(*GetQrCodeRequest)(nil),             // 23: shortener.v1.GetQrCodeRequest
+	(*timestamppb.Timestamp)(nil),        // 24: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),            // 25: google.api.HttpBody
 }
 var file_shortener_v1_shortener_proto_depIdxs = []int32{
 	0,  // 0: shortener.v1.ShortUrl.redirect_kind:type_name -> shortener.v1.RedirectKind
-	21, // 1: shortener.v1.ShortUrl.create_time:type_name -> google.protobuf.Timestamp
-	21, // 2: shortener.v1.ShortUrl.expire_time:type_name -> google.protobuf.Timestamp
-	21, // 3: shortener.v1.ShortUrl.last_access_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: shortener.v1.CreateShortUrlRequest.redirect_kind:type_name -> shortener.v1.RedirectKind
-	1,  // 5: shortener.v1.CreateShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
-	2,  // 6: shortener.v1.BatchCreateShortUrlsRequest.requests:type_name -> shortener.v1.CreateShortUrlRequest
-	1,  // 7: shortener.v1.BatchCreateShortUrlsResult.short_url:type_name -> shortener.v1.ShortUrl
-	5,  // 8: shortener.v1.BatchCreateShortUrlsResponse.results:type_name -> shortener.v1.BatchCreateShortUrlsResult
-	1,  // 9: shortener.v1.GetShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
-	1,  // 10: shortener.v1.ListShortUrlsResponse.short_urls:type_name -> shortener.v1.ShortUrl
-	1,  // 11: shortener.v1.UpdateShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
-	17, // 12: shortener.v1.GetStatsResponse.days:type_name -> shortener.v1.DayClicks
-	18, // 13: shortener.v1.GetStatsResponse.countries:type_name -> shortener.v1.CountryClicks
-	2,  // 14: shortener.v1.ShortenerService.CreateShortUrl:input_type -> shortener.v1.CreateShortUrlRequest
-	4,  // 15: shortener.v1.ShortenerService.BatchCreateShortUrls:input_type -> shortener.v1.BatchCreateShortUrlsRequest
-	7,  // 16: shortener.v1.ShortenerService.FollowShortUrl:input_type -> shortener.v1.FollowShortUrlRequest
-	8,  // 17: shortener.v1.ShortenerService.GetShortUrl:input_type -> shortener.v1.GetShortUrlRequest
-	10, // 18: shortener.v1.ShortenerService.ListShortUrls:input_type -> shortener.v1.ListShortUrlsRequest
-	12, // 19: shortener.v1.ShortenerService.UpdateShortUrl:input_type -> shortener.v1.UpdateShortUrlRequest
-	14, // 20: shortener.v1.ShortenerService.DeleteShortUrl:input_type -> shortener.v1.DeleteShortUrlRequest
-	16, // 21: shortener.v1.ShortenerService.GetStats:input_type -> shortener.v1.GetStatsRequest
-	20, // 22: shortener.v1.ShortenerService.GetQrCode:input_type -> shortener.v1.GetQrCodeRequest
-	3,  // 23: shortener.v1.ShortenerService.CreateShortUrl:output_type -> shortener.v1.CreateShortUrlResponse
-	6,  // 24: shortener.v1.ShortenerService.BatchCreateShortUrls:output_type -> shortener.v1.BatchCreateShortUrlsResponse
-	22, // 25: shortener.v1.ShortenerService.FollowShortUrl:output_type -> google.api.HttpBody
-	9,  // 26: shortener.v1.ShortenerService.GetShortUrl:output_type -> shortener.v1.GetShortUrlResponse
-	11, // 27: shortener.v1.ShortenerService.ListShortUrls:output_type -> shortener.v1.ListShortUrlsResponse
-	13, // 28: shortener.v1.ShortenerService.UpdateShortUrl:output_type -> shortener.v1.UpdateShortUrlResponse
-	15, // 29: shortener.v1.ShortenerService.DeleteShortUrl:output_type -> shortener.v1.DeleteShortUrlResponse
-	19, // 30: shortener.v1.ShortenerService.GetStats:output_type -> shortener.v1.GetStatsResponse
-	22, // 31: shortener.v1.ShortenerService.GetQrCode:output_type -> google.api.HttpBody
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	24, // 1: shortener.v1.ShortUrl.create_time:type_name -> google.protobuf.Timestamp
+	24, // 2: shortener.v1.ShortUrl.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 3: shortener.v1.ShortUrl.last_access_time:type_name -> google.protobuf.Timestamp
+	24, // 4: shortener.v1.ShortUrl.last_human_access_time:type_name -> google.protobuf.Timestamp
+	0,  // 5: shortener.v1.CreateShortUrlRequest.redirect_kind:type_name -> shortener.v1.RedirectKind
+	2,  // 6: shortener.v1.CreateShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
+	3,  // 7: shortener.v1.BatchCreateShortUrlsRequest.requests:type_name -> shortener.v1.CreateShortUrlRequest
+	2,  // 8: shortener.v1.BatchCreateShortUrlsResult.short_url:type_name -> shortener.v1.ShortUrl
+	6,  // 9: shortener.v1.BatchCreateShortUrlsResponse.results:type_name -> shortener.v1.BatchCreateShortUrlsResult
+	2,  // 10: shortener.v1.GetShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
+	2,  // 11: shortener.v1.ListShortUrlsResponse.short_urls:type_name -> shortener.v1.ShortUrl
+	0,  // 12: shortener.v1.UpdateShortUrlRequest.redirect_kind:type_name -> shortener.v1.RedirectKind
+	2,  // 13: shortener.v1.UpdateShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
+	1,  // 14: shortener.v1.GetStatsRequest.granularity:type_name -> shortener.v1.StatsGranularity
+	20, // 15: shortener.v1.GetStatsResponse.days:type_name -> shortener.v1.DayClicks
+	21, // 16: shortener.v1.GetStatsResponse.countries:type_name -> shortener.v1.CountryClicks
+	18, // 17: shortener.v1.GetStatsResponse.periods:type_name -> shortener.v1.PeriodClicks
+	19, // 18: shortener.v1.GetStatsResponse.referrers:type_name -> shortener.v1.DimensionClicks
+	19, // 19: shortener.v1.GetStatsResponse.browsers:type_name -> shortener.v1.DimensionClicks
+	19, // 20: shortener.v1.GetStatsResponse.operating_systems:type_name -> shortener.v1.DimensionClicks
+	19, // 21: shortener.v1.GetStatsResponse.devices:type_name -> shortener.v1.DimensionClicks
+	3,  // 22: shortener.v1.ShortenerService.CreateShortUrl:input_type -> shortener.v1.CreateShortUrlRequest
+	5,  // 23: shortener.v1.ShortenerService.BatchCreateShortUrls:input_type -> shortener.v1.BatchCreateShortUrlsRequest
+	8,  // 24: shortener.v1.ShortenerService.FollowShortUrl:input_type -> shortener.v1.FollowShortUrlRequest
+	9,  // 25: shortener.v1.ShortenerService.GetShortUrl:input_type -> shortener.v1.GetShortUrlRequest
+	11, // 26: shortener.v1.ShortenerService.ListShortUrls:input_type -> shortener.v1.ListShortUrlsRequest
+	13, // 27: shortener.v1.ShortenerService.UpdateShortUrl:input_type -> shortener.v1.UpdateShortUrlRequest
+	15, // 28: shortener.v1.ShortenerService.DeleteShortUrl:input_type -> shortener.v1.DeleteShortUrlRequest
+	17, // 29: shortener.v1.ShortenerService.GetStats:input_type -> shortener.v1.GetStatsRequest
+	23, // 30: shortener.v1.ShortenerService.GetQrCode:input_type -> shortener.v1.GetQrCodeRequest
+	4,  // 31: shortener.v1.ShortenerService.CreateShortUrl:output_type -> shortener.v1.CreateShortUrlResponse
+	7,  // 32: shortener.v1.ShortenerService.BatchCreateShortUrls:output_type -> shortener.v1.BatchCreateShortUrlsResponse
+	25, // 33: shortener.v1.ShortenerService.FollowShortUrl:output_type -> google.api.HttpBody
+	10, // 34: shortener.v1.ShortenerService.GetShortUrl:output_type -> shortener.v1.GetShortUrlResponse
+	12, // 35: shortener.v1.ShortenerService.ListShortUrls:output_type -> shortener.v1.ListShortUrlsResponse
+	14, // 36: shortener.v1.ShortenerService.UpdateShortUrl:output_type -> shortener.v1.UpdateShortUrlResponse
+	16, // 37: shortener.v1.ShortenerService.DeleteShortUrl:output_type -> shortener.v1.DeleteShortUrlResponse
+	22, // 38: shortener.v1.ShortenerService.GetStats:output_type -> shortener.v1.GetStatsResponse
+	25, // 39: shortener.v1.ShortenerService.GetQrCode:output_type -> google.api.HttpBody
+	31, // [31:40] is the sub-list for method output_type
+	22, // [22:31] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_shortener_v1_shortener_proto_init() }
@@ -1476,8 +1799,8 @@ func file_shortener_v1_shortener_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shortener_v1_shortener_proto_rawDesc), len(file_shortener_v1_shortener_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   20,
+			NumEnums:      2,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -53,15 +53,17 @@ type ShortenerServiceClient interface {
 	FollowShortUrl(ctx context.Context, in *FollowShortUrlRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 	// Returns a short URL's details. Owner or admin only.
 	GetShortUrl(ctx context.Context, in *GetShortUrlRequest, opts ...grpc.CallOption) (*GetShortUrlResponse, error)
-	// Lists the caller's short URLs, newest first.
+	// Lists the caller's short URLs, newest first, optionally only those
+	// whose code or target contains a text.
 	ListShortUrls(ctx context.Context, in *ListShortUrlsRequest, opts ...grpc.CallOption) (*ListShortUrlsResponse, error)
-	// Changes a short URL's target, expiry or password; takes effect at once on
+	// Changes a short URL's target, expiry, password or redirect kind; takes effect at once on
 	// every replica. Owner or admin only.
 	UpdateShortUrl(ctx context.Context, in *UpdateShortUrlRequest, opts ...grpc.CallOption) (*UpdateShortUrlResponse, error)
 	// Deletes a short URL; it answers 410 from then on. Owner or admin only.
 	DeleteShortUrl(ctx context.Context, in *DeleteShortUrlRequest, opts ...grpc.CallOption) (*DeleteShortUrlResponse, error)
-	// Returns clicks by day and by country over a date range, with bots and
-	// link-preview crawlers counted apart. Owner or admin only.
+	// Returns clicks by day (and by week or month), by country, referrer host,
+	// browser, operating system and device class over a date range, with bots
+	// and link-preview crawlers counted apart. Owner or admin only.
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 	// Returns a QR code of the short URL as a PNG image.
 	GetQrCode(ctx context.Context, in *GetQrCodeRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
@@ -185,15 +187,17 @@ type ShortenerServiceServer interface {
 	FollowShortUrl(context.Context, *FollowShortUrlRequest) (*httpbody.HttpBody, error)
 	// Returns a short URL's details. Owner or admin only.
 	GetShortUrl(context.Context, *GetShortUrlRequest) (*GetShortUrlResponse, error)
-	// Lists the caller's short URLs, newest first.
+	// Lists the caller's short URLs, newest first, optionally only those
+	// whose code or target contains a text.
 	ListShortUrls(context.Context, *ListShortUrlsRequest) (*ListShortUrlsResponse, error)
-	// Changes a short URL's target, expiry or password; takes effect at once on
+	// Changes a short URL's target, expiry, password or redirect kind; takes effect at once on
 	// every replica. Owner or admin only.
 	UpdateShortUrl(context.Context, *UpdateShortUrlRequest) (*UpdateShortUrlResponse, error)
 	// Deletes a short URL; it answers 410 from then on. Owner or admin only.
 	DeleteShortUrl(context.Context, *DeleteShortUrlRequest) (*DeleteShortUrlResponse, error)
-	// Returns clicks by day and by country over a date range, with bots and
-	// link-preview crawlers counted apart. Owner or admin only.
+	// Returns clicks by day (and by week or month), by country, referrer host,
+	// browser, operating system and device class over a date range, with bots
+	// and link-preview crawlers counted apart. Owner or admin only.
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	// Returns a QR code of the short URL as a PNG image.
 	GetQrCode(context.Context, *GetQrCodeRequest) (*httpbody.HttpBody, error)
