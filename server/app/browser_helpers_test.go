@@ -45,8 +45,11 @@ type webStack struct {
 // mid-response, as when a network or a replica fails) and refuse new ones
 // with 503 + Retry-After until restored.
 type streamCutter struct {
-	mu      sync.Mutex
-	down    bool
+	mu   sync.Mutex
+	down bool
+	// severed closes every other request's connection unanswered, as
+	// when the network is gone: the page's fetch fails outright.
+	severed bool
 	cancels map[*http.Request]context.CancelFunc
 	// seen records every stream request's Accept and Last-Event-ID, to
 	// show the pages use EventSource and resume with its id.
@@ -58,6 +61,12 @@ type streamRequest struct{ path, accept, lastEventID string }
 func (sc *streamCutter) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.Contains(r.URL.Path, "/stream") {
+			sc.mu.Lock()
+			severed := sc.severed
+			sc.mu.Unlock()
+			if severed {
+				panic(http.ErrAbortHandler)
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -110,6 +119,14 @@ func (sc *streamCutter) requests() []streamRequest {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	return append([]streamRequest(nil), sc.seen...)
+}
+
+// sever makes every request but streams fail at the network level (on)
+// or reach the server again (off).
+func (sc *streamCutter) sever(on bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.severed = on
 }
 
 // restore lets streams connect again.

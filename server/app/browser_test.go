@@ -512,6 +512,15 @@ func browserVote(t *testing.T, ws *webStack) {
 	second.open("#/vote/" + electionID)
 	second.waitJS(`document.querySelectorAll('button.vote:not(:disabled)').length === 3`, "second tab ballot open")
 
+	// The network fails as the second tab votes: the ballot says so, and
+	// the message goes by itself once the server answers again.
+	const netErr = `[...document.querySelectorAll('.status')].some((e) => e.textContent.startsWith('Network error'))`
+	ws.streams.sever(true)
+	second.click(`button.vote[data-candidate="red"]`)
+	second.waitJS(netErr, "network error on the ballot")
+	ws.streams.sever(false)
+	second.waitJS(`!`+netErr, "network error cleared once the server answers")
+
 	voter.click(`button.vote[data-candidate="green"]`)
 	voter.waitJS(`document.querySelector('button.vote.chosen[data-candidate="green"]') && document.querySelector('button.vote.chosen').textContent.includes('Voted') && document.querySelectorAll('button.vote:disabled').length === 3`, "vote shown as done")
 

@@ -2,6 +2,8 @@
 // google.rpc.Status body, sessions kept alive through the HttpOnly cookies
 // the gateway sets (the page never sees a token).
 
+import { serverAnswered } from './dom.js';
+
 const TYPE = 'type.googleapis.com/google.rpc.';
 
 // gRPC codes the UI acts on.
@@ -105,7 +107,14 @@ export async function request(method, path, body, opts = {}) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  let res = await fetch(path, init);
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    if (err.name !== 'AbortError') probeUntilBack();
+    throw err;
+  }
+  serverAnswered();
   if (res.status === 401 && !opts.noRetry) {
     if (await refreshSession() || await onSignedOut()) res = await fetch(path, init);
   }
@@ -115,6 +124,22 @@ export async function request(method, path, body, opts = {}) {
   const text = await res.text();
   return text ? JSON.parse(text) : {};
 }
+
+// After a request that never reached the server, /healthz is asked now and
+// then (and at once when the browser says it is online again) until it
+// answers: then the "Network error" messages go by themselves.
+let probe = 0;
+function probeUntilBack(delay = 2000) {
+  if (probe) return;
+  probe = setTimeout(async () => {
+    let ok = false;
+    try { ok = (await fetch('/healthz', { cache: 'no-store' })).ok; } catch { /* still down */ }
+    probe = 0;
+    if (ok) serverAnswered();
+    else probeUntilBack(Math.min(delay * 2, 15000));
+  }, delay);
+}
+window.addEventListener('online', () => { clearTimeout(probe); probe = 0; probeUntilBack(0); });
 
 export const get = (path, opts) => request('GET', path, undefined, opts);
 export const post = (path, body = {}, opts) => request('POST', path, body, opts);
@@ -161,7 +186,7 @@ export function liveEvents(path, handlers, { onState = () => {}, minDelay = 500,
     if (stopped) return;
     const src = new EventSource(url, { withCredentials: true });
     es = src;
-    src.onopen = () => { attempt = 0; onState('live'); };
+    src.onopen = () => { attempt = 0; serverAnswered(); onState('live'); };
     for (const [name, fn] of Object.entries(handlers)) {
       src.addEventListener(name, (e) => {
         if (es !== src) return;

@@ -55,10 +55,28 @@ export function liveRegion(props = {}) {
   return h('p', { class: 'status', role: 'status', 'aria-live': 'polite', ...props });
 }
 
+// Messages saying the server could not be reached: they go by themselves
+// once it answers again (see serverAnswered), instead of staying on the
+// page as if the failure were still true.
+const networkErrors = new Set();
+
 /** Shows a status message of a kind: '', 'ok', 'error', 'busy'. */
 export function say(el, text, kind = '') {
   el.textContent = text || '';
   el.dataset.kind = kind;
+  if (kind === 'error' && el.textContent.startsWith('Network error')) networkErrors.add(el);
+  else networkErrors.delete(el);
+}
+
+/** The server answered: clears every "Network error" message still shown. */
+export function serverAnswered() {
+  for (const el of networkErrors) {
+    if (el.isConnected && el.dataset.kind === 'error' && el.textContent.startsWith('Network error')) {
+      el.textContent = '';
+      el.dataset.kind = '';
+    }
+  }
+  networkErrors.clear();
 }
 
 export function fmtTime(ts) {
