@@ -23,6 +23,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -316,6 +317,7 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 		// no one to answer, and grpc-gateway's 499 is no status of the API.
 		return
 	}
+	err = namePathParam(err)
 	if st, ok := status.FromError(err); ok {
 		if d, ok := apierr.RetryAfter(st); ok {
 			secs := int((d + time.Second - 1) / time.Second)
@@ -332,6 +334,29 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 		return
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// pathParamMismatch is how grpc-gateway's generated code refuses a path
+// parameter that does not parse (`/canvas/pixels/abc/1`).
+const pathParamMismatch = "type mismatch, parameter: "
+
+// namePathParam turns grpc-gateway's refusal of a path parameter into the
+// API's own INVALID_ARGUMENT naming the field, as the service does for a
+// value that parses but is out of range.
+func namePathParam(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.InvalidArgument || len(st.Details()) > 0 {
+		return err
+	}
+	rest, ok := strings.CutPrefix(st.Message(), pathParamMismatch)
+	if !ok {
+		return err
+	}
+	field, _, ok := strings.Cut(rest, ",")
+	if !ok || field == "" {
+		return err
+	}
+	return apierr.InvalidArgument(field, "is not a value of the field's type")
 }
 
 // statusWriter answers with code whatever status the handler writes.

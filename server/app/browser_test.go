@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -627,10 +628,21 @@ func browserCanvas(t *testing.T, ws *webStack) {
 	ready := `document.querySelector('#viewport').dataset.ready === 'true' && document.querySelector('#canvas-live').dataset.state === 'live'`
 	a := ws.user(t, "painter-a")
 	b := ws.user(t, "painter-b")
-	a.open("#/canvas")
+	// A has an account, so the pixel's author has a name; B stays a guest.
+	aName := "painter_" + browserSuffix()
+	a.open("#/account")
+	a.fill("form:has(#register) input[name=username]", aName)
+	a.fill("form:has(#register) input[name=password]", "correct-horse-3")
+	a.click("#register")
+	a.waitJS(`!document.querySelector('#account-chip').textContent.includes('Guest')`, "painter registered")
+	a.route("#/canvas", "#viewport")
 	b.open("#/canvas")
 	a.waitJS(ready, "canvas live in A")
 	b.waitJS(ready, "canvas live in B")
+	// The first view shows a board pixel as at least 2 screen pixels.
+	if z := a.str(`document.querySelector('#viewport').dataset.zoom`); func() bool { f, _ := strconv.ParseFloat(z, 64); return f < 2 }() {
+		t.Fatalf("first view at zoom %s, want at least 2 screen pixels a board pixel", z)
+	}
 
 	// A zooms in by keyboard, picks a colour and clicks a pixel near the middle.
 	x, y := info.Width/2+3, info.Height/2-2
@@ -639,10 +651,7 @@ func browserCanvas(t *testing.T, ws *webStack) {
 	for range 4 {
 		a.press("+")
 	}
-	pt := a.str(fmt.Sprintf(`(() => { const r = document.querySelector('#board').getBoundingClientRect();
-		return (r.left + (%d + 0.5) * r.width / %d) + ' ' + (r.top + (%d + 0.5) * r.height / %d); })()`, x, info.Width, y, info.Height))
-	var cx, cy float64
-	fmt.Sscan(pt, &cx, &cy)
+	cx, cy := boardPoint(a, x, y, info.Width, info.Height)
 	a.do(chromedp.MouseClickXY(cx, cy))
 	a.waitJS(fmt.Sprintf(`document.querySelector('input[name=x]').value === '%d' && document.querySelector('input[name=y]').value === '%d'`, x, y), "pixel selected by click")
 	a.click("#place")
@@ -651,6 +660,14 @@ func browserCanvas(t *testing.T, ws *webStack) {
 	// B sees it live, within two seconds of the click.
 	b.waitJSFor(boardPixelIs(x, y, info.Palette[5]), "A's pixel in B", 2*time.Second-time.Since(placed))
 	a.waitJS(`document.querySelector('#cooldown').dataset.state === 'wait' && document.querySelector('#cooldown').textContent.includes('Next pixel in') && document.querySelector('#place').disabled`, "A's cooldown running")
+	// The selected pixel says who placed it: A's own placement replaced
+	// "never placed" as soon as it was made.
+	a.waitJS(pixelInfoIs(x, y, aName, "AUTHOR_KIND_USER", "placed by "+aName), "A named as the author of the selected pixel")
+	// Hovering another pixel asks after it: nobody placed it yet. The
+	// answer stays shown, and is replaced once a placement there arrives.
+	hx, hy := boardPoint(a, x+3, y, info.Width, info.Height)
+	a.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, hx, hy))
+	a.waitJS(pixelInfoIs(x+3, y, "", "AUTHOR_KIND_UNSPECIFIED", "never placed"), "hover: pixel never placed")
 	a.shot("canvas")
 
 	// B places a pixel at the neighbouring (other nibble) position by keyboard alone.
@@ -694,6 +711,7 @@ func browserCanvas(t *testing.T, ws *webStack) {
 		t.Fatal(err)
 	}
 	b.waitJS(boardPixelIs(x+3, y, info.Palette[4])+` && document.querySelector('#canvas-live').dataset.state === 'live'`, "pixel painted while the stream was lost")
+	a.waitJS(pixelInfoIs(x+3, y, "guest", "AUTHOR_KIND_GUEST", "placed by a guest"), "hovered pixel's author updated by the delta")
 	if got := b.str(`document.querySelector('#board').dataset.snapshots`); got != snapshots {
 		t.Fatalf("B reloaded the snapshot after a lost connection (%s loads, had %s)", got, snapshots)
 	}
@@ -717,11 +735,28 @@ func browserCanvas(t *testing.T, ws *webStack) {
 		t.Fatalf("no reconnection carried Last-Event-ID: %+v", ws.streams.requests()[mark:])
 	}
 
+	// People paint elsewhere; a page opened now starts centred there (the
+	// median of the latest placements), not on the board's centre.
+	for i := range 5 {
+		e := newBrowser(ws.p)
+		e.guest(t)
+		if _, err := e.call(t, "POST", "/api/v1/canvas/pixels", "", map[string]any{"x": info.Width*6/10 + i, "y": info.Height * 7 / 10, "color": 3}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// A second tab of A does not know A's cooldown: its placement is drawn
 	// at once, refused by the server, and rolled back; the timer starts.
 	a2 := a.another("painter-a-second-tab")
 	a2.open("#/canvas")
-	a2.waitJS(ready, "canvas live in A's second tab")
+	a2.waitJS(ready+` && document.querySelector('#viewport').dataset.centred === 'recent'`, "canvas live in A's second tab, centred on recent placements")
+	centre := a2.str(`(() => { const v = document.querySelector('#viewport').getBoundingClientRect(), r = document.querySelector('#board').getBoundingClientRect();
+		return ((v.left + v.width / 2 - r.left) * ` + strconv.Itoa(info.Width) + ` / r.width) + ' ' + ((v.top + v.height / 2 - r.top) * ` + strconv.Itoa(info.Height) + ` / r.height); })()`)
+	var mx, my float64
+	fmt.Sscan(centre, &mx, &my)
+	if wx, wy := float64(info.Width*6/10+2), float64(info.Height*7/10); mx < wx-3 || mx > wx+3 || my < wy-3 || my > wy+3 {
+		t.Fatalf("first view centred on board point %s, want near the recent placements at (%v, %v)", centre, wx, wy)
+	}
 	a2.waitJS(boardPixelIs(x, y, info.Palette[5])+" && "+boardPixelIs(x+1, y, info.Palette[12])+" && "+boardPixelIs(x+2, y, info.Palette[9]), "snapshot shows every pixel")
 	before := info.Palette[0]
 	a2.waitJS(boardPixelIs(x, y+3, before), "target pixel still blank")
@@ -752,6 +787,41 @@ func browserCanvas(t *testing.T, ws *webStack) {
 	if got := b.str(`document.getAnimations().filter((a) => a.effect && a.effect.getTiming().iterations === Infinity).length`); got != "0" {
 		t.Fatalf("%s endless animations on an idle canvas page", got)
 	}
+
+	// A tap on A's pixel (zoomed in around B's selection, next to it)
+	// selects it and names its author, and Place is on the screen at once:
+	// nothing scrolls between the tap and Place.
+	b.do(chromedp.Focus(chromedp.CSS("#viewport")))
+	for range 3 {
+		b.press("+")
+	}
+	tx, ty := boardPoint(b, x, y, info.Width, info.Height)
+	if got := b.str(fmt.Sprintf(`(() => { const el = document.elementFromPoint(%v, %v);
+		return scrollY + ' ' + (el && el.closest('#viewport') ? 'board' : el ? el.tagName + '.' + el.className : 'nothing'); })()`, tx, ty)); !strings.HasSuffix(got, " board") {
+		t.Fatalf("the pixel to tap at (%v, %v) is not on the visible board: scrollY and element %s", tx, ty, got)
+	}
+	scrollY := b.str(`scrollY`)
+	b.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, input.DispatchTouchEvent, input.DispatchTouchEventParams{
+			Type: input.DispatchTouchEventTypeTouchStart, TouchPoints: []*input.TouchPoint{{X: tx, Y: ty}},
+		}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, input.DispatchTouchEvent, input.DispatchTouchEventParams{
+			Type: input.DispatchTouchEventTypeTouchEnd, TouchPoints: []*input.TouchPoint{},
+		})
+		return err
+	}))
+	b.waitJS(fmt.Sprintf(`document.querySelector('#place').textContent === 'Place at %d, %d'`, x, y), "tap selects the pixel")
+	b.waitJS(pixelInfoIs(x, y, aName, "AUTHOR_KIND_USER", "placed by "+aName), "tap: A named as the pixel's author")
+	if got := b.str(`(() => { const r = document.querySelector('#place').getBoundingClientRect(), h = innerHeight;
+		return r.top >= 0 && r.bottom <= h && r.height >= 40 && document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2) === document.querySelector('#place') ? 'visible' : r.top + '..' + r.bottom + ' of ' + h; })()`); got != "visible" {
+		t.Fatalf("after a tap on the phone, Place is not on the screen: %s", got)
+	}
+	if got := b.str(`scrollY`); got != scrollY {
+		t.Fatalf("the page scrolled from %s to %s between the tap and Place", scrollY, got)
+	}
+	b.shot("canvas-phone")
 	b.viewport(1280, 900, false)
 }
 
@@ -778,4 +848,22 @@ func focusRingContrast(t *testing.T, g *webTab, scheme string) {
 	if ratio < 3 {
 		t.Errorf("focus ring contrast in the %s scheme: %s:1, want at least 3:1", scheme, got)
 	}
+}
+
+// boardPoint is where board pixel (x, y) is on the tab's screen (its centre).
+func boardPoint(tb *webTab, x, y, w, h int) (float64, float64) {
+	tb.t.Helper()
+	pt := tb.str(fmt.Sprintf(`(() => { const r = document.querySelector('#board').getBoundingClientRect();
+		return (r.left + (%d + 0.5) * r.width / %d) + ' ' + (r.top + (%d + 0.5) * r.height / %d); })()`, x, w, y, h))
+	var cx, cy float64
+	fmt.Sscan(pt, &cx, &cy)
+	return cx, cy
+}
+
+// pixelInfoIs: the canvas page names the author of pixel (x, y) (its
+// display name and kind) in a text containing text.
+func pixelInfoIs(x, y int, author, kind, text string) string {
+	return fmt.Sprintf(`(() => { const p = document.querySelector('#pixel-info');
+		return !p.hidden && p.dataset.pixel === '%d,%d' && p.dataset.author === %q && p.dataset.kind === %q && p.textContent.includes(%q); })()`,
+		x, y, author, kind, text)
 }

@@ -38,6 +38,8 @@ type canvasAPI interface {
 	board(t *testing.T, ifNoneMatch string) (canvasBoard, error)
 	png(t *testing.T) (canvasBoard, error)
 	history(t *testing.T, token string, x, y, pageSize int32, pageToken string) (*canvasv1.ListPixelHistoryResponse, error)
+	// pixel is GetPixel, called with token (empty: anonymous).
+	pixel(t *testing.T, token string, x, y int32) (*canvasv1.GetPixelResponse, error)
 	ban(t *testing.T, token, userID, reason string) error
 	unban(t *testing.T, token, userID string) error
 	clear(t *testing.T, token string, x, y, w, h, color int32) (*canvasv1.ClearRectResponse, error)
@@ -170,6 +172,10 @@ func (c canvasGRPC) history(t *testing.T, token string, x, y, size int32, page s
 	return c.client().ListPixelHistory(c.g.ctx(token), &canvasv1.ListPixelHistoryRequest{X: x, Y: y, PageSize: size, PageToken: page})
 }
 
+func (c canvasGRPC) pixel(t *testing.T, token string, x, y int32) (*canvasv1.GetPixelResponse, error) {
+	return c.client().GetPixel(c.g.ctx(token), &canvasv1.GetPixelRequest{X: x, Y: y})
+}
+
 func (c canvasGRPC) ban(t *testing.T, token, userID, reason string) error {
 	_, err := c.client().BanUser(c.g.ctx(token), &canvasv1.BanUserRequest{UserId: userID, Reason: reason})
 	return err
@@ -281,6 +287,12 @@ func (c canvasREST) history(t *testing.T, token string, x, y, size int32, page s
 	path := fmt.Sprintf("/api/v1/pixel?x=%d&y=%d&pageSize=%d&pageToken=%s", x, y, size, page)
 	_, err := c.r.call(t, "GET", path, token, nil, &raw)
 	return canvasDecode[canvasv1.ListPixelHistoryResponse](t, raw, err)
+}
+
+func (c canvasREST) pixel(t *testing.T, token string, x, y int32) (*canvasv1.GetPixelResponse, error) {
+	var raw json.RawMessage
+	_, err := c.r.call(t, "GET", fmt.Sprintf("/api/v1/canvas/pixels/%d/%d", x, y), token, nil, &raw)
+	return canvasDecode[canvasv1.GetPixelResponse](t, raw, err)
 }
 
 func (c canvasREST) ban(t *testing.T, token, userID, reason string) error {

@@ -68,6 +68,7 @@ var Policies = auth.Policies{
 	canvasv1.CanvasService_GetBoardImage_FullMethodName:    auth.Public,
 	canvasv1.CanvasService_StreamPixels_FullMethodName:     auth.Public,
 	canvasv1.CanvasService_PlacePixel_FullMethodName:       auth.User,
+	canvasv1.CanvasService_GetPixel_FullMethodName:         auth.Public,
 	canvasv1.CanvasService_ListPixelHistory_FullMethodName: auth.Admin,
 	canvasv1.CanvasService_BanUser_FullMethodName:          auth.Admin,
 	canvasv1.CanvasService_UnbanUser_FullMethodName:        auth.Admin,

@@ -5,9 +5,17 @@
 // from the last sequence applied; a resync reloads the snapshot.
 
 import { ApiError, Code, get, liveEvents, post } from '../api.js';
-import { h, id, liveBadge, liveRegion, say } from '../dom.js';
+import { fmtRelative, fmtTime, h, id, liveBadge, liveRegion, say } from '../dom.js';
 
 const MAX_ZOOM = 48;
+// The first view shows one board pixel as at least this many screen pixels,
+// so that single placements are visible without zooming.
+const MIN_START_ZOOM = 2;
+// The first stream starts this many placements back, to centre the first
+// view on where people painted last.
+const RECENT = 200;
+// Hovering asks who placed a pixel only once the pointer rests this long.
+const AUTHOR_DELAY_MS = 150;
 
 export function render(root) {
   const ctl = { alive: true, stream: null, cooldownTimer: 0 };
@@ -20,16 +28,25 @@ export function render(root) {
     // the request is in flight).
     pending: new Map(),
     nextAt: 0, // ms epoch when the user may place again
+    // pixel index -> GetPixel answer (or the promise of one); a delta for
+    // the pixel drops its entry.
+    authors: new Map(),
+    infoAt: null, // the pixel whose author is shown or wanted
+    infoTimer: 0,
+    touched: false, // the person moved the view: the first view stays theirs
+    lookBack: 0, // seq the first stream starts after, for the first view
+    recent: [], // pixel indexes of the look-back read so far
   };
 
   const board = h('canvas', { id: 'board', class: 'board', width: 1, height: 1, 'aria-hidden': 'true' });
   const cursor = h('div', { class: 'cursor', hidden: true });
+  const pixelInfo = h('p', { class: 'pixel-info', id: 'pixel-info', 'aria-live': 'polite', hidden: true });
   const layer = h('div', { class: 'layer' }, board);
   const viewport = h('div', {
     class: 'viewport', id: 'viewport', tabindex: '0', role: 'application',
     'aria-label': 'Canvas. Arrow keys move the cursor, Enter places a pixel, plus and minus zoom.',
     'aria-describedby': 'canvas-help',
-  }, layer, cursor);
+  }, layer, cursor, pixelInfo);
   const coords = h('span', { class: 'coords mono', id: 'coords', 'aria-live': 'off' }, '–');
   const liveState = h('span', { class: 'live', id: 'canvas-live', dataset: { state: 'connecting' } }, 'connecting…');
   const seqEl = h('span', { class: 'muted small mono', id: 'canvas-seq' }, '');
@@ -47,14 +64,14 @@ export function render(root) {
   root.append(
     h('header', { class: 'view-head' },
       h('h1', null, 'Pixel canvas'),
-      h('p', { class: 'lead' }, 'Everyone shares one board. Pick a colour, choose a spot, place your pixel — then wait for the cooldown.')),
+      h('p', { class: 'lead canvas-lead' }, 'Everyone shares one board. Pick a colour, choose a spot, place your pixel — then wait for the cooldown.')),
     h('div', { class: 'canvas-layout' },
       h('div', { class: 'card board-card' },
         h('div', { class: 'row spread toolbar' },
           h('div', { class: 'row' },
-            h('button', { type: 'button', class: 'btn small', 'aria-label': 'Zoom out', onclick: () => zoomBy(1 / 1.5) }, '−'),
-            h('button', { type: 'button', class: 'btn small', 'aria-label': 'Zoom in', onclick: () => zoomBy(1.5) }, '+'),
-            h('button', { type: 'button', class: 'btn small', onclick: () => fit() }, 'Fit'),
+            h('button', { type: 'button', class: 'btn small', 'aria-label': 'Zoom out', onclick: () => { st.touched = true; zoomBy(1 / 1.5); } }, '−'),
+            h('button', { type: 'button', class: 'btn small', 'aria-label': 'Zoom in', onclick: () => { st.touched = true; zoomBy(1.5); } }, '+'),
+            h('button', { type: 'button', class: 'btn small', onclick: () => { st.touched = true; fit(); } }, 'Fit'),
             coords),
           h('div', { class: 'row' }, seqEl, liveState)),
         viewport,
@@ -63,10 +80,10 @@ export function render(root) {
         h('h2', null, 'Colour'),
         palette,
         h('h2', null, 'Pixel'),
-        h('div', { class: 'row tight' },
+        h('div', { class: 'row tight xy' },
           h('div', { class: 'field small' }, h('label', { for: xId }, 'x'), xIn),
           h('div', { class: 'field small' }, h('label', { for: yId }, 'y'), yIn)),
-        h('div', { class: 'row' }, placeBtn, chosen),
+        h('div', { class: 'row place-row' }, placeBtn, chosen),
         cooldown,
         status)));
 
@@ -134,6 +151,31 @@ export function render(root) {
     apply();
   }
 
+  // The first view: at least MIN_START_ZOOM screen pixels a board pixel,
+  // centred on (bx, by) as far as the board allows.
+  function startView(bx, by) {
+    const r = viewport.getBoundingClientRect();
+    st.vw = r.width; st.vh = r.height;
+    st.minZ = Math.min(r.width / st.W, r.height / st.H);
+    st.z = Math.min(MAX_ZOOM, Math.max(MIN_START_ZOOM, st.minZ));
+    const place1 = (view, size, b) => (size * st.z <= view
+      ? (view - size * st.z) / 2
+      : Math.min(0, Math.max(view - size * st.z, view / 2 - (b + 0.5) * st.z)));
+    st.tx = place1(r.width, st.W, bx);
+    st.ty = place1(r.height, st.H, by);
+    apply();
+  }
+
+  // Centres the first view on the median of recent placements (deltas of
+  // the look-back the first stream started with), unless the person has
+  // moved the view already.
+  function centreOnRecent(idxs) {
+    if (st.touched || idxs.length === 0) return;
+    const med = (a) => { a.sort((p, q) => p - q); return a[a.length >> 1]; };
+    startView(med(idxs.map((i) => i % st.W)), med(idxs.map((i) => Math.floor(i / st.W))));
+    viewport.dataset.centred = 'recent';
+  }
+
   function zoomAt(factor, cx, cy) {
     if (!st.info) return;
     const z = Math.min(MAX_ZOOM, Math.max(st.minZ * 0.5, st.z * factor));
@@ -159,8 +201,68 @@ export function render(root) {
     return x >= 0 && y >= 0 && x < st.W && y < st.H ? { x, y } : null;
   }
 
+  // ---- who placed a pixel ----
+
+  function authorText(x, y, res) {
+    if (!res.placed) return `${x}, ${y}: never placed`;
+    const who = { AUTHOR_KIND_USER: res.author, AUTHOR_KIND_GUEST: 'a guest', AUTHOR_KIND_DELETED: 'a deleted account' }[res.authorKind] || 'someone';
+    return `${x}, ${y}: placed by ${who}, ${fmtRelative(res.time)}`;
+  }
+
+  function showAuthor(x, y, res) {
+    pixelInfo.textContent = authorText(x, y, res);
+    pixelInfo.title = res.time ? fmtTime(res.time) : '';
+    pixelInfo.dataset.pixel = `${x},${y}`;
+    pixelInfo.dataset.author = res.author || '';
+    pixelInfo.dataset.kind = res.authorKind || 'AUTHOR_KIND_UNSPECIFIED';
+    pixelInfo.hidden = false;
+  }
+
+  function author(idx) {
+    let got = st.authors.get(idx);
+    if (!got) {
+      const x = idx % st.W; const y = Math.floor(idx / st.W);
+      got = get(`/api/v1/canvas/pixels/${x}/${y}`).then((res) => {
+        if (st.authors.get(idx) === got) st.authors.set(idx, res);
+        return res;
+      }, (err) => {
+        if (st.authors.get(idx) === got) st.authors.delete(idx);
+        throw err;
+      });
+      st.authors.set(idx, got);
+    }
+    return Promise.resolve(got);
+  }
+
+  // Shows who placed p (null: the selected pixel, or nothing), asking the
+  // server after `delay` ms unless the answer is cached.
+  function wantAuthor(p, delay) {
+    p = p || st.sel;
+    clearTimeout(st.infoTimer);
+    if (!p || !st.info) { st.infoAt = null; pixelInfo.hidden = true; return; }
+    const idx = p.y * st.W + p.x;
+    st.infoAt = idx;
+    const cached = st.authors.get(idx);
+    if (cached && !(cached instanceof Promise)) { showAuthor(p.x, p.y, cached); return; }
+    st.infoTimer = setTimeout(() => {
+      author(idx).then((res) => { if (ctl.alive && st.infoAt === idx) showAuthor(p.x, p.y, res); }, () => {
+        if (st.infoAt === idx) pixelInfo.hidden = true;
+      });
+    }, delay);
+  }
+
+  // A pixel changed: its cached author is stale.
+  function authorChanged(idx) {
+    st.authors.delete(idx);
+    if (st.infoAt === idx) {
+      const p = { x: idx % st.W, y: Math.floor(idx / st.W) };
+      wantAuthor(p, AUTHOR_DELAY_MS);
+    }
+  }
+
   function select(p, { scroll = false } = {}) {
     st.sel = p;
+    if (p) wantAuthor(p, 0);
     cursor.hidden = !p;
     if (p) {
       placeCursor();
@@ -183,6 +285,7 @@ export function render(root) {
   const pointers = new Map();
   let drag = null;
   viewport.addEventListener('pointerdown', (e) => {
+    st.touched = true;
     viewport.setPointerCapture(e.pointerId);
     pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
     drag = { x: e.clientX, y: e.clientY, tx: st.tx, ty: st.ty, moved: false, pinch: pointers.size > 1 ? pinchState() : null };
@@ -194,6 +297,7 @@ export function render(root) {
   viewport.addEventListener('pointermove', (e) => {
     const p = toBoard(e.clientX, e.clientY);
     coords.textContent = p ? `${p.x}, ${p.y}` : (st.sel ? `${st.sel.x}, ${st.sel.y}` : '–');
+    if (e.pointerType === 'mouse' && !drag) wantAuthor(p, AUTHOR_DELAY_MS);
     if (!pointers.has(e.pointerId) || !drag) return;
     pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
     if (pointers.size > 1 && drag.pinch) {
@@ -220,15 +324,18 @@ export function render(root) {
     }
     if (pointers.size === 0) drag = null;
   };
+  viewport.addEventListener('pointerleave', (e) => { if (e.pointerType === 'mouse') wantAuthor(null, 0); });
   viewport.addEventListener('pointerup', endPointer);
   viewport.addEventListener('pointercancel', endPointer);
   viewport.addEventListener('wheel', (e) => {
     e.preventDefault();
+    st.touched = true;
     const r = viewport.getBoundingClientRect();
     zoomAt(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top);
   }, { passive: false });
   viewport.addEventListener('keydown', (e) => {
     if (!st.info) return;
+    st.touched = true;
     const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
     if (moves[e.key]) {
       e.preventDefault();
@@ -247,6 +354,7 @@ export function render(root) {
   });
   const onCoordInput = () => {
     const x = Number(xIn.value); const y = Number(yIn.value);
+    st.touched = true;
     if (Number.isInteger(x) && Number.isInteger(y) && x >= 0 && y >= 0 && x < st.W && y < st.H) select({ x, y }, { scroll: true });
   };
   xIn.addEventListener('change', onCoordInput);
@@ -358,6 +466,7 @@ export function render(root) {
       const res = await post('/api/v1/canvas/pixels', { x, y, color });
       say(status, `Placed at ${x}, ${y}.`, 'ok');
       mine.seq = Number(res.seq || 0);
+      authorChanged(idx);
       if (st.pending.get(idx) === mine && mine.seq <= st.seq) st.pending.delete(idx); // the stream was faster
       if (res.nextPlacementTime) setCooldown(Date.parse(res.nextPlacementTime));
       // The stream confirms it; until then it stays pending (so a snapshot
@@ -419,6 +528,16 @@ export function render(root) {
   function applyBatch(batch) {
     const first = Number(batch.firstSeq || 0);
     const last = Number(batch.lastSeq || 0);
+    if (st.lookBack < st.seq) {
+      // The look-back of the first stream, possibly over several batches:
+      // once it reaches the snapshot, centre on it.
+      st.recent.push(...lookBackDeltas(batch));
+      if (last >= st.seq) {
+        st.lookBack = Number.MAX_SAFE_INTEGER; // once: later batches are news
+        centreOnRecent(st.recent);
+        st.recent = [];
+      }
+    }
     if (last <= st.seq) return; // already have it
     const bytes = b64(batch.deltas || '');
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -431,11 +550,25 @@ export function render(root) {
       if (idx >= n) continue;
       st.pending.delete(idx); // the server's word wins over our guess
       drawPixel(idx, v & 15);
+      authorChanged(idx);
     }
     st.seq = last;
     prunePending();
     board.dataset.seq = String(last);
     seqEl.textContent = `seq ${last}`;
+  }
+
+  // Pixels of a batch the snapshot already had, after the look-back start.
+  function lookBackDeltas(batch) {
+    const first = Number(batch.firstSeq || 0);
+    const bytes = b64(batch.deltas || '');
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const out = [];
+    for (let i = 0; i < Math.floor(bytes.length / 4); i++) {
+      const idx = dv.getUint32(i * 4, true) >>> 4;
+      if (first + i > st.lookBack && first + i <= st.seq && idx < st.W * st.H) out.push(idx);
+    }
+    return out;
   }
 
   const setLive = liveBadge(liveState);
@@ -454,11 +587,18 @@ export function render(root) {
     board.width = st.W; board.height = st.H;
     if (st.color >= st.info.palette.length) st.color = 0;
     drawPalette();
-    fit();
+    startView(st.W / 2, st.H / 2);
     updatePlaceButton();
+    let first = true;
     ctl.stream = liveEvents(async () => {
       if (st.needSnapshot) await loadSnapshot();
-      return `/api/v1/canvas/stream?afterSeq=${st.seq}`;
+      // The first stream starts a little back: its first batch says where
+      // people painted last (applyBatch skips what the snapshot has).
+      const after = first ? Math.max(0, st.seq - RECENT) : st.seq;
+      // Only the first: a later snapshot is no reason to move the view.
+      st.lookBack = first ? after : Number.MAX_SAFE_INTEGER;
+      first = false;
+      return `/api/v1/canvas/stream?afterSeq=${after}`;
     }, {
       batch: (m) => applyBatch(m.batch),
       heartbeat: () => {},
@@ -472,6 +612,7 @@ export function render(root) {
   return () => {
     ctl.alive = false;
     clearTimeout(ctl.cooldownTimer);
+    clearTimeout(st.infoTimer);
     window.removeEventListener('resize', onResize);
     if (ctl.stream) ctl.stream.stop();
   };

@@ -27,6 +27,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Who placed a pixel, as the public may know it.
+type AuthorKind int32
+
+const (
+	// Nobody: the pixel was never placed.
+	AuthorKind_AUTHOR_KIND_UNSPECIFIED AuthorKind = 0
+	// A registered user, named by `author`.
+	AuthorKind_AUTHOR_KIND_USER AuthorKind = 1
+	// A guest; `author` is "guest".
+	AuthorKind_AUTHOR_KIND_GUEST AuthorKind = 2
+	// An account deleted since; `author` is empty.
+	AuthorKind_AUTHOR_KIND_DELETED AuthorKind = 3
+)
+
+// Enum value maps for AuthorKind.
+var (
+	AuthorKind_name = map[int32]string{
+		0: "AUTHOR_KIND_UNSPECIFIED",
+		1: "AUTHOR_KIND_USER",
+		2: "AUTHOR_KIND_GUEST",
+		3: "AUTHOR_KIND_DELETED",
+	}
+	AuthorKind_value = map[string]int32{
+		"AUTHOR_KIND_UNSPECIFIED": 0,
+		"AUTHOR_KIND_USER":        1,
+		"AUTHOR_KIND_GUEST":       2,
+		"AUTHOR_KIND_DELETED":     3,
+	}
+)
+
+func (x AuthorKind) Enum() *AuthorKind {
+	p := new(AuthorKind)
+	*p = x
+	return p
+}
+
+func (x AuthorKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AuthorKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_canvas_v1_canvas_proto_enumTypes[0].Descriptor()
+}
+
+func (AuthorKind) Type() protoreflect.EnumType {
+	return &file_canvas_v1_canvas_proto_enumTypes[0]
+}
+
+func (x AuthorKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AuthorKind.Descriptor instead.
+func (AuthorKind) EnumDescriptor() ([]byte, []int) {
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{0}
+}
+
 // Request of GetCanvasInfo.
 type GetCanvasInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -884,6 +941,172 @@ func (x *Placement) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// Request of GetPixel.
+type GetPixelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Column, 0 to width-1.
+	X int32 `protobuf:"varint,1,opt,name=x,proto3" json:"x,omitempty"`
+	// Row, 0 to height-1.
+	Y             int32 `protobuf:"varint,2,opt,name=y,proto3" json:"y,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPixelRequest) Reset() {
+	*x = GetPixelRequest{}
+	mi := &file_canvas_v1_canvas_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPixelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPixelRequest) ProtoMessage() {}
+
+func (x *GetPixelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_canvas_v1_canvas_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPixelRequest.ProtoReflect.Descriptor instead.
+func (*GetPixelRequest) Descriptor() ([]byte, []int) {
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetPixelRequest) GetX() int32 {
+	if x != nil {
+		return x.X
+	}
+	return 0
+}
+
+func (x *GetPixelRequest) GetY() int32 {
+	if x != nil {
+		return x.Y
+	}
+	return 0
+}
+
+// Response of GetPixel.
+type GetPixelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Column.
+	X int32 `protobuf:"varint,1,opt,name=x,proto3" json:"x,omitempty"`
+	// Row.
+	Y int32 `protobuf:"varint,2,opt,name=y,proto3" json:"y,omitempty"`
+	// Palette index of the latest placement; 0 (white) when never placed.
+	Color int32 `protobuf:"varint,3,opt,name=color,proto3" json:"color,omitempty"`
+	// Whether anyone ever placed this pixel; when false, nothing below is set.
+	Placed bool `protobuf:"varint,4,opt,name=placed,proto3" json:"placed,omitempty"`
+	// Sequence number of the latest placement: a stream delta with a higher
+	// one for this pixel makes this answer stale.
+	Seq int64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	// When it was placed.
+	Time *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
+	// The placer's display name: their username, "guest" for a guest, empty
+	// once the account was deleted.
+	Author string `protobuf:"bytes,7,opt,name=author,proto3" json:"author,omitempty"`
+	// What kind of placer `author` names.
+	AuthorKind    AuthorKind `protobuf:"varint,8,opt,name=author_kind,json=authorKind,proto3,enum=canvas.v1.AuthorKind" json:"author_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPixelResponse) Reset() {
+	*x = GetPixelResponse{}
+	mi := &file_canvas_v1_canvas_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPixelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPixelResponse) ProtoMessage() {}
+
+func (x *GetPixelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_canvas_v1_canvas_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPixelResponse.ProtoReflect.Descriptor instead.
+func (*GetPixelResponse) Descriptor() ([]byte, []int) {
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetPixelResponse) GetX() int32 {
+	if x != nil {
+		return x.X
+	}
+	return 0
+}
+
+func (x *GetPixelResponse) GetY() int32 {
+	if x != nil {
+		return x.Y
+	}
+	return 0
+}
+
+func (x *GetPixelResponse) GetColor() int32 {
+	if x != nil {
+		return x.Color
+	}
+	return 0
+}
+
+func (x *GetPixelResponse) GetPlaced() bool {
+	if x != nil {
+		return x.Placed
+	}
+	return false
+}
+
+func (x *GetPixelResponse) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GetPixelResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *GetPixelResponse) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *GetPixelResponse) GetAuthorKind() AuthorKind {
+	if x != nil {
+		return x.AuthorKind
+	}
+	return AuthorKind_AUTHOR_KIND_UNSPECIFIED
+}
+
 // Request of ListPixelHistory.
 type ListPixelHistoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -901,7 +1124,7 @@ type ListPixelHistoryRequest struct {
 
 func (x *ListPixelHistoryRequest) Reset() {
 	*x = ListPixelHistoryRequest{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[14]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1136,7 @@ func (x *ListPixelHistoryRequest) String() string {
 func (*ListPixelHistoryRequest) ProtoMessage() {}
 
 func (x *ListPixelHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[14]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1149,7 @@ func (x *ListPixelHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPixelHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListPixelHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{14}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListPixelHistoryRequest) GetX() int32 {
@@ -970,7 +1193,7 @@ type ListPixelHistoryResponse struct {
 
 func (x *ListPixelHistoryResponse) Reset() {
 	*x = ListPixelHistoryResponse{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[15]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1205,7 @@ func (x *ListPixelHistoryResponse) String() string {
 func (*ListPixelHistoryResponse) ProtoMessage() {}
 
 func (x *ListPixelHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[15]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1218,7 @@ func (x *ListPixelHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPixelHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListPixelHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{15}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListPixelHistoryResponse) GetPlacements() []*Placement {
@@ -1025,7 +1248,7 @@ type BanUserRequest struct {
 
 func (x *BanUserRequest) Reset() {
 	*x = BanUserRequest{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[16]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1260,7 @@ func (x *BanUserRequest) String() string {
 func (*BanUserRequest) ProtoMessage() {}
 
 func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[16]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1273,7 @@ func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserRequest.ProtoReflect.Descriptor instead.
 func (*BanUserRequest) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{16}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BanUserRequest) GetUserId() string {
@@ -1076,7 +1299,7 @@ type BanUserResponse struct {
 
 func (x *BanUserResponse) Reset() {
 	*x = BanUserResponse{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[17]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1311,7 @@ func (x *BanUserResponse) String() string {
 func (*BanUserResponse) ProtoMessage() {}
 
 func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[17]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1324,7 @@ func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserResponse.ProtoReflect.Descriptor instead.
 func (*BanUserResponse) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{17}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{19}
 }
 
 // Request of UnbanUser.
@@ -1115,7 +1338,7 @@ type UnbanUserRequest struct {
 
 func (x *UnbanUserRequest) Reset() {
 	*x = UnbanUserRequest{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[18]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1350,7 @@ func (x *UnbanUserRequest) String() string {
 func (*UnbanUserRequest) ProtoMessage() {}
 
 func (x *UnbanUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[18]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1363,7 @@ func (x *UnbanUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbanUserRequest.ProtoReflect.Descriptor instead.
 func (*UnbanUserRequest) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{18}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UnbanUserRequest) GetUserId() string {
@@ -1159,7 +1382,7 @@ type UnbanUserResponse struct {
 
 func (x *UnbanUserResponse) Reset() {
 	*x = UnbanUserResponse{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[19]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1394,7 @@ func (x *UnbanUserResponse) String() string {
 func (*UnbanUserResponse) ProtoMessage() {}
 
 func (x *UnbanUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[19]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1407,7 @@ func (x *UnbanUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbanUserResponse.ProtoReflect.Descriptor instead.
 func (*UnbanUserResponse) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{19}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{21}
 }
 
 // Request of ClearRect.
@@ -1206,7 +1429,7 @@ type ClearRectRequest struct {
 
 func (x *ClearRectRequest) Reset() {
 	*x = ClearRectRequest{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[20]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1441,7 @@ func (x *ClearRectRequest) String() string {
 func (*ClearRectRequest) ProtoMessage() {}
 
 func (x *ClearRectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[20]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1454,7 @@ func (x *ClearRectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearRectRequest.ProtoReflect.Descriptor instead.
 func (*ClearRectRequest) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{20}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClearRectRequest) GetX() int32 {
@@ -1282,7 +1505,7 @@ type ClearRectResponse struct {
 
 func (x *ClearRectResponse) Reset() {
 	*x = ClearRectResponse{}
-	mi := &file_canvas_v1_canvas_proto_msgTypes[21]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1517,7 @@ func (x *ClearRectResponse) String() string {
 func (*ClearRectResponse) ProtoMessage() {}
 
 func (x *ClearRectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_canvas_v1_canvas_proto_msgTypes[21]
+	mi := &file_canvas_v1_canvas_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1530,7 @@ func (x *ClearRectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearRectResponse.ProtoReflect.Descriptor instead.
 func (*ClearRectResponse) Descriptor() ([]byte, []int) {
-	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{21}
+	return file_canvas_v1_canvas_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClearRectResponse) GetFirstSeq() int64 {
@@ -1379,7 +1602,20 @@ const file_canvas_v1_canvas_proto_rawDesc = "" +
 	"\x01y\x18\x03 \x01(\x05R\x01y\x12\x14\n" +
 	"\x05color\x18\x04 \x01(\x05R\x05color\x12\x17\n" +
 	"\auser_id\x18\x05 \x01(\tR\x06userId\x12.\n" +
-	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"q\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"-\n" +
+	"\x0fGetPixelRequest\x12\f\n" +
+	"\x01x\x18\x01 \x01(\x05R\x01x\x12\f\n" +
+	"\x01y\x18\x02 \x01(\x05R\x01y\"\xee\x01\n" +
+	"\x10GetPixelResponse\x12\f\n" +
+	"\x01x\x18\x01 \x01(\x05R\x01x\x12\f\n" +
+	"\x01y\x18\x02 \x01(\x05R\x01y\x12\x14\n" +
+	"\x05color\x18\x03 \x01(\x05R\x05color\x12\x16\n" +
+	"\x06placed\x18\x04 \x01(\bR\x06placed\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x03R\x03seq\x12.\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06author\x18\a \x01(\tR\x06author\x126\n" +
+	"\vauthor_kind\x18\b \x01(\x0e2\x15.canvas.v1.AuthorKindR\n" +
+	"authorKind\"q\n" +
 	"\x17ListPixelHistoryRequest\x12\f\n" +
 	"\x01x\x18\x01 \x01(\x05R\x01x\x12\f\n" +
 	"\x01y\x18\x02 \x01(\x05R\x01y\x12\x1b\n" +
@@ -1406,7 +1642,13 @@ const file_canvas_v1_canvas_proto_rawDesc = "" +
 	"\x05color\x18\x05 \x01(\x05R\x05color\"K\n" +
 	"\x11ClearRectResponse\x12\x1b\n" +
 	"\tfirst_seq\x18\x01 \x01(\x03R\bfirstSeq\x12\x19\n" +
-	"\blast_seq\x18\x02 \x01(\x03R\alastSeq2\xb3\b\n" +
+	"\blast_seq\x18\x02 \x01(\x03R\alastSeq*o\n" +
+	"\n" +
+	"AuthorKind\x12\x1b\n" +
+	"\x17AUTHOR_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10AUTHOR_KIND_USER\x10\x01\x12\x15\n" +
+	"\x11AUTHOR_KIND_GUEST\x10\x02\x12\x17\n" +
+	"\x13AUTHOR_KIND_DELETED\x10\x032\x9f\t\n" +
 	"\rCanvasService\x12o\n" +
 	"\rGetCanvasInfo\x12\x1f.canvas.v1.GetCanvasInfoRequest\x1a .canvas.v1.GetCanvasInfoResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/canvas/info\x12m\n" +
 	"\vGetSnapshot\x12\x1d.canvas.v1.GetSnapshotRequest\x1a\x1e.canvas.v1.GetSnapshotResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/canvas/snapshot\x12T\n" +
@@ -1414,7 +1656,8 @@ const file_canvas_v1_canvas_proto_rawDesc = "" +
 	"\rGetBoardImage\x12\x1f.canvas.v1.GetBoardImageRequest\x1a\x14.google.api.HttpBody\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/canvas.png\x12k\n" +
 	"\n" +
 	"PlacePixel\x12\x1c.canvas.v1.PlacePixelRequest\x1a\x1d.canvas.v1.PlacePixelResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/v1/canvas/pixels\x12p\n" +
-	"\fStreamPixels\x12\x1e.canvas.v1.StreamPixelsRequest\x1a\x1f.canvas.v1.StreamPixelsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/canvas/stream0\x01\x12r\n" +
+	"\fStreamPixels\x12\x1e.canvas.v1.StreamPixelsRequest\x1a\x1f.canvas.v1.StreamPixelsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/canvas/stream0\x01\x12j\n" +
+	"\bGetPixel\x12\x1a.canvas.v1.GetPixelRequest\x1a\x1b.canvas.v1.GetPixelResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/canvas/pixels/{x}/{y}\x12r\n" +
 	"\x10ListPixelHistory\x12\".canvas.v1.ListPixelHistoryRequest\x1a#.canvas.v1.ListPixelHistoryResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/pixel\x12_\n" +
 	"\aBanUser\x12\x19.canvas.v1.BanUserRequest\x1a\x1a.canvas.v1.BanUserResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/admin/bans\x12l\n" +
 	"\tUnbanUser\x12\x1b.canvas.v1.UnbanUserRequest\x1a\x1c.canvas.v1.UnbanUserResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/v1/admin/bans/{user_id}\x12m\n" +
@@ -1432,65 +1675,73 @@ func file_canvas_v1_canvas_proto_rawDescGZIP() []byte {
 	return file_canvas_v1_canvas_proto_rawDescData
 }
 
-var file_canvas_v1_canvas_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_canvas_v1_canvas_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_canvas_v1_canvas_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_canvas_v1_canvas_proto_goTypes = []any{
-	(*GetCanvasInfoRequest)(nil),     // 0: canvas.v1.GetCanvasInfoRequest
-	(*GetCanvasInfoResponse)(nil),    // 1: canvas.v1.GetCanvasInfoResponse
-	(*GetSnapshotRequest)(nil),       // 2: canvas.v1.GetSnapshotRequest
-	(*GetSnapshotResponse)(nil),      // 3: canvas.v1.GetSnapshotResponse
-	(*GetBoardRequest)(nil),          // 4: canvas.v1.GetBoardRequest
-	(*GetBoardImageRequest)(nil),     // 5: canvas.v1.GetBoardImageRequest
-	(*PlacePixelRequest)(nil),        // 6: canvas.v1.PlacePixelRequest
-	(*PlacePixelResponse)(nil),       // 7: canvas.v1.PlacePixelResponse
-	(*StreamPixelsRequest)(nil),      // 8: canvas.v1.StreamPixelsRequest
-	(*PixelBatch)(nil),               // 9: canvas.v1.PixelBatch
-	(*Resync)(nil),                   // 10: canvas.v1.Resync
-	(*Heartbeat)(nil),                // 11: canvas.v1.Heartbeat
-	(*StreamPixelsResponse)(nil),     // 12: canvas.v1.StreamPixelsResponse
-	(*Placement)(nil),                // 13: canvas.v1.Placement
-	(*ListPixelHistoryRequest)(nil),  // 14: canvas.v1.ListPixelHistoryRequest
-	(*ListPixelHistoryResponse)(nil), // 15: canvas.v1.ListPixelHistoryResponse
-	(*BanUserRequest)(nil),           // 16: canvas.v1.BanUserRequest
-	(*BanUserResponse)(nil),          // 17: canvas.v1.BanUserResponse
-	(*UnbanUserRequest)(nil),         // 18: canvas.v1.UnbanUserRequest
-	(*UnbanUserResponse)(nil),        // 19: canvas.v1.UnbanUserResponse
-	(*ClearRectRequest)(nil),         // 20: canvas.v1.ClearRectRequest
-	(*ClearRectResponse)(nil),        // 21: canvas.v1.ClearRectResponse
-	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),        // 23: google.api.HttpBody
+	(AuthorKind)(0),                  // 0: canvas.v1.AuthorKind
+	(*GetCanvasInfoRequest)(nil),     // 1: canvas.v1.GetCanvasInfoRequest
+	(*GetCanvasInfoResponse)(nil),    // 2: canvas.v1.GetCanvasInfoResponse
+	(*GetSnapshotRequest)(nil),       // 3: canvas.v1.GetSnapshotRequest
+	(*GetSnapshotResponse)(nil),      // 4: canvas.v1.GetSnapshotResponse
+	(*GetBoardRequest)(nil),          // 5: canvas.v1.GetBoardRequest
+	(*GetBoardImageRequest)(nil),     // 6: canvas.v1.GetBoardImageRequest
+	(*PlacePixelRequest)(nil),        // 7: canvas.v1.PlacePixelRequest
+	(*PlacePixelResponse)(nil),       // 8: canvas.v1.PlacePixelResponse
+	(*StreamPixelsRequest)(nil),      // 9: canvas.v1.StreamPixelsRequest
+	(*PixelBatch)(nil),               // 10: canvas.v1.PixelBatch
+	(*Resync)(nil),                   // 11: canvas.v1.Resync
+	(*Heartbeat)(nil),                // 12: canvas.v1.Heartbeat
+	(*StreamPixelsResponse)(nil),     // 13: canvas.v1.StreamPixelsResponse
+	(*Placement)(nil),                // 14: canvas.v1.Placement
+	(*GetPixelRequest)(nil),          // 15: canvas.v1.GetPixelRequest
+	(*GetPixelResponse)(nil),         // 16: canvas.v1.GetPixelResponse
+	(*ListPixelHistoryRequest)(nil),  // 17: canvas.v1.ListPixelHistoryRequest
+	(*ListPixelHistoryResponse)(nil), // 18: canvas.v1.ListPixelHistoryResponse
+	(*BanUserRequest)(nil),           // 19: canvas.v1.BanUserRequest
+	(*BanUserResponse)(nil),          // 20: canvas.v1.BanUserResponse
+	(*UnbanUserRequest)(nil),         // 21: canvas.v1.UnbanUserRequest
+	(*UnbanUserResponse)(nil),        // 22: canvas.v1.UnbanUserResponse
+	(*ClearRectRequest)(nil),         // 23: canvas.v1.ClearRectRequest
+	(*ClearRectResponse)(nil),        // 24: canvas.v1.ClearRectResponse
+	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),        // 26: google.api.HttpBody
 }
 var file_canvas_v1_canvas_proto_depIdxs = []int32{
-	22, // 0: canvas.v1.PlacePixelResponse.next_placement_time:type_name -> google.protobuf.Timestamp
-	9,  // 1: canvas.v1.StreamPixelsResponse.batch:type_name -> canvas.v1.PixelBatch
-	10, // 2: canvas.v1.StreamPixelsResponse.resync:type_name -> canvas.v1.Resync
-	11, // 3: canvas.v1.StreamPixelsResponse.heartbeat:type_name -> canvas.v1.Heartbeat
-	22, // 4: canvas.v1.Placement.time:type_name -> google.protobuf.Timestamp
-	13, // 5: canvas.v1.ListPixelHistoryResponse.placements:type_name -> canvas.v1.Placement
-	0,  // 6: canvas.v1.CanvasService.GetCanvasInfo:input_type -> canvas.v1.GetCanvasInfoRequest
-	2,  // 7: canvas.v1.CanvasService.GetSnapshot:input_type -> canvas.v1.GetSnapshotRequest
-	4,  // 8: canvas.v1.CanvasService.GetBoard:input_type -> canvas.v1.GetBoardRequest
-	5,  // 9: canvas.v1.CanvasService.GetBoardImage:input_type -> canvas.v1.GetBoardImageRequest
-	6,  // 10: canvas.v1.CanvasService.PlacePixel:input_type -> canvas.v1.PlacePixelRequest
-	8,  // 11: canvas.v1.CanvasService.StreamPixels:input_type -> canvas.v1.StreamPixelsRequest
-	14, // 12: canvas.v1.CanvasService.ListPixelHistory:input_type -> canvas.v1.ListPixelHistoryRequest
-	16, // 13: canvas.v1.CanvasService.BanUser:input_type -> canvas.v1.BanUserRequest
-	18, // 14: canvas.v1.CanvasService.UnbanUser:input_type -> canvas.v1.UnbanUserRequest
-	20, // 15: canvas.v1.CanvasService.ClearRect:input_type -> canvas.v1.ClearRectRequest
-	1,  // 16: canvas.v1.CanvasService.GetCanvasInfo:output_type -> canvas.v1.GetCanvasInfoResponse
-	3,  // 17: canvas.v1.CanvasService.GetSnapshot:output_type -> canvas.v1.GetSnapshotResponse
-	23, // 18: canvas.v1.CanvasService.GetBoard:output_type -> google.api.HttpBody
-	23, // 19: canvas.v1.CanvasService.GetBoardImage:output_type -> google.api.HttpBody
-	7,  // 20: canvas.v1.CanvasService.PlacePixel:output_type -> canvas.v1.PlacePixelResponse
-	12, // 21: canvas.v1.CanvasService.StreamPixels:output_type -> canvas.v1.StreamPixelsResponse
-	15, // 22: canvas.v1.CanvasService.ListPixelHistory:output_type -> canvas.v1.ListPixelHistoryResponse
-	17, // 23: canvas.v1.CanvasService.BanUser:output_type -> canvas.v1.BanUserResponse
-	19, // 24: canvas.v1.CanvasService.UnbanUser:output_type -> canvas.v1.UnbanUserResponse
-	21, // 25: canvas.v1.CanvasService.ClearRect:output_type -> canvas.v1.ClearRectResponse
-	16, // [16:26] is the sub-list for method output_type
-	6,  // [6:16] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	25, // 0: canvas.v1.PlacePixelResponse.next_placement_time:type_name -> google.protobuf.Timestamp
+	10, // 1: canvas.v1.StreamPixelsResponse.batch:type_name -> canvas.v1.PixelBatch
+	11, // 2: canvas.v1.StreamPixelsResponse.resync:type_name -> canvas.v1.Resync
+	12, // 3: canvas.v1.StreamPixelsResponse.heartbeat:type_name -> canvas.v1.Heartbeat
+	25, // 4: canvas.v1.Placement.time:type_name -> google.protobuf.Timestamp
+	25, // 5: canvas.v1.GetPixelResponse.time:type_name -> google.protobuf.Timestamp
+	0,  // 6: canvas.v1.GetPixelResponse.author_kind:type_name -> canvas.v1.AuthorKind
+	14, // 7: canvas.v1.ListPixelHistoryResponse.placements:type_name -> canvas.v1.Placement
+	1,  // 8: canvas.v1.CanvasService.GetCanvasInfo:input_type -> canvas.v1.GetCanvasInfoRequest
+	3,  // 9: canvas.v1.CanvasService.GetSnapshot:input_type -> canvas.v1.GetSnapshotRequest
+	5,  // 10: canvas.v1.CanvasService.GetBoard:input_type -> canvas.v1.GetBoardRequest
+	6,  // 11: canvas.v1.CanvasService.GetBoardImage:input_type -> canvas.v1.GetBoardImageRequest
+	7,  // 12: canvas.v1.CanvasService.PlacePixel:input_type -> canvas.v1.PlacePixelRequest
+	9,  // 13: canvas.v1.CanvasService.StreamPixels:input_type -> canvas.v1.StreamPixelsRequest
+	15, // 14: canvas.v1.CanvasService.GetPixel:input_type -> canvas.v1.GetPixelRequest
+	17, // 15: canvas.v1.CanvasService.ListPixelHistory:input_type -> canvas.v1.ListPixelHistoryRequest
+	19, // 16: canvas.v1.CanvasService.BanUser:input_type -> canvas.v1.BanUserRequest
+	21, // 17: canvas.v1.CanvasService.UnbanUser:input_type -> canvas.v1.UnbanUserRequest
+	23, // 18: canvas.v1.CanvasService.ClearRect:input_type -> canvas.v1.ClearRectRequest
+	2,  // 19: canvas.v1.CanvasService.GetCanvasInfo:output_type -> canvas.v1.GetCanvasInfoResponse
+	4,  // 20: canvas.v1.CanvasService.GetSnapshot:output_type -> canvas.v1.GetSnapshotResponse
+	26, // 21: canvas.v1.CanvasService.GetBoard:output_type -> google.api.HttpBody
+	26, // 22: canvas.v1.CanvasService.GetBoardImage:output_type -> google.api.HttpBody
+	8,  // 23: canvas.v1.CanvasService.PlacePixel:output_type -> canvas.v1.PlacePixelResponse
+	13, // 24: canvas.v1.CanvasService.StreamPixels:output_type -> canvas.v1.StreamPixelsResponse
+	16, // 25: canvas.v1.CanvasService.GetPixel:output_type -> canvas.v1.GetPixelResponse
+	18, // 26: canvas.v1.CanvasService.ListPixelHistory:output_type -> canvas.v1.ListPixelHistoryResponse
+	20, // 27: canvas.v1.CanvasService.BanUser:output_type -> canvas.v1.BanUserResponse
+	22, // 28: canvas.v1.CanvasService.UnbanUser:output_type -> canvas.v1.UnbanUserResponse
+	24, // 29: canvas.v1.CanvasService.ClearRect:output_type -> canvas.v1.ClearRectResponse
+	19, // [19:30] is the sub-list for method output_type
+	8,  // [8:19] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_canvas_v1_canvas_proto_init() }
@@ -1509,13 +1760,14 @@ func file_canvas_v1_canvas_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_canvas_v1_canvas_proto_rawDesc), len(file_canvas_v1_canvas_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   22,
+			NumEnums:      1,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_canvas_v1_canvas_proto_goTypes,
 		DependencyIndexes: file_canvas_v1_canvas_proto_depIdxs,
+		EnumInfos:         file_canvas_v1_canvas_proto_enumTypes,
 		MessageInfos:      file_canvas_v1_canvas_proto_msgTypes,
 	}.Build()
 	File_canvas_v1_canvas_proto = out.File

@@ -174,6 +174,61 @@ func request_CanvasService_StreamPixels_0(ctx context.Context, marshaler runtime
 	return stream, metadata, nil
 }
 
+func request_CanvasService_GetPixel_0(ctx context.Context, marshaler runtime.Marshaler, client CanvasServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetPixelRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["x"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "x")
+	}
+	protoReq.X, err = runtime.Int32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "x", err)
+	}
+	val, ok = pathParams["y"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "y")
+	}
+	protoReq.Y, err = runtime.Int32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "y", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetPixel(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_CanvasService_GetPixel_0(ctx context.Context, marshaler runtime.Marshaler, server CanvasServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetPixelRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["x"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "x")
+	}
+	protoReq.X, err = runtime.Int32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "x", err)
+	}
+	val, ok = pathParams["y"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "y")
+	}
+	protoReq.Y, err = runtime.Int32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "y", err)
+	}
+	msg, err := server.GetPixel(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_CanvasService_ListPixelHistory_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
 func request_CanvasService_ListPixelHistory_0(ctx context.Context, marshaler runtime.Marshaler, client CanvasServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -415,6 +470,26 @@ func RegisterCanvasServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 		return
 	})
+	mux.Handle(http.MethodGet, pattern_CanvasService_GetPixel_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/canvas.v1.CanvasService/GetPixel", runtime.WithHTTPPathPattern("/api/v1/canvas/pixels/{x}/{y}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_CanvasService_GetPixel_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CanvasService_GetPixel_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_CanvasService_ListPixelHistory_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -637,6 +712,23 @@ func RegisterCanvasServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_CanvasService_StreamPixels_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_CanvasService_GetPixel_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/canvas.v1.CanvasService/GetPixel", runtime.WithHTTPPathPattern("/api/v1/canvas/pixels/{x}/{y}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_CanvasService_GetPixel_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_CanvasService_GetPixel_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_CanvasService_ListPixelHistory_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -715,6 +807,7 @@ var (
 	pattern_CanvasService_GetBoardImage_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"canvas.png"}, ""))
 	pattern_CanvasService_PlacePixel_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"api", "v1", "canvas", "pixels"}, ""))
 	pattern_CanvasService_StreamPixels_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"api", "v1", "canvas", "stream"}, ""))
+	pattern_CanvasService_GetPixel_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4, 1, 0, 4, 1, 5, 5}, []string{"api", "v1", "canvas", "pixels", "x", "y"}, ""))
 	pattern_CanvasService_ListPixelHistory_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "v1", "pixel"}, ""))
 	pattern_CanvasService_BanUser_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"api", "v1", "admin", "bans"}, ""))
 	pattern_CanvasService_UnbanUser_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "v1", "admin", "bans", "user_id"}, ""))
@@ -728,6 +821,7 @@ var (
 	forward_CanvasService_GetBoardImage_0    = runtime.ForwardResponseMessage
 	forward_CanvasService_PlacePixel_0       = runtime.ForwardResponseMessage
 	forward_CanvasService_StreamPixels_0     = runtime.ForwardResponseStream
+	forward_CanvasService_GetPixel_0         = runtime.ForwardResponseMessage
 	forward_CanvasService_ListPixelHistory_0 = runtime.ForwardResponseMessage
 	forward_CanvasService_BanUser_0          = runtime.ForwardResponseMessage
 	forward_CanvasService_UnbanUser_0        = runtime.ForwardResponseMessage

@@ -29,6 +29,7 @@ const (
 	CanvasService_GetBoardImage_FullMethodName    = "/canvas.v1.CanvasService/GetBoardImage"
 	CanvasService_PlacePixel_FullMethodName       = "/canvas.v1.CanvasService/PlacePixel"
 	CanvasService_StreamPixels_FullMethodName     = "/canvas.v1.CanvasService/StreamPixels"
+	CanvasService_GetPixel_FullMethodName         = "/canvas.v1.CanvasService/GetPixel"
 	CanvasService_ListPixelHistory_FullMethodName = "/canvas.v1.CanvasService/ListPixelHistory"
 	CanvasService_BanUser_FullMethodName          = "/canvas.v1.CanvasService/BanUser"
 	CanvasService_UnbanUser_FullMethodName        = "/canvas.v1.CanvasService/UnbanUser"
@@ -90,6 +91,11 @@ type CanvasServiceClient interface {
 	// google.rpc.Status body); later ones end the stream with a last
 	// `{"error": Status}` line, or an `error` event whose data is the Status.
 	StreamPixels(ctx context.Context, in *StreamPixelsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamPixelsResponse], error)
+	// Returns the latest placement of one pixel: its colour, when, and the
+	// placer's display name. Public, so the placer is named, never
+	// identified: a username, "guest" for guests, nothing once the account
+	// was deleted. The full history stays with ListPixelHistory (admins).
+	GetPixel(ctx context.Context, in *GetPixelRequest, opts ...grpc.CallOption) (*GetPixelResponse, error)
 	// Lists the placements of one pixel, newest first. Admin only: others get
 	// PERMISSION_DENIED.
 	ListPixelHistory(ctx context.Context, in *ListPixelHistoryRequest, opts ...grpc.CallOption) (*ListPixelHistoryResponse, error)
@@ -178,6 +184,16 @@ func (c *canvasServiceClient) StreamPixels(ctx context.Context, in *StreamPixels
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CanvasService_StreamPixelsClient = grpc.ServerStreamingClient[StreamPixelsResponse]
+
+func (c *canvasServiceClient) GetPixel(ctx context.Context, in *GetPixelRequest, opts ...grpc.CallOption) (*GetPixelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPixelResponse)
+	err := c.cc.Invoke(ctx, CanvasService_GetPixel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 func (c *canvasServiceClient) ListPixelHistory(ctx context.Context, in *ListPixelHistoryRequest, opts ...grpc.CallOption) (*ListPixelHistoryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -274,6 +290,11 @@ type CanvasServiceServer interface {
 	// google.rpc.Status body); later ones end the stream with a last
 	// `{"error": Status}` line, or an `error` event whose data is the Status.
 	StreamPixels(*StreamPixelsRequest, grpc.ServerStreamingServer[StreamPixelsResponse]) error
+	// Returns the latest placement of one pixel: its colour, when, and the
+	// placer's display name. Public, so the placer is named, never
+	// identified: a username, "guest" for guests, nothing once the account
+	// was deleted. The full history stays with ListPixelHistory (admins).
+	GetPixel(context.Context, *GetPixelRequest) (*GetPixelResponse, error)
 	// Lists the placements of one pixel, newest first. Admin only: others get
 	// PERMISSION_DENIED.
 	ListPixelHistory(context.Context, *ListPixelHistoryRequest) (*ListPixelHistoryResponse, error)
@@ -311,6 +332,9 @@ func (UnimplementedCanvasServiceServer) PlacePixel(context.Context, *PlacePixelR
 }
 func (UnimplementedCanvasServiceServer) StreamPixels(*StreamPixelsRequest, grpc.ServerStreamingServer[StreamPixelsResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamPixels not implemented")
+}
+func (UnimplementedCanvasServiceServer) GetPixel(context.Context, *GetPixelRequest) (*GetPixelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPixel not implemented")
 }
 func (UnimplementedCanvasServiceServer) ListPixelHistory(context.Context, *ListPixelHistoryRequest) (*ListPixelHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPixelHistory not implemented")
@@ -446,6 +470,24 @@ func _CanvasService_StreamPixels_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CanvasService_StreamPixelsServer = grpc.ServerStreamingServer[StreamPixelsResponse]
 
+func _CanvasService_GetPixel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPixelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CanvasServiceServer).GetPixel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CanvasService_GetPixel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CanvasServiceServer).GetPixel(ctx, req.(*GetPixelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CanvasService_ListPixelHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListPixelHistoryRequest)
 	if err := dec(in); err != nil {
@@ -544,6 +586,10 @@ var CanvasService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PlacePixel",
 			Handler:    _CanvasService_PlacePixel_Handler,
+		},
+		{
+			MethodName: "GetPixel",
+			Handler:    _CanvasService_GetPixel_Handler,
 		},
 		{
 			MethodName: "ListPixelHistory",
