@@ -217,7 +217,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	identities := add(a, identity.New, identity.Deps{Store: st, Favorites: favorites, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Identity)
 	shorteners := add(a, shortener.New, shortener.Deps{Store: st, Cache: cacheFor("shortener"), Bus: bs, Limiter: limiter, Log: s.log}, cfg.Shortener)
 	votes := add(a, vote.New, vote.Deps{Store: st, Users: st, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Vote)
-	canvases := add(a, canvas.New, canvas.Deps{Store: st, Users: st, Redis: rc, Log: s.log}, cfg.Canvas)
+	canvases := add(a, canvas.New, canvas.Deps{Store: st, Users: st, Redis: rc, Limiter: limiter, Log: s.log}, cfg.Canvas)
 	for _, svc := range a.services {
 		// Run after the servers stopped: services flush what they buffer.
 		s.closers = append(s.closers, svc.Close)

@@ -1,13 +1,18 @@
 package app_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
+	"github.com/apiplatform/platform/server/app"
+	"github.com/apiplatform/platform/server/platform/ratelimit"
 )
 
 // GetPixel, through gRPC and REST on both engines, anonymous and signed
@@ -109,6 +114,37 @@ func TestCanvasGetPixel(t *testing.T) {
 				t.Fatalf("GET %s: HTTP %d %s, want 400", path, res.StatusCode, body)
 			}
 			wantField(t, restError(t, res, body), map[bool]string{true: "x", false: "y"}[strings.Contains(path, "abc")])
+		}
+	})
+}
+
+// Pixel lookups are public database reads: the 31st from one address (or
+// one IPv6 /64) within the limit's period is refused with 429 and
+// Retry-After, through REST and gRPC, while another address still looks.
+func TestCanvasGetPixelLimitedPerAddress(t *testing.T) {
+	forBackends(t, func(t *testing.T, b backend) {
+		p := startCanvas(t, b, func(cfg *app.Config) {
+			addrConfig(cfg)
+			cfg.Canvas.PixelLookupLimit = ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 30}
+		})
+		r := newREST(p)
+		client := canvasv1.NewCanvasServiceClient(p.conn)
+		surfaces := map[string]func(from string) error{
+			"rest": func(from string) error {
+				_, err := r.call(t, "GET", "/api/v1/canvas/pixels/1/2", "", nil, nil, restFrom(from)...)
+				return err
+			},
+			"grpc": func(from string) error {
+				_, err := client.GetPixel(grpcAPI{p}.ctx("", grpcFrom(from)...), &canvasv1.GetPixelRequest{X: 1, Y: 2})
+				return err
+			},
+		}
+		for name, attempt := range surfaces {
+			for _, v6 := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/v6=%v", name, v6), func(t *testing.T) {
+					perAddress(t, v6, attempt, func(err error) { wantCode(t, err, codes.ResourceExhausted) })
+				})
+			}
 		}
 	})
 }

@@ -8,7 +8,10 @@ import (
 
 	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/platform/clientaddr"
+	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
+	"github.com/apiplatform/platform/server/platform/wire"
 )
 
 // guestName is how the public sees a guest placer: guests have no name,
@@ -21,6 +24,12 @@ func (s *Service) GetPixel(ctx context.Context, req *canvasv1.GetPixelRequest) (
 	s.checkXY(&v, req.GetX(), req.GetY())
 	if err := v.Err(); err != nil {
 		return nil, err
+	}
+	if s.limiter != nil {
+		key := "canvas:pixel:addr:" + clientaddr.Key(wire.FromContext(ctx).Addr)
+		if err := ratelimit.Check(ctx, s.limiter, key, s.cfg.PixelLookupLimit, "too many pixel lookups; retry shortly", "RATE_LIMITED"); err != nil {
+			return nil, err
+		}
 	}
 	rows, err := s.store.PixelHistory(ctx, req.GetX(), req.GetY(), 0, 1)
 	if err != nil {

@@ -56,6 +56,7 @@ import (
 	"github.com/apiplatform/platform/server/identity"
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/config"
+	"github.com/apiplatform/platform/server/platform/ratelimit"
 )
 
 // Policies of this service's methods. The board is public (viewers need no
@@ -102,6 +103,10 @@ type Config struct {
 	// asking the board whether it changed (0: always ask; the answer is one
 	// small read, and the bitmap is fetched only when it changed).
 	SnapshotMaxAge time.Duration
+	// PixelLookupLimit bounds GetPixel per client address: each lookup is
+	// a database read, and a web client asks at most once per pixel it
+	// hovers (debounced, cached until a delta changes the pixel).
+	PixelLookupLimit ratelimit.Limit
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
@@ -109,6 +114,7 @@ func DefaultConfig() Config {
 	return Config{
 		Width: 1000, Height: 1000, Cooldown: 5 * time.Minute, BatchInterval: time.Second,
 		RetainDeltas: 1 << 20, MaxLag: 10 * time.Second, MaxClearArea: 1 << 18,
+		PixelLookupLimit: ratelimit.Limit{Rate: 1200, Period: time.Minute, Burst: 300},
 	}
 }
 
@@ -158,7 +164,9 @@ type Deps struct {
 	Board Board
 	// Users lets bans refuse unknown users; nil accepts any id.
 	Users Users
-	Log   *slog.Logger
+	// Limiter bounds public lookups (GetPixel); nil: unlimited.
+	Limiter ratelimit.Limiter
+	Log     *slog.Logger
 }
 
 // Users reads accounts (bans refuse unknown users).
@@ -176,6 +184,7 @@ type Service struct {
 	feed    *feed
 	history *historyWriter
 	users   Users
+	limiter ratelimit.Limiter
 	log     *slog.Logger
 	now     func() time.Time
 	info    *canvasv1.GetCanvasInfoResponse
@@ -226,7 +235,7 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 		board = NewMemoryBoard(w, h, seq, pixels, int(cfg.RetainDeltas))
 	}
 	s := &Service{
-		cfg: cfg, w: w, h: h, store: d.Store, board: board, users: d.Users, log: d.Log, now: time.Now,
+		cfg: cfg, w: w, h: h, store: d.Store, board: board, users: d.Users, limiter: d.Limiter, log: d.Log, now: time.Now,
 		history: newHistoryWriter(d.Store, 1, 4*MaxRun, 10*time.Second),
 		info: &canvasv1.GetCanvasInfoResponse{
 			Width: cfg.Width, Height: cfg.Height, Palette: Palette.Hex(),
