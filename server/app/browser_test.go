@@ -90,6 +90,15 @@ func browserClientShell(t *testing.T, ws *webStack) {
 	g.do(chromedp.Navigate(ws.base + "/"))
 	g.waitJS(`document.body.dataset.ready === 'true' && location.pathname === '/app/'`, "redirect to the client")
 	g.waitJS(`document.querySelector('#account-chip').textContent.includes('Guest')`, "guest session")
+	// A first visit makes one identity call: the guest session itself.
+	if got := g.str(`performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/auth/')).map((e) => new URL(e.name).pathname).join(' ')`); got != "/api/v1/auth/guest" {
+		t.Fatalf("identity calls on a first visit: %q, want only /api/v1/auth/guest", got)
+	}
+	g.reload()
+	g.waitJS(`document.body.dataset.ready === 'true' && document.querySelector('#account-chip').textContent.includes('Guest')`, "the same guest after a reload")
+	if got := g.str(`performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/auth/')).map((e) => new URL(e.name).pathname).join(' ')`); got != "/api/v1/auth/me" {
+		t.Fatalf("identity calls on a return visit: %q, want only /api/v1/auth/me", got)
+	}
 	if got := g.str(`document.cookie`); strings.Contains(got, "session") {
 		t.Fatalf("session cookie readable by scripts: %q", got)
 	}

@@ -42,8 +42,29 @@ setSignedOutHandler(async () => {
   return ok;
 });
 
+// Whether this browser has had a session here: a first visit has none to
+// look up, so one call creates the guest (instead of asking for the user,
+// failing to refresh, creating the guest, and asking again).
+const KNOWN = 'platform.session';
+const known = () => { try { return !!localStorage.getItem(KNOWN); } catch { return true; } };
+const remember = () => { try { localStorage.setItem(KNOWN, '1'); } catch { /* private mode */ } };
+
 /** Reloads the current user (creating a guest session when there is none). */
 export async function refresh() {
+  if (!known()) {
+    try {
+      const g = await post('/api/v1/auth/guest', {}, { noRetry: true });
+      remember();
+      set({ user: g.user });
+      return me;
+    } catch { /* ask the usual way */ }
+  }
+  const res = await lookUp();
+  remember();
+  return res;
+}
+
+async function lookUp() {
   let res;
   try {
     res = await get('/api/v1/auth/me');
