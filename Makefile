@@ -7,6 +7,9 @@ BUF := go tool -modfile=.ci/tools/go.mod buf
 
 # Browser tests save a screenshot of every view here for review.
 export SCREENSHOT_DIR ?= $(CURDIR)/.screenshots
+# The browser tests run axe-core on every view; .ci/openapi pins it (npm ci
+# there runs before the Go tests, in openapi-lint).
+export AXE_JS ?= $(CURDIR)/.ci/openapi/node_modules/axe-core/axe.min.js
 
 run:
 	go run ./server

@@ -59,7 +59,7 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}</style>
-</head><body><h1>{{.Title}}</h1><p>{{.Text}}</p></body></html>
+</head><body><main><h1>{{.Title}}</h1><p>{{.Text}}</p><p><a href="/app/">Go to the app</a></p></main></body></html>
 `))
 
 // writePage answers with a small HTML page for people.

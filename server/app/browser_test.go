@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,6 +37,7 @@ func TestBrowser(t *testing.T) {
 		t.Run("shortener", func(t *testing.T) { browserShortener(t, ws) })
 		t.Run("vote", func(t *testing.T) { browserVote(t, ws) })
 		t.Run("canvas", func(t *testing.T) { browserCanvas(t, ws) })
+		t.Run("layout and accessibility", func(t *testing.T) { browserLayoutAndAxe(t, ws) })
 	})
 }
 
@@ -875,4 +877,62 @@ func pixelInfoIs(x, y int, author, kind, text string) string {
 	return fmt.Sprintf(`(() => { const p = document.querySelector('#pixel-info');
 		return !p.hidden && p.dataset.pixel === '%d,%d' && p.dataset.author === %q && p.dataset.kind === %q && p.textContent.includes(%q); })()`,
 		x, y, author, kind, text)
+}
+
+// axeSource is axe-core's script, pinned in .ci/openapi (AXE_JS names it;
+// make test sets it, so a missing file fails there).
+func axeSource(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("AXE_JS")
+	if path == "" {
+		path = "../../.ci/openapi/node_modules/axe-core/axe.min.js"
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		if os.Getenv("AXE_JS") != "" {
+			t.Fatalf("axe-core: %v", err)
+		}
+		t.Logf("axe-core is not installed (.ci/openapi/run lint installs it): layout checked, accessibility rules not")
+		return ""
+	}
+	return string(src)
+}
+
+// Every view at a small phone's 320 px, a phone's 390 px and a desktop's
+// 1280 px: nothing wider than the screen, and no axe-core violation.
+func browserLayoutAndAxe(t *testing.T, ws *webStack) {
+	axe := axeSource(t)
+	g := ws.user(t, "a11y")
+	g.open("#/color")
+	post := func(path, body, pick string) string {
+		return webEval[string](g, fmt.Sprintf(`fetch(%q, {method: %q, headers: {'Content-Type': 'application/json'}, body: %q}).then((r) => r.json()).then((j) => %s)`,
+			path, map[bool]string{true: "PUT", false: "POST"}[path == "/api/v1/favorite"], body, pick))
+	}
+	post("/api/v1/favorite", `{"color":"teal"}`, "j.hex")
+	slug := post("/api/v1/shares", `{"snapshot":true}`, "j.slug")
+	code := post("/api/v1/shorten", `{"longUrl":"https://example.com/a-rather-long-path/that/keeps/going/and/going?with=a&query=string"}`, "j.code")
+	guarded := post("/api/v1/shorten", `{"longUrl":"https://example.com/guarded","password":"correct-horse-9"}`, "j.code")
+	// The views, a share page, the password form, and the error pages a
+	// browser gets for an unknown share or code.
+	pages := []string{"/app/#/color", "/app/#/share", "/app/#/links", "/app/#/links/" + code, "/app/#/vote", "/app/#/canvas", "/app/#/account",
+		"/s/" + slug, "/" + guarded, "/s/unknownshare0", "/unknowncode0"}
+	for _, width := range []int64{320, 390, 1280} {
+		g.viewport(width, 844, width < 820)
+		for _, page := range pages {
+			g.checkProblems()
+			g.do(chromedp.Navigate(ws.base + page))
+			g.waitJS(`document.querySelector('h1') && (!location.pathname.startsWith('/app/') || document.body.dataset.ready === 'true')`, page+" shown")
+			if w := g.str(`document.documentElement.scrollWidth + ' ' + innerWidth`); func() bool { var a, b int; fmt.Sscan(w, &a, &b); return a > b }() {
+				t.Errorf("%s at %d px: wider than the screen (scrollWidth, innerWidth = %s)", page, width, w)
+			}
+			if axe == "" {
+				continue
+			}
+			webEval[bool](g, axe+"\n;true")
+			if v := webEval[string](g, `axe.run(document, {resultTypes: ['violations']}).then((r) => JSON.stringify(r.violations.map((v) => ({id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' '))}))))`); v != "[]" {
+				t.Errorf("%s at %d px: axe violations %s", page, width, v)
+			}
+		}
+	}
+	g.viewport(1280, 900, false)
 }
