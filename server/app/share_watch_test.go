@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -85,6 +87,12 @@ func testShareWatch(t *testing.T, b backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The live page loads its script, under a policy allowing it.
+	res, body := r.do(t, "GET", "/s/"+live.GetSlug(), "", nil)
+	if csp := res.Header.Get("Content-Security-Policy"); res.StatusCode != http.StatusOK ||
+		!strings.Contains(string(body), `<script src="/app/js/share-live.js"`) || !strings.Contains(csp, "script-src 'self'") {
+		t.Fatalf("live page: %d, CSP %q, body %s", res.StatusCode, csp, body)
+	}
 	watchers := map[string]shareWatch{
 		"grpc": watchGRPC(t, p, live.GetSlug()),
 		"sse":  watchSSE(t, p, live.GetSlug()),
@@ -114,6 +122,9 @@ func testShareWatch(t *testing.T, b backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, body := r.do(t, "GET", "/s/"+snap.GetSlug(), "", nil); strings.Contains(string(body), "<script") {
+		t.Fatalf("snapshot page loads a script: %s", body)
+	}
 	w := watchGRPC(t, p, snap.GetSlug())
 	wantHex(t, "snapshot", w, "#445566")
 	if _, err := w.next(); !errors.Is(err, io.EOF) {
@@ -126,6 +137,9 @@ func testShareWatch(t *testing.T, b backend) {
 	}
 	if _, err := openSSE(t, p.base+"/api/v1/shares/nosuchslug1/watch"); err == nil {
 		t.Fatal("unknown slug watched over SSE")
+	}
+	if res, body := r.do(t, "GET", "/api/v1/shares/bad-slug/watch", "", nil); res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "slug") {
+		t.Fatalf("malformed slug: %d %s", res.StatusCode, body)
 	}
 }
 
