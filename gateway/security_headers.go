@@ -19,13 +19,21 @@ import (
 const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; " +
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
+// sharePageCSP is pageCSP plus the live share page's own script
+// (/app/js/share-live.js) and the stream it opens, both of this origin.
+const sharePageCSP = pageCSP + "; script-src 'self'; connect-src 'self'"
+
 // securityHeaders sets the protective headers on every answer before the
 // handler runs; a handler may replace them with its own (Header().Set).
 // They are set on JSON too: a JSON answer opened as a page is a page.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", pageCSP)
+		if strings.HasPrefix(r.URL.Path, "/s/") {
+			h.Set("Content-Security-Policy", sharePageCSP)
+		} else {
+			h.Set("Content-Security-Policy", pageCSP)
+		}
 		h.Set("X-Frame-Options", "DENY") // for browsers that predate frame-ancestors
 		h.Set("X-Content-Type-Options", "nosniff")
 		// Short codes and share slugs are capabilities: never hand them to

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
+	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
 	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
 )
@@ -110,6 +111,22 @@ var streamRoutes = []streamRoute{
 			}
 			return sseEvent{name: "message"}
 		},
+	},
+	{
+		// A live share's colour: every message is the whole state, so a
+		// reconnecting client needs no position.
+		pattern: "GET /api/v1/shares/{slug}/watch",
+		method:  sharev1.ShareService_WatchShare_FullMethodName,
+		request: func(r *http.Request, _ *int64) (proto.Message, error) {
+			req := &sharev1.WatchShareRequest{}
+			if err := runtime.PopulateQueryParameters(req, r.URL.Query(), utilities.NewDoubleArray([][]string{{"slug"}})); err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+			}
+			req.Slug = r.PathValue("slug")
+			return req, nil
+		},
+		newResp: func() proto.Message { return &sharev1.WatchShareResponse{} },
+		event:   func(proto.Message) sseEvent { return sseEvent{name: "hex"} },
 	},
 	{
 		// The admin's audit export: finite, possibly empty, not resumable.

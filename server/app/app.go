@@ -212,7 +212,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// Every service is built the same way, one line each; once one fails
 	// the later ones are not built (see add).
 	a := &assembly{ctx: ctx}
-	favorites := add(a, favorite.New, favorite.Deps{Store: st, Shares: st, Cache: cacheFor("favorite")}, cfg.Favorite)
+	favorites := add(a, favorite.New, favorite.Deps{Store: st, Shares: st, Cache: cacheFor("favorite"), Bus: bs}, cfg.Favorite)
 	shares := add(a, share.New, share.Deps{Store: st, Favorites: favorites, Limiter: limiter, Cache: cacheFor("share"), Pages: cacheFor("share_page"), Bus: bs, Log: s.log}, cfg.Share)
 	identities := add(a, identity.New, identity.Deps{Store: st, Favorites: favorites, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Identity)
 	shorteners := add(a, shortener.New, shortener.Deps{Store: st, Cache: cacheFor("shortener"), Bus: bs, Limiter: limiter, Log: s.log}, cfg.Shortener)

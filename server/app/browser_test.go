@@ -252,6 +252,7 @@ func browserShare(t *testing.T, ws *webStack) {
 
 	owner.route("#/share", "#create-share")
 	owner.eval(`(() => { const s = document.querySelector('select[name=expiry]'); s.value = '86400'; s.dispatchEvent(new Event('change')); })()`)
+	owner.click("input[name=kind][value=live]")
 	owner.click("#create-share")
 	owner.waitJS(`(document.querySelector('#share-result input') || {}).value`, "share link shown")
 	link := owner.str(`document.querySelector('#share-result input').value`)
@@ -273,9 +274,20 @@ func browserShare(t *testing.T, ws *webStack) {
 	viewer.waitJS(`getComputedStyle(document.body).backgroundColor === 'rgb(30, 144, 255)' && document.querySelector('code').textContent === '#1E90FF'`, "shared colour shown")
 	viewer.shot("share-page")
 
+	// The link is live: the open page follows the owner's next save
+	// without a reload.
+	owner.open("#/color")
+	owner.fill("input[name=color]", "#FF8C00")
+	owner.click("#save-color")
+	owner.waitJS(`document.querySelector('#saved-hex').textContent === '#FF8C00'`, "new colour saved")
+	viewer.waitJS(`getComputedStyle(document.body).backgroundColor === 'rgb(255, 140, 0)' && document.querySelector('code').textContent === '#FF8C00'`, "open share page repainted")
+	owner.route("#/share", "#create-share")
+	owner.waitJS(fmt.Sprintf(`document.querySelector('#share-list li[data-slug=%q]')`, slug), "link listed again")
+
 	// Revoke: the owner's list says so and the link stops working.
 	owner.click(fmt.Sprintf(`#share-list li[data-slug=%q] button`, slug))
 	owner.waitJS(fmt.Sprintf(`document.querySelector('#share-list li[data-slug=%q]').classList.contains('revoked')`, slug), "revoked in list")
+	viewer.waitJS(`document.querySelector('main p').textContent === 'This link no longer works.'`, "open page told of the revocation")
 	late := ws.user(t, "share-late")
 	ctx, cancel := context.WithTimeout(late.ctx, 15*time.Second)
 	defer cancel()

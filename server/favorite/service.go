@@ -19,6 +19,7 @@ import (
 	"github.com/apiplatform/platform/server/favorite/color"
 	"github.com/apiplatform/platform/server/platform/apierr"
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/config"
 	"github.com/apiplatform/platform/server/platform/storeerr"
@@ -59,7 +60,14 @@ type Deps struct {
 	// Cache holds favorite reads (cache-aside), which saves invalidate
 	// after their transaction commits.
 	Cache cache.Cache
+	// Bus tells every replica whose favorite changed (ChangedTopic), for
+	// live share pages; nil: nobody is told.
+	Bus bus.Bus
 }
+
+// ChangedTopic carries the user ID of each saved favorite, published once
+// the save committed and the cached copy is gone.
+const ChangedTopic = "favorite.changed"
 
 // Service implements FavoriteService.
 type Service struct {
@@ -67,6 +75,7 @@ type Service struct {
 	store  Store
 	shares ShareChecker
 	cache  cache.Cache
+	bus    bus.Bus
 	cfg    Config
 	loads  singleflight.Group
 	now    func() time.Time
@@ -75,7 +84,7 @@ type Service struct {
 // New builds the service.
 func New(_ context.Context, d Deps, cfg Config) (*Service, error) {
 	config.FillZero(&cfg, DefaultConfig())
-	return &Service{store: d.Store, shares: d.Shares, cache: d.Cache, cfg: cfg, now: time.Now}, nil
+	return &Service{store: d.Store, shares: d.Shares, cache: d.Cache, bus: d.Bus, cfg: cfg, now: time.Now}, nil
 }
 
 // Register registers the service on a gRPC server.
@@ -138,6 +147,11 @@ func (s *Service) SetFavorite(ctx context.Context, req *favoritev1.SetFavoriteRe
 	}
 	// Committed: only now may the cached copy go (see package cache).
 	_ = s.cache.Delete(ctx, cacheKey(p.UserID))
+	if s.bus != nil {
+		// Best effort: a watcher that misses it shows the colour on its
+		// next load.
+		_ = s.bus.Publish(context.WithoutCancel(ctx), ChangedTopic, []byte(p.UserID))
+	}
 	if replayed != nil {
 		resp = &favoritev1.SetFavoriteResponse{}
 		if err := proto.Unmarshal(replayed, resp); err != nil {

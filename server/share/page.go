@@ -51,6 +51,7 @@ func (s *Service) openHot(ctx context.Context, d Deps) error {
 		b = bus.NewMemory()
 		s.ownBus = b
 	}
+	s.bus = b
 	var err error
 	if s.hot, err = hotcache.New[Share](ctx, b, hotTopic, hotSize, s.cfg.PageMaxAge, d.Log); err != nil {
 		return err

@@ -45,6 +45,7 @@ var Policies = auth.Policies{
 	sharev1.ShareService_ListShares_FullMethodName:   auth.User,
 	sharev1.ShareService_RevokeShare_FullMethodName:  auth.User,
 	sharev1.ShareService_GetSharePage_FullMethodName: auth.Public,
+	sharev1.ShareService_WatchShare_FullMethodName:   auth.Public,
 }
 
 // FavoriteReader gives live shares the owner's current colour.
@@ -105,6 +106,7 @@ type Service struct {
 	hot       *hotcache.Cache[Share] // share rows for the page, per process
 	hotHits   prometheus.Counter     // hits of hot, counted as share_page hits
 	rendered  *lru.Cache[renderKey, renderedPage]
+	bus       bus.Bus // Deps.Bus or ownBus
 	ownBus    bus.Bus // created when Deps.Bus is nil
 
 	pageCacheControl string

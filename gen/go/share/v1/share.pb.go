@@ -579,6 +579,98 @@ func (x *GetSharePageRequest) GetSlug() string {
 	return ""
 }
 
+// Request of WatchShare.
+type WatchShareRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link's slug.
+	Slug          string `protobuf:"bytes,1,opt,name=slug,proto3" json:"slug,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchShareRequest) Reset() {
+	*x = WatchShareRequest{}
+	mi := &file_share_v1_share_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchShareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchShareRequest) ProtoMessage() {}
+
+func (x *WatchShareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchShareRequest.ProtoReflect.Descriptor instead.
+func (*WatchShareRequest) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WatchShareRequest) GetSlug() string {
+	if x != nil {
+		return x.Slug
+	}
+	return ""
+}
+
+// One message of WatchShare.
+type WatchShareResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The colour the link shows now, `#RRGGBB`.
+	Hex           string `protobuf:"bytes,1,opt,name=hex,proto3" json:"hex,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchShareResponse) Reset() {
+	*x = WatchShareResponse{}
+	mi := &file_share_v1_share_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchShareResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchShareResponse) ProtoMessage() {}
+
+func (x *WatchShareResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchShareResponse.ProtoReflect.Descriptor instead.
+func (*WatchShareResponse) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WatchShareResponse) GetHex() string {
+	if x != nil {
+		return x.Hex
+	}
+	return ""
+}
+
 var File_share_v1_share_proto protoreflect.FileDescriptor
 
 const file_share_v1_share_proto_rawDesc = "" +
@@ -616,14 +708,20 @@ const file_share_v1_share_proto_rawDesc = "" +
 	"\x04slug\x18\x01 \x01(\tB\x03\xe0A\x02R\x04slug\"\x15\n" +
 	"\x13RevokeShareResponse\".\n" +
 	"\x13GetSharePageRequest\x12\x17\n" +
-	"\x04slug\x18\x01 \x01(\tB\x03\xe0A\x02R\x04slug2\x89\x04\n" +
+	"\x04slug\x18\x01 \x01(\tB\x03\xe0A\x02R\x04slug\",\n" +
+	"\x11WatchShareRequest\x12\x17\n" +
+	"\x04slug\x18\x01 \x01(\tB\x03\xe0A\x02R\x04slug\"&\n" +
+	"\x12WatchShareResponse\x12\x10\n" +
+	"\x03hex\x18\x01 \x01(\tR\x03hex2\xf9\x04\n" +
 	"\fShareService\x12l\n" +
 	"\vCreateShare\x12\x1c.share.v1.CreateShareRequest\x1a\x1d.share.v1.CreateShareResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*b\x05share\"\x0e/api/v1/shares\x12g\n" +
 	"\bGetShare\x12\x19.share.v1.GetShareRequest\x1a\x1a.share.v1.GetShareResponse\"$\x82\xd3\xe4\x93\x02\x1eb\x05share\x12\x15/api/v1/shares/{slug}\x12_\n" +
 	"\n" +
 	"ListShares\x12\x1b.share.v1.ListSharesRequest\x1a\x1c.share.v1.ListSharesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/shares\x12i\n" +
 	"\vRevokeShare\x12\x1c.share.v1.RevokeShareRequest\x1a\x1d.share.v1.RevokeShareResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/api/v1/shares/{slug}\x12V\n" +
-	"\fGetSharePage\x12\x1d.share.v1.GetSharePageRequest\x1a\x14.google.api.HttpBody\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/s/{slug}B9Z7github.com/apiplatform/platform/gen/go/share/v1;sharev1b\x06proto3"
+	"\fGetSharePage\x12\x1d.share.v1.GetSharePageRequest\x1a\x14.google.api.HttpBody\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/s/{slug}\x12n\n" +
+	"\n" +
+	"WatchShare\x12\x1b.share.v1.WatchShareRequest\x1a\x1c.share.v1.WatchShareResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/shares/{slug}/watch0\x01B9Z7github.com/apiplatform/platform/gen/go/share/v1;sharev1b\x06proto3"
 
 var (
 	file_share_v1_share_proto_rawDescOnce sync.Once
@@ -637,7 +735,7 @@ func file_share_v1_share_proto_rawDescGZIP() []byte {
 	return file_share_v1_share_proto_rawDescData
 }
 
-var file_share_v1_share_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_share_v1_share_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_share_v1_share_proto_goTypes = []any{
 	(*Share)(nil),                 // 0: share.v1.Share
 	(*CreateShareRequest)(nil),    // 1: share.v1.CreateShareRequest
@@ -649,12 +747,14 @@ var file_share_v1_share_proto_goTypes = []any{
 	(*RevokeShareRequest)(nil),    // 7: share.v1.RevokeShareRequest
 	(*RevokeShareResponse)(nil),   // 8: share.v1.RevokeShareResponse
 	(*GetSharePageRequest)(nil),   // 9: share.v1.GetSharePageRequest
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),     // 11: google.api.HttpBody
+	(*WatchShareRequest)(nil),     // 10: share.v1.WatchShareRequest
+	(*WatchShareResponse)(nil),    // 11: share.v1.WatchShareResponse
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),     // 13: google.api.HttpBody
 }
 var file_share_v1_share_proto_depIdxs = []int32{
-	10, // 0: share.v1.Share.create_time:type_name -> google.protobuf.Timestamp
-	10, // 1: share.v1.Share.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 0: share.v1.Share.create_time:type_name -> google.protobuf.Timestamp
+	12, // 1: share.v1.Share.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: share.v1.CreateShareResponse.share:type_name -> share.v1.Share
 	0,  // 3: share.v1.GetShareResponse.share:type_name -> share.v1.Share
 	0,  // 4: share.v1.ListSharesResponse.shares:type_name -> share.v1.Share
@@ -663,13 +763,15 @@ var file_share_v1_share_proto_depIdxs = []int32{
 	5,  // 7: share.v1.ShareService.ListShares:input_type -> share.v1.ListSharesRequest
 	7,  // 8: share.v1.ShareService.RevokeShare:input_type -> share.v1.RevokeShareRequest
 	9,  // 9: share.v1.ShareService.GetSharePage:input_type -> share.v1.GetSharePageRequest
-	2,  // 10: share.v1.ShareService.CreateShare:output_type -> share.v1.CreateShareResponse
-	4,  // 11: share.v1.ShareService.GetShare:output_type -> share.v1.GetShareResponse
-	6,  // 12: share.v1.ShareService.ListShares:output_type -> share.v1.ListSharesResponse
-	8,  // 13: share.v1.ShareService.RevokeShare:output_type -> share.v1.RevokeShareResponse
-	11, // 14: share.v1.ShareService.GetSharePage:output_type -> google.api.HttpBody
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
+	10, // 10: share.v1.ShareService.WatchShare:input_type -> share.v1.WatchShareRequest
+	2,  // 11: share.v1.ShareService.CreateShare:output_type -> share.v1.CreateShareResponse
+	4,  // 12: share.v1.ShareService.GetShare:output_type -> share.v1.GetShareResponse
+	6,  // 13: share.v1.ShareService.ListShares:output_type -> share.v1.ListSharesResponse
+	8,  // 14: share.v1.ShareService.RevokeShare:output_type -> share.v1.RevokeShareResponse
+	13, // 15: share.v1.ShareService.GetSharePage:output_type -> google.api.HttpBody
+	11, // 16: share.v1.ShareService.WatchShare:output_type -> share.v1.WatchShareResponse
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -686,7 +788,7 @@ func file_share_v1_share_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_share_v1_share_proto_rawDesc), len(file_share_v1_share_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	ShareService_ListShares_FullMethodName   = "/share.v1.ShareService/ListShares"
 	ShareService_RevokeShare_FullMethodName  = "/share.v1.ShareService/RevokeShare"
 	ShareService_GetSharePage_FullMethodName = "/share.v1.ShareService/GetSharePage"
+	ShareService_WatchShare_FullMethodName   = "/share.v1.ShareService/WatchShare"
 )
 
 // ShareServiceClient is the client API for ShareService service.
@@ -52,6 +53,14 @@ type ShareServiceClient interface {
 	// max-age=60`), with an `ETag`; a request whose `If-None-Match` matches gets
 	// 304 and no body.
 	GetSharePage(ctx context.Context, in *GetSharePageRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
+	// Follows a live share: the first message is the colour it shows now,
+	// then one per change of the owner's favorite, on every replica. Anyone
+	// may call it. Served over REST as Server-Sent Events or NDJSON at
+	// `/api/v1/shares/{slug}/watch`. Unknown, expired and revoked links are
+	// NOT_FOUND, before the first message or as the stream's end when the
+	// link is revoked while watched. A snapshot share sends its colour and
+	// nothing after it.
+	WatchShare(ctx context.Context, in *WatchShareRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchShareResponse], error)
 }
 
 type shareServiceClient struct {
@@ -112,6 +121,25 @@ func (c *shareServiceClient) GetSharePage(ctx context.Context, in *GetSharePageR
 	return out, nil
 }
 
+func (c *shareServiceClient) WatchShare(ctx context.Context, in *WatchShareRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchShareResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ShareService_ServiceDesc.Streams[0], ShareService_WatchShare_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchShareRequest, WatchShareResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ShareService_WatchShareClient = grpc.ServerStreamingClient[WatchShareResponse]
+
 // ShareServiceServer is the server API for ShareService service.
 // All implementations must embed UnimplementedShareServiceServer
 // for forward compatibility.
@@ -135,6 +163,14 @@ type ShareServiceServer interface {
 	// max-age=60`), with an `ETag`; a request whose `If-None-Match` matches gets
 	// 304 and no body.
 	GetSharePage(context.Context, *GetSharePageRequest) (*httpbody.HttpBody, error)
+	// Follows a live share: the first message is the colour it shows now,
+	// then one per change of the owner's favorite, on every replica. Anyone
+	// may call it. Served over REST as Server-Sent Events or NDJSON at
+	// `/api/v1/shares/{slug}/watch`. Unknown, expired and revoked links are
+	// NOT_FOUND, before the first message or as the stream's end when the
+	// link is revoked while watched. A snapshot share sends its colour and
+	// nothing after it.
+	WatchShare(*WatchShareRequest, grpc.ServerStreamingServer[WatchShareResponse]) error
 	mustEmbedUnimplementedShareServiceServer()
 }
 
@@ -159,6 +195,9 @@ func (UnimplementedShareServiceServer) RevokeShare(context.Context, *RevokeShare
 }
 func (UnimplementedShareServiceServer) GetSharePage(context.Context, *GetSharePageRequest) (*httpbody.HttpBody, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSharePage not implemented")
+}
+func (UnimplementedShareServiceServer) WatchShare(*WatchShareRequest, grpc.ServerStreamingServer[WatchShareResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchShare not implemented")
 }
 func (UnimplementedShareServiceServer) mustEmbedUnimplementedShareServiceServer() {}
 func (UnimplementedShareServiceServer) testEmbeddedByValue()                      {}
@@ -271,6 +310,17 @@ func _ShareService_GetSharePage_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ShareService_WatchShare_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchShareRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ShareServiceServer).WatchShare(m, &grpc.GenericServerStream[WatchShareRequest, WatchShareResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ShareService_WatchShareServer = grpc.ServerStreamingServer[WatchShareResponse]
+
 // ShareService_ServiceDesc is the grpc.ServiceDesc for ShareService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -299,6 +349,12 @@ var ShareService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ShareService_GetSharePage_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchShare",
+			Handler:       _ShareService_WatchShare_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "share/v1/share.proto",
 }
