@@ -70,12 +70,12 @@ flake-gate:
 # Benchmarks on the embedded store and on PostgreSQL + Redis; each reports
 # its cost as a multiple of a baseline measured in the same run.
 bench:
-	.ci/with-services .ci/bench 2>&1 | tee bench.out
+	bash -o pipefail -c '.ci/with-services .ci/bench 2>&1 | tee bench.out'
 
 # Under three minutes: the REST edge against the bare ceiling (one short
 # round) and the hot paths' allocations; also saved to bench.out.
 bench-quick:
-	.ci/with-services .ci/bench quick 2>&1 | tee bench.out
+	bash -o pipefail -c '.ci/with-services .ci/bench quick 2>&1 | tee bench.out'
 
 # buf writes the Go code and an OpenAPI 2 document; gateway/openapigen turns
 # that into the OpenAPI 3 document served at /openapi.json (gen/openapi),

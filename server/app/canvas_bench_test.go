@@ -32,6 +32,13 @@ import (
 func canvasBenchConfig(cfg *app.Config) {
 	cfg.Canvas = canvas.DefaultConfig()
 	cfg.Canvas.Cooldown = canvas.NoCooldown
+	benchStreamCaps(cfg)
+}
+
+// benchStreamCaps lifts the per-client and per-replica stream caps: every
+// subscriber of a benchmark comes from 127.0.0.1.
+func benchStreamCaps(cfg *app.Config) {
+	cfg.Edge.StreamsPerClient, cfg.Edge.StreamsTotal = 1<<20, 1<<20
 }
 
 func benchGuest(b *testing.B, p *platform) context.Context {

@@ -83,6 +83,7 @@ func benchConfig(b *testing.B) app.Config {
 	cfg.Vote.UserLimit, cfg.Vote.AddrLimit = roomy, roomy
 	cfg.Vote.MaxAccountsPerAddr = -1 // every client here is 127.0.0.1
 	cfg.Identity.GuestLimit, cfg.Identity.RegisterLimit, cfg.Identity.LoginAddrLimit = roomy, roomy, roomy
+	benchStreamCaps(&cfg)
 	return cfg
 }
 
