@@ -177,13 +177,20 @@ func (s *Store) DeleteLink(ctx context.Context, code string, at time.Time) error
 }
 
 func shortDailyKey(code string, day time.Time, country string, bot bool) []byte {
-	k := make([]byte, 0, len(code)+len(country)+16)
-	k = append(k, code...)
-	k = append(k, 0)
-	k = append(k, day.UTC().Format(time.DateOnly)...)
-	k = append(k, 0)
-	k = append(k, country...)
-	k = append(k, 0)
+	return shortClickKey(bot, code, day.UTC().Format(time.DateOnly), country)
+}
+
+// shortClickKey is the key of a click counter: each field followed by a
+// NUL, then the bot flag (0 or 1).
+func shortClickKey(bot bool, fields ...string) []byte {
+	n := 1
+	for _, f := range fields {
+		n += len(f) + 1
+	}
+	k := make([]byte, 0, n)
+	for _, f := range fields {
+		k = append(append(k, f...), 0)
+	}
 	if bot {
 		return append(k, 1)
 	}
@@ -270,19 +277,7 @@ func (s *Store) ClickStats(ctx context.Context, code string, from, to time.Time)
 }
 
 func shortDimKey(code string, day time.Time, dim, value string, bot bool) []byte {
-	k := make([]byte, 0, len(code)+len(dim)+len(value)+16)
-	k = append(k, code...)
-	k = append(k, 0)
-	k = append(k, day.UTC().Format(time.DateOnly)...)
-	k = append(k, 0)
-	k = append(k, dim...)
-	k = append(k, 0)
-	k = append(k, value...)
-	k = append(k, 0)
-	if bot {
-		return append(k, 1)
-	}
-	return append(k, 0)
+	return shortClickKey(bot, code, day.UTC().Format(time.DateOnly), dim, value)
 }
 
 // ClickDims implements shortener.Store. A key is parsed from both ends, so
