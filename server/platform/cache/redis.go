@@ -17,12 +17,13 @@ import (
 // the bytes; a Delete stores a tombstone ('t' and a random token) for
 // TombstoneTTL instead of removing the key (see the package comment).
 func NewRedis(c redis.UniversalClient, prefix string) Cache {
-	return &redisCache{c: c, prefix: prefix}
+	return &redisCache{c: c, prefix: prefix, gets: &getBatcher{c: c}}
 }
 
 type redisCache struct {
 	c      redis.UniversalClient
 	prefix string
+	gets   *getBatcher // reads, pipelined between concurrent readers
 }
 
 const (
@@ -45,7 +46,7 @@ return 1
 `)
 
 func (r *redisCache) get(ctx context.Context, key string) (val []byte, ok bool, token string, err error) {
-	s, err := r.c.Get(ctx, r.prefix+key).Result()
+	s, err := r.gets.get(ctx, r.prefix+key)
 	if errors.Is(err, redis.Nil) {
 		return nil, false, "", nil
 	}
@@ -78,7 +79,14 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 `)
 
+// getForFill reads the key with a plain GET first (pipelined with other
+// readers): a value or a tombstone answers as leaseScript would. Only an
+// absent key takes the script, which looks again before writing its lease.
 func (r *redisCache) getForFill(ctx context.Context, key string) ([]byte, bool, string, error) {
+	val, ok, token, err := r.get(ctx, key)
+	if err != nil || ok || token != "" {
+		return val, ok, token, err
+	}
 	lease := string(markLease) + strconv.FormatUint(rand.Uint64(), 36)
 	s, err := leaseScript.Run(ctx, r.c, []string{r.prefix + key}, lease, strconv.FormatInt(TombstoneTTL.Milliseconds(), 10)).Text()
 	if err != nil {
