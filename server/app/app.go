@@ -311,10 +311,13 @@ func (s *Server) openRedis(cfg Config) (ratelimit.Limiter, cache.Cache, bus.Bus,
 		}
 	}
 	s.closers = append(s.closers, rc.Close)
-	bs := bus.NewRedis(rc, "bus:", s.log)
+	bs := bus.NewRedis(rc, "bus:", s.log) // the bus routes PUBLISH by Cluster node itself
 	s.closers = append(s.closers, bs.Close)
-	return ratelimit.FailOpen(ratelimit.NewRedis(rc), s.log),
-		cache.NewRedis(rc, "cache:"), bs, rc, nil
+	// The hot paths' single commands (cache reads, rate limits, counters)
+	// share pipelines between concurrent calls.
+	pc := redisconn.Pipelined(rc)
+	return ratelimit.FailOpen(ratelimit.NewRedis(pc), s.log),
+		cache.NewRedis(pc, "cache:"), bs, pc, nil
 }
 
 // GRPCAddr is the bound gRPC address.

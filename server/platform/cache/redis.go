@@ -17,13 +17,12 @@ import (
 // the bytes; a Delete stores a tombstone ('t' and a random token) for
 // TombstoneTTL instead of removing the key (see the package comment).
 func NewRedis(c redis.UniversalClient, prefix string) Cache {
-	return &redisCache{c: c, prefix: prefix, gets: &getBatcher{c: c}}
+	return &redisCache{c: c, prefix: prefix}
 }
 
 type redisCache struct {
 	c      redis.UniversalClient
 	prefix string
-	gets   *getBatcher // reads, pipelined between concurrent readers
 }
 
 const (
@@ -46,7 +45,7 @@ return 1
 `)
 
 func (r *redisCache) get(ctx context.Context, key string) (val []byte, ok bool, token string, err error) {
-	s, err := r.gets.get(ctx, r.prefix+key)
+	s, err := r.c.Get(ctx, r.prefix+key).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, false, "", nil
 	}
@@ -79,8 +78,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 `)
 
-// getForFill reads the key with a plain GET first (pipelined with other
-// readers): a value or a tombstone answers as leaseScript would. Only an
+// getForFill reads the key with a plain GET first (a hit costs no script;
+// with redisconn.Pipelined it shares a pipeline with other readers): a
+// value or a tombstone answers as leaseScript would. Only an
 // absent key takes the script, which looks again before writing its lease.
 func (r *redisCache) getForFill(ctx context.Context, key string) ([]byte, bool, string, error) {
 	val, ok, token, err := r.get(ctx, key)
