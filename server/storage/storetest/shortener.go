@@ -92,7 +92,7 @@ type atomicCount struct {
 	n  int
 }
 
-func (c *atomicCount) add() { c.mu.Lock(); c.n++; c.mu.Unlock() }
+func (c *atomicCount) add()     { c.mu.Lock(); c.n++; c.mu.Unlock() }
 func (c *atomicCount) get() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
 
 func testCodeKey(t *testing.T, s shortener.Store) {
