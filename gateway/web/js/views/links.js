@@ -15,7 +15,7 @@ const PAGE_SIZE = 20;
 const EXPIRIES = [['0', 'Never'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '1 week'], ['2592000', '30 days']];
 
 // DEVICES are the device classes a link can have its own target for.
-const DEVICES = [['android', 'Android target'], ['ios', 'iOS target'], ['desktop', 'Desktop target']];
+const DEVICES = [['android', 'Android target', 'Android'], ['ios', 'iOS target', 'iOS'], ['desktop', 'Desktop target', 'desktop']];
 
 // apiField names the request field an input's errors come back under.
 const apiField = (k) => (DEVICES.some(([d]) => d === k) ? `deviceLongUrls.${k}` : k);
@@ -25,7 +25,7 @@ const apiField = (k) => (DEVICES.some(([d]) => d === k) ? `deviceLongUrls.${k}` 
 function deviceInputs(prefix, current = {}) {
   return Object.fromEntries(DEVICES.map(([d]) => [d, h('input', {
     id: id(`${prefix}-${d}`), name: `device-${d}`, type: 'url', class: 'input', maxlength: 2048, autocomplete: 'off',
-    placeholder: 'optional: the long URL otherwise', value: current[d] || '',
+    placeholder: 'optional', value: current[d] || '',
   })]));
 }
 
@@ -123,7 +123,7 @@ function renderList(root) {
       field('Password', inputs.password, { hint: 'Asked before redirecting', errId: errIds.password }),
       field('Redirect', inputs.redirectKind, { hint: '301 may be cached: repeat clicks go uncounted', errId: errIds.redirectKind }),
       field('Max visits', inputs.maxVisits, { hint: 'Then it answers as expired; bots do not count', errId: errIds.maxVisits }),
-      ...DEVICES.map(([d, label]) => field(label, inputs[d], { errId: errIds[d] })))),
+      ...DEVICES.map(([d, label]) => field(label, inputs[d], { hint: 'Else the long URL', errId: errIds[d] })))),
   h('div', { class: 'row' }, submit, status));
 
   function showResult(su) {
@@ -255,7 +255,7 @@ function renderList(root) {
         su.redirectKind === 'REDIRECT_KIND_MOVED_PERMANENTLY' ? h('span', { class: 'badge kind' }, '301') : null,
         expired ? h('span', { class: 'badge expired' }, 'expired') : null,
         h('p', { class: 'muted small ellipsis target', title: su.longUrl }, '→ ', su.longUrl),
-        devices.length ? h('p', { class: 'muted small ellipsis devices' }, `own targets for ${devices.sort().join(', ')}`) : null,
+        devices.length ? h('p', { class: 'muted small ellipsis devices' }, `own target for ${DEVICES.filter(([d]) => devices.includes(d)).map(([, , name]) => name).join(', ')}`) : null,
         h('p', { class: 'muted small' }, `created ${fmtTime(su.createTime)}`, lastSeen(su),
           su.expireTime && !expired ? ` · expires ${fmtRelative(su.expireTime)}` : '')),
       counts(su),
