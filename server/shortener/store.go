@@ -26,11 +26,13 @@ type Link struct {
 	// MaxVisits is how many human redirects it serves (0: no limit);
 	// Visits is the store's visit counter (TakeVisit), used when no Redis
 	// keeps the counters.
-	MaxVisits int64
-	Visits    int64
+	// (omitempty: the embedded store's rows of ordinary links stay as
+	// they were.)
+	MaxVisits int64 `json:",omitempty"`
+	Visits    int64 `json:",omitempty"`
 	// DeviceTargets are targets by device class (TargetAndroid, ...);
 	// nil when none.
-	DeviceTargets map[string]string
+	DeviceTargets map[string]string `json:",omitempty"`
 }
 
 // LinkUpdate changes some fields of a link; nil pointers leave them as they are.
