@@ -106,6 +106,22 @@ func TestShortenerMaxVisits(t *testing.T) {
 					t.Fatalf("%d of 24 concurrent redirects served, want 5", n)
 				}
 
+				// A protected link uses a visit only when it redirects: not
+				// for its form, nor for a wrong password.
+				req = shortReq("https://example.com/locked-once")
+				req.MaxVisits, req.Password = 1, "once-password"
+				locked := shortMustCreate(t, c, tok, req)
+				if f := c.follow(t, locked.GetCode(), "", shortBrowserUA); f.status != http.StatusOK {
+					t.Fatalf("form: %d", f.status)
+				}
+				if f := c.follow(t, locked.GetCode(), "wrong-password", shortBrowserUA); f.status != http.StatusForbidden {
+					t.Fatalf("wrong password: %d", f.status)
+				}
+				if f := c.follow(t, locked.GetCode(), "once-password", shortBrowserUA); f.status != http.StatusFound {
+					t.Fatalf("right password: %d", f.status)
+				}
+				shortWantExpired(t, c.follow(t, locked.GetCode(), "once-password", shortBrowserUA))
+
 				// Bad limits: 400 naming the field, nothing stored or changed.
 				before := shortListed(t, c, tok)
 				req = shortReq("https://example.com/negative")
