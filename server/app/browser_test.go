@@ -35,6 +35,7 @@ func TestBrowser(t *testing.T) {
 		t.Run("session and favorite colour", func(t *testing.T) { browserFavoriteColour(t, ws) })
 		t.Run("share", func(t *testing.T) { browserShare(t, ws) })
 		t.Run("shortener", func(t *testing.T) { browserShortener(t, ws) })
+		t.Run("shortener rules", func(t *testing.T) { browserShortenerRules(t, ws) })
 		t.Run("vote", func(t *testing.T) { browserVote(t, ws) })
 		t.Run("canvas", func(t *testing.T) { browserCanvas(t, ws) })
 		t.Run("layout and accessibility", func(t *testing.T) { browserLayoutAndAxe(t, ws) })
@@ -495,6 +496,73 @@ func browserShortener(t *testing.T, ws *webStack) {
 	a.click("#shorten")
 	badge := fmt.Sprintf(`#link-list li[data-code=%q] .badge.lock`, locked)
 	a.waitJS(fmt.Sprintf(`document.querySelector(%q + ' svg') && document.querySelector(%q).textContent === 'Password protected'`, badge, badge), "lock drawn as SVG")
+}
+
+// browserShortenerRules: max visits and device targets set in the create
+// form, refused at their fields when bad, and max visits edited from the
+// list, which shows "n / max visits".
+func browserShortenerRules(t *testing.T, ws *webStack) {
+	a := ws.user(t, "rules")
+	a.open("#/links")
+	alias := "rules-" + browserSuffix()
+	row := fmt.Sprintf(`#link-list li.link-row[data-code=%q]`, alias)
+	a.click("details.more summary")
+	// Bad first: a negative limit and a target that is not http(s).
+	a.fill("input[name=longUrl]", "https://example.com/rules")
+	a.fill("input[name=alias]", alias)
+	a.fill("input[name=maxVisits]", "-1")
+	a.fill("input[name=device-android]", "ftp://example.com/app")
+	a.click("#shorten")
+	a.waitJS(`document.querySelector('input[name=maxVisits]').getAttribute('aria-invalid') === 'true' && document.querySelector('input[name=maxVisits] ~ .field-error').textContent !== ''`, "negative max visits refused at the field")
+	a.waitJS(`document.querySelector('input[name=device-android]').getAttribute('aria-invalid') === 'true' && document.querySelector('input[name=device-android] ~ .field-error').textContent.includes('http')`, "bad device target refused at the field")
+	if a.str(fmt.Sprintf(`!!document.querySelector(%q)`, row)) != "false" {
+		t.Fatal("a refused create was listed")
+	}
+	a.fill("input[name=maxVisits]", "2")
+	a.fill("input[name=device-android]", "")
+	a.fill("input[name=device-ios]", "https://example.com/ios")
+	a.click("#shorten")
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q).textContent.includes('0 / 2 visits') && document.querySelector(%q).textContent.includes('iOS')`, row+" .clicks", row+" .devices"), "limit and device target in the list")
+
+	// Edit the limit from the list: 2 becomes 3.
+	a.click(row + " button.edit")
+	edit := fmt.Sprintf(`#link-list li.edit-row[data-code=%q]`, alias)
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q).value === '2' && document.querySelector(%q).value === 'https://example.com/ios'`, edit+" input[name=maxVisits]", edit+" input[name=device-ios]"), "edit form holds the limit and the iOS target")
+	a.fill(edit+" input[name=maxVisits]", "-5")
+	a.click(edit + " button.save")
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q).getAttribute('aria-invalid') === 'true'`, edit+" input[name=maxVisits]"), "negative limit refused in the edit form")
+	a.fill(edit+" input[name=maxVisits]", "3")
+	a.click(edit + " button.save")
+	a.waitJS(fmt.Sprintf(`!document.querySelector(%q) && document.querySelector(%q).textContent.includes('0 / 3 visits')`, edit, row+" .clicks"), "edited limit in the list")
+	a.shot("links-max-visits")
+
+	// The link serves three people, then answers 410; the list counts them.
+	short := ws.base + "/" + alias
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i := range 4 {
+		req, _ := http.NewRequest("GET", short, nil)
+		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36")
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		want := http.StatusFound
+		if i == 3 {
+			want = http.StatusGone
+		}
+		if res.StatusCode != want {
+			t.Fatalf("visit %d answered %d, want %d", i+1, res.StatusCode, want)
+		}
+	}
+	// Clicks are stored by the next flush: the page's API module polls for them.
+	a.eval(fmt.Sprintf(`import(new URL('js/api.js', document.baseURI).href).then(async (m) => { for (let i = 0; i < 200; i++) { const su = await m.get('/api/v1/urls/%s'); if (Number(su.clickCount) === 3) { window.__visits = 'done'; return; } await new Promise((r) => setTimeout(r, 100)); } window.__visits = 'timeout'; }, (e) => { window.__visits = String(e); })`, alias))
+	a.waitJSFor(`window.__visits`, "clicks stored", 30*time.Second)
+	if v := a.str(`window.__visits`); v != "done" {
+		t.Fatalf("waiting for the clicks: %s", v)
+	}
+	a.reload()
+	a.waitJS(fmt.Sprintf(`document.querySelector(%q).textContent.includes('3 / 3 visits') && document.querySelector(%q)`, row+" .clicks", row+" .badge.expired"), "used-up link shown as expired")
 }
 
 func browserVote(t *testing.T, ws *webStack) {

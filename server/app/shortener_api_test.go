@@ -53,6 +53,7 @@ type shortFollowed struct {
 	status   int    // HTTP status (over gRPC: the x-http-code the gateway would send, or the error's)
 	location string // Location header
 	cache    string // Cache-Control header
+	vary     string // Vary header
 	body     string
 	err      error // the gRPC status of an error answer
 }
@@ -172,6 +173,9 @@ func (g *shortGRPC) follow(t *testing.T, code, password, ua string) shortFollowe
 	}
 	if v := hdr.Get("cache-control"); len(v) == 1 {
 		f.cache = v[0]
+	}
+	if v := hdr.Get("vary"); len(v) == 1 {
+		f.vary = v[0]
 	}
 	return f
 }
@@ -373,7 +377,7 @@ func (r shortREST) followWith(t *testing.T, c *http.Client, code, password strin
 		form := url.Values{"password": {password}}.Encode()
 		res, b = shortSend(t, c, "POST", r.p.base+"/"+code, "", "application/x-www-form-urlencoded", []byte(form), headers...)
 	}
-	f := shortFollowed{status: res.StatusCode, location: res.Header.Get("Location"), cache: res.Header.Get("Cache-Control"), body: string(b)}
+	f := shortFollowed{status: res.StatusCode, location: res.Header.Get("Location"), cache: res.Header.Get("Cache-Control"), vary: strings.Join(res.Header.Values("Vary"), ", "), body: string(b)}
 	if res.StatusCode >= 400 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		f.err = shortStatusFromREST(t, res, b)
 	}

@@ -64,6 +64,12 @@ func (s *Service) prepare(req *shortenerv1.CreateShortUrlRequest, owner string, 
 	default:
 		bad("redirect_kind", "must be REDIRECT_KIND_FOUND or REDIRECT_KIND_MOVED_PERMANENTLY")
 	}
+	if m := req.GetMaxVisits(); m < 0 {
+		bad("max_visits", "must be 0 (no limit) or a positive number of visits")
+	} else {
+		l.MaxVisits = m
+	}
+	l.DeviceTargets = s.deviceProblems(req.GetDeviceLongUrls(), false, bad)
 	return l, vs
 }
 

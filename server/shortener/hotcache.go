@@ -21,12 +21,24 @@ type entry struct {
 	ExpiresAt    int64  `json:"e,omitempty"` // unix µs; 0: never
 	PasswordHash string `json:"p,omitempty"`
 	Deleted      bool   `json:"d,omitempty"`
+	// Devices are the device targets; nil for most links, which then do
+	// not look at the User-Agent.
+	Devices *deviceTargets `json:"v,omitempty"`
+	// With a visit limit (0: none): the limit, the visits known served when
+	// the entry was loaded (the counter's seed) and the creation time (unix
+	// µs, part of the counter's key).
+	MaxVisits int64 `json:"m,omitempty"`
+	Seen      int64 `json:"s,omitempty"`
+	Created   int64 `json:"c,omitempty"`
 }
 
 func entryOf(l Link) *entry {
-	e := &entry{Target: l.Target, Kind: l.Kind, PasswordHash: l.PasswordHash, Deleted: !l.DeletedAt.IsZero()}
+	e := &entry{Target: l.Target, Kind: l.Kind, PasswordHash: l.PasswordHash, Deleted: !l.DeletedAt.IsZero(), Devices: deviceTargetsOf(l.DeviceTargets)}
 	if !l.ExpiresAt.IsZero() {
 		e.ExpiresAt = l.ExpiresAt.UnixMicro()
+	}
+	if l.MaxVisits > 0 {
+		e.MaxVisits, e.Seen, e.Created = l.MaxVisits, max(l.Clicks, l.Visits), l.CreatedAt.UnixMicro()
 	}
 	return e
 }

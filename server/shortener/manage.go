@@ -3,6 +3,7 @@ package shortener
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -117,6 +118,12 @@ func (s *Service) UpdateShortUrl(ctx context.Context, req *shortenerv1.UpdateSho
 	default:
 		v.Check(false, "redirect_kind", "must be REDIRECT_KIND_FOUND or REDIRECT_KIND_MOVED_PERMANENTLY")
 	}
+	if req.MaxVisits != nil {
+		m := req.GetMaxVisits()
+		v.Check(m >= 0, "max_visits", "must be 0 (no limit) or a positive number of visits")
+		u.MaxVisits = &m
+	}
+	u.DeviceTargets = s.deviceProblems(req.GetDeviceLongUrls(), true, func(field, desc string) { v.Check(false, field, desc) })
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -124,7 +131,7 @@ func (s *Service) UpdateShortUrl(ctx context.Context, req *shortenerv1.UpdateSho
 	if err != nil {
 		return nil, err
 	}
-	if u == (LinkUpdate{}) && req.Password == nil {
+	if u.Target == nil && u.ExpiresAt == nil && u.Kind == nil && u.MaxVisits == nil && len(u.DeviceTargets) == 0 && req.Password == nil {
 		return &shortenerv1.UpdateShortUrlResponse{ShortUrl: s.toProto(l)}, nil
 	}
 	if req.Password != nil {
@@ -164,7 +171,10 @@ func (s *Service) toProto(l Link) *shortenerv1.ShortUrl {
 		Code: l.Code, ShortUrl: s.shortURL(l.Code), LongUrl: l.Target, OwnerUserId: l.OwnerID,
 		RedirectKind:      shortenerv1.RedirectKind_REDIRECT_KIND_FOUND,
 		PasswordProtected: l.PasswordHash != "", CreateTime: timestamppb.New(l.CreatedAt), ClickCount: l.Clicks,
-		BotClickCount: l.BotClicks,
+		BotClickCount: l.BotClicks, MaxVisits: l.MaxVisits,
+	}
+	if len(l.DeviceTargets) > 0 {
+		out.DeviceLongUrls = maps.Clone(l.DeviceTargets)
 	}
 	if l.Kind == http.StatusMovedPermanently {
 		out.RedirectKind = shortenerv1.RedirectKind_REDIRECT_KIND_MOVED_PERMANENTLY

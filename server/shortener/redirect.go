@@ -55,18 +55,64 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 			return s.passwordForm(ctx, code, http.StatusForbidden, "Wrong password.")
 		}
 	}
+	target := e.Target
+	// Only links with device targets or a visit limit look at the agent.
+	if e.Devices != nil || e.MaxVisits > 0 {
+		var err error
+		if target, err = s.ruled(ctx, code, e); err != nil {
+			return nil, err
+		}
+	}
 	s.clicks.add(s.clickOf(ctx, code, now))
 	cc := "private, no-store" // a 302 must come back to us: every click counts
-	if e.Kind == http.StatusMovedPermanently {
+	if e.Kind == http.StatusMovedPermanently && e.MaxVisits == 0 {
+		// A shared cache would serve a limited link past its limit.
 		cc = "public, max-age=" + strconv.Itoa(int(s.cfg.PermanentMaxAge.Seconds()))
 	}
 	wire.SetStatus(ctx, e.Kind)
-	wire.SetHeader(ctx, "location", e.Target)
+	wire.SetHeader(ctx, "location", target)
 	wire.SetHeader(ctx, "cache-control", cc)
+	if e.Devices != nil {
+		wire.SetHeader(ctx, "vary", "User-Agent")
+	}
 	redirectCounter(e.Kind).Inc()
 	body := `<!doctype html><meta charset="utf-8"><title>Redirecting</title><a href="` +
-		html.EscapeString(e.Target) + `">` + html.EscapeString(e.Target) + "</a>\n"
+		html.EscapeString(target) + `">` + html.EscapeString(target) + "</a>\n"
 	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: []byte(body)}, nil
+}
+
+// ruled applies a link's device targets and visit limit: it returns the
+// visitor's target, or the expired link's answer once the link served its
+// visits (people use visits up; bots are only refused once none is left).
+// A counter that cannot answer refuses the redirect (503): a limited link
+// must not be served past its limit.
+func (s *Service) ruled(ctx context.Context, code string, e *entry) (string, error) {
+	a := s.agents.describe(cut(wire.FromContext(ctx).UserAgent, maxHeaderBytes))
+	target := e.Target
+	if e.Devices != nil {
+		if t := e.Devices.pick(a); t != "" {
+			target = t
+		}
+	}
+	if e.MaxVisits == 0 {
+		return target, nil
+	}
+	var ok bool
+	var err error
+	if a.class == AgentHuman {
+		ok, err = s.visits.take(ctx, code, e)
+	} else {
+		ok, err = s.visits.left(ctx, code, e)
+	}
+	switch {
+	case err != nil:
+		s.log.Warn("shortener: visit counter unavailable", "err", err)
+		return "", apierr.Unavailable("the visit counter is unavailable; retry", time.Second)
+	case !ok:
+		redirectCounter(http.StatusGone).Inc()
+		return "", gone(ctx, "expired")
+	}
+	return target, nil
 }
 
 // redirectCounters are shortener_redirects_total's series for every

@@ -28,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 
@@ -128,7 +129,10 @@ type Deps struct {
 	Cache   cache.Cache // shared by replicas (Redis) or in-process
 	Bus     bus.Bus
 	Limiter ratelimit.Limiter
-	Log     *slog.Logger
+	// Redis keeps the visit counters of links with a visit limit; nil:
+	// the store does.
+	Redis redis.UniversalClient
+	Log   *slog.Logger
 }
 
 // Service implements ShortenerService.
@@ -145,6 +149,7 @@ type Service struct {
 	codec   *codec
 	ids     *idAllocator
 	clicks  *recorder
+	visits  visitCounter
 	agents  *classifier
 	geo     *geoDB
 	slots   atomic.Int64
@@ -201,6 +206,10 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 		cfg: cfg, base: strings.TrimRight(cfg.PublicBaseURL, "/"), store: d.Store, cache: d.Cache,
 		limiter: d.Limiter, log: d.Log, codec: cd, agents: newClassifier(), now: time.Now,
 		targets: targetRules{own: ownHosts(append([]string{cfg.PublicBaseURL}, cfg.OwnHosts...)...), allowPrivate: cfg.AllowPrivateTargets, allowHosts: hostSet(cfg.AllowTargetHosts)},
+	}
+	s.visits = storeVisits{d.Store}
+	if d.Redis != nil {
+		s.visits = redisVisits{d.Redis}
 	}
 	s.ids = &idAllocator{block: cfg.IDBlock, reserve: d.Store.ReserveIDs}
 	if cfg.GeoIPFile != "" {

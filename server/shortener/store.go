@@ -23,6 +23,16 @@ type Link struct {
 	LastAccessAt time.Time // last click of anyone flushed so far; zero: never
 	LastHumanAt  time.Time // last human click flushed so far; zero: never
 	DeletedAt    time.Time // zero: live
+	// MaxVisits is how many human redirects it serves (0: no limit);
+	// Visits is the store's visit counter (TakeVisit), used when no Redis
+	// keeps the counters.
+	// (omitempty: the embedded store's rows of ordinary links stay as
+	// they were.)
+	MaxVisits int64 `json:",omitempty"`
+	Visits    int64 `json:",omitempty"`
+	// DeviceTargets are targets by device class (TargetAndroid, ...);
+	// nil when none.
+	DeviceTargets map[string]string `json:",omitempty"`
 }
 
 // LinkUpdate changes some fields of a link; nil pointers leave them as they are.
@@ -31,6 +41,53 @@ type LinkUpdate struct {
 	ExpiresAt    *time.Time // pointer to zero: no expiry
 	PasswordHash *string    // pointer to "": no password
 	Kind         *int       // 301 or 302
+	MaxVisits    *int64     // pointer to 0: no limit
+	// DeviceTargets are merged into the link's: an empty value removes
+	// that device's target.
+	DeviceTargets map[string]string
+}
+
+// Apply changes l as u says (for stores that rewrite whole links).
+func (u LinkUpdate) Apply(l *Link) {
+	if u.Target != nil {
+		l.Target = *u.Target
+	}
+	if u.ExpiresAt != nil {
+		l.ExpiresAt = *u.ExpiresAt
+	}
+	if u.PasswordHash != nil {
+		l.PasswordHash = *u.PasswordHash
+	}
+	if u.Kind != nil {
+		l.Kind = *u.Kind
+	}
+	if u.MaxVisits != nil {
+		l.MaxVisits = *u.MaxVisits
+	}
+	l.DeviceTargets = MergeDevices(l.DeviceTargets, u.DeviceTargets)
+}
+
+// MergeDevices returns old with the targets of u set (removed when
+// empty); nil when none is left.
+func MergeDevices(old, u map[string]string) map[string]string {
+	if len(u) == 0 {
+		return old
+	}
+	out := map[string]string{}
+	for k, v := range old {
+		out[k] = v
+	}
+	for k, v := range u {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // Cursor positions a listing after a link (newest first order).
@@ -134,6 +191,12 @@ type Store interface {
 	// UpdateLink applies u to a live link and returns it (storage.ErrNotFound,
 	// ErrDeleted).
 	UpdateLink(ctx context.Context, code string, u LinkUpdate) (Link, error)
+	// TakeVisit counts one visit of a live link with a visit limit if the
+	// larger of its visit counter and its human click count is below the
+	// limit, setting the counter to that plus one, and reports whether it
+	// did; atomically, whatever the number of concurrent callers and
+	// processes. False for a link without a limit, deleted or unknown.
+	TakeVisit(ctx context.Context, code string) (bool, error)
 	// DeleteLink marks a live link deleted at the given time
 	// (storage.ErrNotFound, ErrDeleted).
 	DeleteLink(ctx context.Context, code string, at time.Time) error

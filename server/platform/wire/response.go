@@ -19,6 +19,7 @@ var Headers = map[string]string{
 	"etag":          "ETag",
 	"cache-control": "Cache-Control",
 	"location":      "Location",
+	"vary":          "Vary",
 	"x-region":      "X-Region",
 	"x-canvas-seq":  "X-Canvas-Seq",
 	"retry-after":   "Retry-After",

@@ -141,21 +141,31 @@ func (s *Store) UpdateLink(ctx context.Context, code string, u shortener.LinkUpd
 		if !l.DeletedAt.IsZero() {
 			return shortener.ErrDeleted
 		}
-		if u.Target != nil {
-			l.Target = *u.Target
-		}
-		if u.ExpiresAt != nil {
-			l.ExpiresAt = *u.ExpiresAt
-		}
-		if u.PasswordHash != nil {
-			l.PasswordHash = *u.PasswordHash
-		}
-		if u.Kind != nil {
-			l.Kind = *u.Kind
-		}
+		u.Apply(&l)
 		return put(tx, bShortLinks, []byte(code), l)
 	})
 	return l, err
+}
+
+// TakeVisit implements shortener.Store: one write transaction, so visits
+// taken at once are counted one after the other.
+func (s *Store) TakeVisit(ctx context.Context, code string) (taken bool, err error) {
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		l, err := get[shortener.Link](tx, bShortLinks, []byte(code))
+		if errors.Is(err, storeerr.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n := max(l.Visits, l.Clicks)
+		if l.MaxVisits == 0 || !l.DeletedAt.IsZero() || n >= l.MaxVisits {
+			return nil
+		}
+		l.Visits, taken = n+1, true
+		return put(tx, bShortLinks, []byte(code), l)
+	})
+	return taken, err
 }
 
 // DeleteLink implements shortener.Store.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -62,7 +63,20 @@ func (s *Store) CreateLinks(ctx context.Context, links []shortener.Link) (create
 	codes, owners, targets := make([]string, n), make([]*string, n), make([]string, n)
 	custom, kinds := make([]bool, n), make([]int16, n)
 	createdAt, expires, hashes := make([]time.Time, n), make([]*time.Time, n), make([]*string, n)
+	maxVisits, devices := make([]*int64, n), make([]*string, n)
 	for i, l := range links {
+		if l.MaxVisits > 0 {
+			m := l.MaxVisits
+			maxVisits[i] = &m
+		}
+		if len(l.DeviceTargets) > 0 {
+			b, err := json.Marshal(l.DeviceTargets)
+			if err != nil {
+				return nil, err
+			}
+			d := string(b)
+			devices[i] = &d
+		}
 		if l.OwnerID != "" {
 			if err := requireUUID("owner id", l.OwnerID); err != nil {
 				return nil, err
@@ -83,10 +97,12 @@ func (s *Store) CreateLinks(ctx context.Context, links []shortener.Link) (create
 	err = s.do(ctx, func() error {
 		created = make([]bool, n)
 		rows, err := s.pool.Query(ctx, `
-			INSERT INTO short_links (code, owner_id, target, custom, created_at, expires_at, password_hash, redirect_kind)
-			SELECT * FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::BOOL[], $5::TIMESTAMPTZ[], $6::TIMESTAMPTZ[], $7::TEXT[], $8::INT2[])
+			INSERT INTO short_links (code, owner_id, target, custom, created_at, expires_at, password_hash, redirect_kind, max_visits, device_targets)
+			SELECT t.code, t.owner, t.target, t.custom, t.created, t.expires, t.hash, t.kind, t.max_visits, t.devices::JSONB
+			FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::BOOL[], $5::TIMESTAMPTZ[], $6::TIMESTAMPTZ[], $7::TEXT[], $8::INT2[], $9::INT8[], $10::TEXT[])
+				AS t (code, owner, target, custom, created, expires, hash, kind, max_visits, devices)
 			ON CONFLICT (code) DO NOTHING
-			RETURNING code`, codes, owners, targets, custom, createdAt, expires, hashes, kinds)
+			RETURNING code`, codes, owners, targets, custom, createdAt, expires, hashes, kinds, maxVisits, devices)
 		if err != nil {
 			return err
 		}
@@ -114,15 +130,25 @@ func (s *Store) CreateLinks(ctx context.Context, links []shortener.Link) (create
 }
 
 const shortLinkColumns = `code, COALESCE(owner_id::TEXT, ''), target, custom, created_at, expires_at, COALESCE(password_hash, ''),
-	redirect_kind, click_count, last_access_at, deleted_at, bot_click_count, last_human_access_at`
+	redirect_kind, click_count, last_access_at, deleted_at, bot_click_count, last_human_access_at,
+	COALESCE(max_visits, 0), visit_count, device_targets::TEXT`
 
 func scanShortLink(row pgx.Row) (shortener.Link, error) {
 	var l shortener.Link
 	var kind int16
 	var expires, last, deleted, lastHuman *time.Time
+	var devices *string
 	if err := row.Scan(&l.Code, &l.OwnerID, &l.Target, &l.Custom, &l.CreatedAt, &expires, &l.PasswordHash,
-		&kind, &l.Clicks, &last, &deleted, &l.BotClicks, &lastHuman); err != nil {
+		&kind, &l.Clicks, &last, &deleted, &l.BotClicks, &lastHuman, &l.MaxVisits, &l.Visits, &devices); err != nil {
 		return shortener.Link{}, err
+	}
+	if devices != nil {
+		if err := json.Unmarshal([]byte(*devices), &l.DeviceTargets); err != nil {
+			return shortener.Link{}, err
+		}
+		if len(l.DeviceTargets) == 0 {
+			l.DeviceTargets = nil
+		}
 	}
 	l.Kind = int(kind)
 	l.CreatedAt = l.CreatedAt.UTC()
@@ -199,22 +225,67 @@ func (s *Store) UpdateLink(ctx context.Context, code string, u shortener.LinkUpd
 	if u.Kind != nil {
 		kind = int16(*u.Kind)
 	}
+	var maxVisits *int64
+	if u.MaxVisits != nil && *u.MaxVisits > 0 {
+		maxVisits = u.MaxVisits
+	}
+	// Device targets merge in SQL: set ones are added (||), emptied ones
+	// removed (- key, one key at a time: both engines have that operator;
+	// "" is no key), and an object left empty becomes NULL.
+	set, unset := map[string]string{}, make([]string, 0, len(shortener.DeviceClasses))
+	for k, v := range u.DeviceTargets {
+		if v == "" {
+			unset = append(unset, k)
+		} else {
+			set[k] = v
+		}
+	}
+	if len(unset) > len(shortener.DeviceClasses) {
+		return shortener.Link{}, errors.New("sqlstore: unknown device class")
+	}
+	for len(unset) < len(shortener.DeviceClasses) {
+		unset = append(unset, "")
+	}
+	setJSON, err := json.Marshal(set)
+	if err != nil {
+		return shortener.Link{}, err
+	}
 	err = s.do(ctx, func() (err error) {
 		l, err = scanShortLink(s.pool.QueryRow(ctx, `
 			UPDATE short_links SET
 				target = CASE WHEN $2 THEN $3 ELSE target END,
 				expires_at = CASE WHEN $4 THEN $5 ELSE expires_at END,
 				password_hash = CASE WHEN $6 THEN $7 ELSE password_hash END,
-				redirect_kind = CASE WHEN $8 THEN $9::INT2 ELSE redirect_kind END
+				redirect_kind = CASE WHEN $8 THEN $9::INT2 ELSE redirect_kind END,
+				max_visits = CASE WHEN $10 THEN $11::INT8 ELSE max_visits END,
+				device_targets = CASE WHEN $12 THEN NULLIF((COALESCE(device_targets, '{}'::JSONB) || $13::TEXT::JSONB) - $14::TEXT - $15::TEXT - $16::TEXT, '{}'::JSONB)
+					ELSE device_targets END
 			WHERE code = $1 AND deleted_at IS NULL
 			RETURNING `+shortLinkColumns,
-			code, u.Target != nil, shortDeref(u.Target), u.ExpiresAt != nil, expires, u.PasswordHash != nil, hash, u.Kind != nil, kind))
+			code, u.Target != nil, shortDeref(u.Target), u.ExpiresAt != nil, expires, u.PasswordHash != nil, hash, u.Kind != nil, kind,
+			u.MaxVisits != nil, maxVisits, len(u.DeviceTargets) > 0, string(setJSON), unset[0], unset[1], unset[2]))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return shortener.Link{}, s.shortLiveOrGone(ctx, code)
 	}
 	return l, mapErr(err)
+}
+
+// TakeVisit implements shortener.Store: one conditional UPDATE. Under
+// READ COMMITTED (PostgreSQL) concurrent updates of the row wait for each
+// other and re-check the condition on the row they then see; under
+// SERIALIZABLE (CockroachDB) a conflict retries. Either way no visit is
+// counted twice.
+func (s *Store) TakeVisit(ctx context.Context, code string) (taken bool, err error) {
+	err = s.do(ctx, func() error {
+		tag, err := s.pool.Exec(ctx, `
+			UPDATE short_links SET visit_count = GREATEST(visit_count, click_count) + 1
+			WHERE code = $1 AND deleted_at IS NULL AND max_visits IS NOT NULL AND GREATEST(visit_count, click_count) < max_visits`, code)
+		taken = tag.RowsAffected() == 1
+		return err
+	})
+	return taken, mapErr(err)
 }
 
 // shortDay is t's UTC day as a midnight the date codec encodes as is

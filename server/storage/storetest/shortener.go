@@ -23,7 +23,77 @@ func RunShortener(t *testing.T, open func(t *testing.T) shortener.Store) {
 	t.Run("UpdateDelete", func(t *testing.T) { testUpdateDelete(t, open(t)) })
 	t.Run("Clicks", func(t *testing.T) { testClicks(t, open(t)) })
 	t.Run("ClicksConcurrent", func(t *testing.T) { testClicksConcurrent(t, open(t)) })
+	t.Run("VisitsAndDevices", func(t *testing.T) { testVisitsAndDevices(t, open(t)) })
 }
+
+// A visit limit is taken atomically, counted from the clicks stored so far;
+// device targets merge on update.
+func testVisitsAndDevices(t *testing.T, s shortener.Store) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	l := shortener.Link{Code: "limited", Target: "https://example.com/", Kind: 302, CreatedAt: now, MaxVisits: 5,
+		DeviceTargets: map[string]string{shortener.TargetIOS: "https://example.com/ios"}}
+	_, err := s.CreateLinks(ctx, []shortener.Link{l, {Code: "plain", Target: "https://example.com/", Kind: 302, CreatedAt: now}})
+	must(t, err)
+	got, err := s.GetLink(ctx, l.Code)
+	must(t, err)
+	if got.MaxVisits != 5 || got.Visits != 0 || got.DeviceTargets[shortener.TargetIOS] != "https://example.com/ios" || len(got.DeviceTargets) != 1 {
+		t.Fatalf("stored %+v", got)
+	}
+	// Two human clicks stored before: three visits are left.
+	must(t, s.RecordClicks(ctx, "r", []shortener.Click{
+		{Code: l.Code, At: now, Country: "ZZ", Agent: shortener.AgentHuman}, {Code: l.Code, At: now, Country: "ZZ", Agent: shortener.AgentHuman}}))
+	var taken atomicCount
+	var wg sync.WaitGroup
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.TakeVisit(ctx, l.Code)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				taken.add()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := taken.get(); n != 3 {
+		t.Fatalf("%d visits taken, want 3", n)
+	}
+	for _, code := range []string{"plain", "unknown"} {
+		if ok, err := s.TakeVisit(ctx, code); ok || err != nil {
+			t.Fatalf("TakeVisit(%s) = %v, %v", code, ok, err)
+		}
+	}
+	more := int64(6)
+	got, err = s.UpdateLink(ctx, l.Code, shortener.LinkUpdate{MaxVisits: &more, DeviceTargets: map[string]string{
+		shortener.TargetAndroid: "https://example.com/android", shortener.TargetIOS: ""}})
+	must(t, err)
+	if got.MaxVisits != 6 || got.Visits != 5 || len(got.DeviceTargets) != 1 || got.DeviceTargets[shortener.TargetAndroid] != "https://example.com/android" {
+		t.Fatalf("updated %+v", got)
+	}
+	if ok, err := s.TakeVisit(ctx, l.Code); !ok || err != nil {
+		t.Fatalf("the raised limit: %v, %v", ok, err)
+	}
+	none := int64(0)
+	got, err = s.UpdateLink(ctx, l.Code, shortener.LinkUpdate{MaxVisits: &none, DeviceTargets: map[string]string{shortener.TargetAndroid: ""}})
+	must(t, err)
+	if got.MaxVisits != 0 || got.DeviceTargets != nil {
+		t.Fatalf("cleared %+v", got)
+	}
+	if ok, err := s.TakeVisit(ctx, l.Code); ok || err != nil {
+		t.Fatalf("without a limit: %v, %v", ok, err)
+	}
+}
+
+type atomicCount struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *atomicCount) add()     { c.mu.Lock(); c.n++; c.mu.Unlock() }
+func (c *atomicCount) get() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
 
 func testCodeKey(t *testing.T, s shortener.Store) {
 	keys := make([][]byte, 8)

@@ -1,4 +1,5 @@
-// URL shortener: shorten (alias, expiry, password, redirect kind), the
+// URL shortener: shorten (alias, expiry, password, redirect kind, a
+// maximum of visits, targets by device), the
 // caller's links with click counts (searchable, paged, each editable and
 // copyable in place), and per-link stats (#/links/{code}): clicks per day,
 // week or month as a chart, by country, referrer, browser, OS and device,
@@ -12,6 +13,21 @@ import { copyField, copyText, fmtNumber, fmtRelative, fmtTime, h, id, liveRegion
 const PAGE_SIZE = 20;
 
 const EXPIRIES = [['0', 'Never'], ['3600', '1 hour'], ['86400', '1 day'], ['604800', '1 week'], ['2592000', '30 days']];
+
+// DEVICES are the device classes a link can have its own target for.
+const DEVICES = [['android', 'Android target', 'Android'], ['ios', 'iOS target', 'iOS'], ['desktop', 'Desktop target', 'desktop']];
+
+// apiField names the request field an input's errors come back under.
+const apiField = (k) => (DEVICES.some(([d]) => d === k) ? `deviceLongUrls.${k}` : k);
+
+// deviceInputs are the optional per-device target inputs (prefix keeps
+// ids apart between the create and edit forms).
+function deviceInputs(prefix, current = {}) {
+  return Object.fromEntries(DEVICES.map(([d]) => [d, h('input', {
+    id: id(`${prefix}-${d}`), name: `device-${d}`, type: 'url', class: 'input', maxlength: 2048, autocomplete: 'off',
+    placeholder: 'optional', value: current[d] || '',
+  })]));
+}
 
 const qrURL = (code, size = 256) => `/api/v1/urls/${encodeURIComponent(code)}/qr.png?size=${size}`;
 
@@ -43,6 +59,8 @@ function renderList(root) {
     redirectKind: h('select', { id: id('kind'), name: 'redirectKind', class: 'input' },
       h('option', { value: 'REDIRECT_KIND_FOUND' }, '302 Temporary'),
       h('option', { value: 'REDIRECT_KIND_MOVED_PERMANENTLY' }, '301 Permanent')),
+    maxVisits: h('input', { id: id('maxv'), name: 'maxVisits', type: 'number', min: 0, step: 1, class: 'input', placeholder: 'unlimited', inputmode: 'numeric' }),
+    ...deviceInputs('dev'),
   };
   const errIds = Object.fromEntries(Object.keys(inputs).map((k) => [k, id(`err-${k}`)]));
   const submit = h('button', { type: 'submit', class: 'btn primary', id: 'shorten' }, 'Shorten');
@@ -69,20 +87,24 @@ function renderList(root) {
         password: inputs.password.value,
         redirectKind: inputs.redirectKind.value,
       };
+      if (inputs.maxVisits.value.trim()) body.maxVisits = inputs.maxVisits.value.trim();
+      const devices = Object.fromEntries(DEVICES.map(([d]) => [d, inputs[d].value.trim()]).filter(([, v]) => v));
+      if (Object.keys(devices).length) body.deviceLongUrls = devices;
       if (!body.longUrl) { fieldError('longUrl', 'Enter the address to shorten.'); inputs.longUrl.focus(); return; }
       submit.disabled = true;
       say(status, 'Shortening…', 'busy');
       try {
         const su = await post('/api/v1/shorten', body);
         say(status, `Created ${su.shortUrl}`, 'ok');
-        inputs.longUrl.value = ''; inputs.alias.value = ''; inputs.password.value = '';
+        inputs.longUrl.value = ''; inputs.alias.value = ''; inputs.password.value = ''; inputs.maxVisits.value = '';
+        for (const [d] of DEVICES) inputs[d].value = '';
         showResult(su);
         load();
       } catch (err) {
         if (!(err instanceof ApiError)) { say(status, `Network error: ${err.message}`, 'error'); return; }
         let first = null;
         for (const k of Object.keys(inputs)) {
-          const msg = err.field(k);
+          const msg = err.field(apiField(k));
           if (msg) { fieldError(k, msg); first = first || k; }
         }
         if (err.code === Code.ALREADY_EXISTS) { fieldError('alias', 'This alias is taken. Try another.'); first = 'alias'; }
@@ -94,12 +116,14 @@ function renderList(root) {
   },
   field('Long URL', inputs.longUrl, { errId: errIds.longUrl }),
   h('details', { class: 'more' },
-    h('summary', null, 'Options: alias, expiry, password, redirect'),
+    h('summary', null, 'Options: alias, expiry, password, redirect, visits, devices'),
     h('div', { class: 'grid two tight' },
       field('Custom alias', inputs.alias, { hint: '3–32 letters, digits, - or _', errId: errIds.alias }),
       field('Expires', inputs.expiresInSec, { errId: errIds.expiresInSec }),
       field('Password', inputs.password, { hint: 'Asked before redirecting', errId: errIds.password }),
-      field('Redirect', inputs.redirectKind, { hint: '301 may be cached: repeat clicks go uncounted', errId: errIds.redirectKind }))),
+      field('Redirect', inputs.redirectKind, { hint: '301 may be cached: repeat clicks go uncounted', errId: errIds.redirectKind }),
+      field('Max visits', inputs.maxVisits, { hint: 'Then it answers as expired; bots do not count', errId: errIds.maxVisits }),
+      ...DEVICES.map(([d, label]) => field(label, inputs[d], { hint: 'Else the long URL', errId: errIds[d] })))),
   h('div', { class: 'row' }, submit, status));
 
   function showResult(su) {
@@ -181,10 +205,15 @@ function renderList(root) {
   // counts says what the list knows about a link's clicks without
   // contradicting itself: people and bots apart, and the last click of a
   // person (a bot's visit is named as such).
+  // A link with a visit limit shows "n / max visits" instead.
   function counts(su) {
     const bots = Number(su.botClickCount || 0);
     const n = Number(su.clickCount || 0);
-    return h('span', { class: 'stat clicks' }, h('strong', null, fmtNumber(n)), n === 1 ? ' click' : ' clicks',
+    const maxV = Number(su.maxVisits || 0);
+    const main = maxV
+      ? [h('strong', null, fmtNumber(Math.min(n, maxV))), ` / ${fmtNumber(maxV)} visits`]
+      : [h('strong', null, fmtNumber(n)), n === 1 ? ' click' : ' clicks'];
+    return h('span', { class: 'stat clicks' }, ...main,
       bots ? h('span', { class: 'bots' }, ` · ${fmtNumber(bots)} ${bots === 1 ? 'bot' : 'bots'}`) : null);
   }
   function lastSeen(su) {
@@ -216,7 +245,9 @@ function renderList(root) {
     });
     const editBtn = h('button', { type: 'button', class: 'btn small edit', 'aria-label': `Edit ${su.code}`, 'aria-expanded': 'false' }, 'Edit');
     editBtn.addEventListener('click', () => edit(su, li, editBtn));
-    const expired = su.expireTime && Date.parse(su.expireTime) <= Date.now();
+    const used = su.maxVisits && Number(su.clickCount || 0) >= Number(su.maxVisits);
+    const expired = used || (su.expireTime && Date.parse(su.expireTime) <= Date.now());
+    const devices = Object.keys(su.deviceLongUrls || {});
     li.append(
       h('div', { class: 'grow' },
         h('a', { class: 'mono strong', href: safeHref(su.shortUrl), target: '_blank', rel: 'noopener' }, su.shortUrl.replace(/^https?:\/\//, '')),
@@ -224,6 +255,7 @@ function renderList(root) {
         su.redirectKind === 'REDIRECT_KIND_MOVED_PERMANENTLY' ? h('span', { class: 'badge kind' }, '301') : null,
         expired ? h('span', { class: 'badge expired' }, 'expired') : null,
         h('p', { class: 'muted small ellipsis target', title: su.longUrl }, '→ ', su.longUrl),
+        devices.length ? h('p', { class: 'muted small ellipsis devices' }, `own target for ${DEVICES.filter(([d]) => devices.includes(d)).map(([, , name]) => name).join(', ')}`) : null,
         h('p', { class: 'muted small' }, `created ${fmtTime(su.createTime)}`, lastSeen(su),
           su.expireTime && !expired ? ` · expires ${fmtRelative(su.expireTime)}` : '')),
       counts(su),
@@ -251,6 +283,8 @@ function renderList(root) {
         h('option', { value: 'REDIRECT_KIND_FOUND', selected: su.redirectKind !== 'REDIRECT_KIND_MOVED_PERMANENTLY' }, '302 Temporary'),
         h('option', { value: 'REDIRECT_KIND_MOVED_PERMANENTLY', selected: su.redirectKind === 'REDIRECT_KIND_MOVED_PERMANENTLY' }, '301 Permanent')),
       password: h('input', { id: id('e-pw'), name: 'password', type: 'password', class: 'input', autocomplete: 'new-password', maxlength: 128, placeholder: su.passwordProtected ? 'unchanged' : 'none' }),
+      maxVisits: h('input', { id: id('e-maxv'), name: 'maxVisits', type: 'number', min: 0, step: 1, class: 'input', inputmode: 'numeric', placeholder: 'unlimited', value: su.maxVisits ? String(su.maxVisits) : '' }),
+      ...deviceInputs('e-dev', su.deviceLongUrls),
     };
     const noPwId = id('e-nopw');
     const noPw = su.passwordProtected ? h('input', { type: 'checkbox', id: noPwId, name: 'removePassword' }) : null;
@@ -264,6 +298,15 @@ function renderList(root) {
         for (const [k, el] of Object.entries(ins)) { el.removeAttribute('aria-invalid'); document.getElementById(errs[k]).textContent = ''; }
         const body = { longUrl: ins.longUrl.value.trim(), redirectKind: ins.redirectKind.value };
         if (ins.expiresInSec.value !== '') body.expiresInSec = ins.expiresInSec.value;
+        // An emptied field clears: no limit, or that device's own target.
+        body.maxVisits = ins.maxVisits.value.trim() || '0';
+        const had = su.deviceLongUrls || {};
+        const devices = {};
+        for (const [d] of DEVICES) {
+          const v = ins[d].value.trim();
+          if (v !== (had[d] || '')) devices[d] = v;
+        }
+        if (Object.keys(devices).length) body.deviceLongUrls = devices;
         // An empty password field keeps the password; the box removes it.
         if (ins.password.value) body.password = ins.password.value;
         else if (noPw && noPw.checked) body.password = '';
@@ -281,7 +324,7 @@ function renderList(root) {
           if (!(err instanceof ApiError)) { say(msg, `Network error: ${err.message}`, 'error'); return; }
           let first = null;
           for (const k of Object.keys(ins)) {
-            const m = err.field(k);
+            const m = err.field(apiField(k));
             if (m) { ins[k].setAttribute('aria-invalid', 'true'); document.getElementById(errs[k]).textContent = m; first = first || k; }
           }
           if (first) { ins[first].focus(); say(msg, 'Please fix the highlighted field.', 'error'); } else say(msg, err.friendly, 'error');
@@ -294,7 +337,9 @@ function renderList(root) {
       field('Redirect', ins.redirectKind, { errId: errs.redirectKind }),
       h('div', null,
         field('New password', ins.password, { hint: 'Leave empty to keep', errId: errs.password }),
-        noPw ? h('p', { class: 'row' }, noPw, h('label', { for: noPwId }, 'Remove the password')) : null)),
+        noPw ? h('p', { class: 'row' }, noPw, h('label', { for: noPwId }, 'Remove the password')) : null),
+      field('Max visits', ins.maxVisits, { hint: 'Empty: unlimited; visits so far count', errId: errs.maxVisits }),
+      ...DEVICES.map(([d, label]) => field(label, ins[d], { hint: 'Empty: the target above', errId: errs[d] }))),
     h('div', { class: 'row' }, save, cancel, msg));
     const row = h('li', { class: 'edit-row', dataset: { code: su.code } }, form);
     li.after(row);

@@ -165,8 +165,15 @@ type ShortUrl struct {
 	// When it was last followed by a person; absent when never (or not since
 	// the release that added this field).
 	LastHumanAccessTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_human_access_time,json=lastHumanAccessTime,proto3" json:"last_human_access_time,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// How many human redirects it serves in all (counted from its creation,
+	// as `click_count` is, but exactly and at once across replicas); then it
+	// answers 410 like an expired link, to bots too. 0: no limit.
+	MaxVisits int64 `protobuf:"varint,13,opt,name=max_visits,json=maxVisits,proto3" json:"max_visits,omitempty"`
+	// Targets by device class, `android`, `ios` or `desktop` (told apart by
+	// the visitor's User-Agent); other visitors go to `long_url`.
+	DeviceLongUrls map[string]string `protobuf:"bytes,14,rep,name=device_long_urls,json=deviceLongUrls,proto3" json:"device_long_urls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ShortUrl) Reset() {
@@ -283,6 +290,20 @@ func (x *ShortUrl) GetLastHumanAccessTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ShortUrl) GetMaxVisits() int64 {
+	if x != nil {
+		return x.MaxVisits
+	}
+	return 0
+}
+
+func (x *ShortUrl) GetDeviceLongUrls() map[string]string {
+	if x != nil {
+		return x.DeviceLongUrls
+	}
+	return nil
+}
+
 // Request of CreateShortUrl, and one item of BatchCreateShortUrls.
 type CreateShortUrlRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -298,9 +319,16 @@ type CreateShortUrlRequest struct {
 	// Optional password (at most 128 bytes) asked before redirecting.
 	Password string `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
 	// 302 (default) or 301.
-	RedirectKind  RedirectKind `protobuf:"varint,5,opt,name=redirect_kind,json=redirectKind,proto3,enum=shortener.v1.RedirectKind" json:"redirect_kind,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RedirectKind RedirectKind `protobuf:"varint,5,opt,name=redirect_kind,json=redirectKind,proto3,enum=shortener.v1.RedirectKind" json:"redirect_kind,omitempty"`
+	// Human redirects served before it answers 410; 0 (default): no limit.
+	// Bots and link previews do not use visits up. A link with a limit is
+	// never cached by shared caches, even as a 301.
+	MaxVisits int64 `protobuf:"varint,6,opt,name=max_visits,json=maxVisits,proto3" json:"max_visits,omitempty"`
+	// Optional targets by device class: keys `android`, `ios` and `desktop`,
+	// each value checked like `long_url`.
+	DeviceLongUrls map[string]string `protobuf:"bytes,7,rep,name=device_long_urls,json=deviceLongUrls,proto3" json:"device_long_urls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateShortUrlRequest) Reset() {
@@ -366,6 +394,20 @@ func (x *CreateShortUrlRequest) GetRedirectKind() RedirectKind {
 		return x.RedirectKind
 	}
 	return RedirectKind_REDIRECT_KIND_UNSPECIFIED
+}
+
+func (x *CreateShortUrlRequest) GetMaxVisits() int64 {
+	if x != nil {
+		return x.MaxVisits
+	}
+	return 0
+}
+
+func (x *CreateShortUrlRequest) GetDeviceLongUrls() map[string]string {
+	if x != nil {
+		return x.DeviceLongUrls
+	}
+	return nil
 }
 
 // Response of CreateShortUrl.
@@ -850,9 +892,16 @@ type UpdateShortUrlRequest struct {
 	// New password; empty removes the password.
 	Password *string `protobuf:"bytes,4,opt,name=password,proto3,oneof" json:"password,omitempty"`
 	// New redirect kind; REDIRECT_KIND_UNSPECIFIED leaves it unchanged.
-	RedirectKind  RedirectKind `protobuf:"varint,5,opt,name=redirect_kind,json=redirectKind,proto3,enum=shortener.v1.RedirectKind" json:"redirect_kind,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RedirectKind RedirectKind `protobuf:"varint,5,opt,name=redirect_kind,json=redirectKind,proto3,enum=shortener.v1.RedirectKind" json:"redirect_kind,omitempty"`
+	// New maximum of human redirects (visits served so far still count); 0
+	// removes the limit.
+	MaxVisits *int64 `protobuf:"varint,6,opt,name=max_visits,json=maxVisits,proto3,oneof" json:"max_visits,omitempty"`
+	// Device targets to set (same keys and rules as on create); an empty
+	// value removes that device's target, devices not named are left as
+	// they are.
+	DeviceLongUrls map[string]string `protobuf:"bytes,7,rep,name=device_long_urls,json=deviceLongUrls,proto3" json:"device_long_urls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UpdateShortUrlRequest) Reset() {
@@ -918,6 +967,20 @@ func (x *UpdateShortUrlRequest) GetRedirectKind() RedirectKind {
 		return x.RedirectKind
 	}
 	return RedirectKind_REDIRECT_KIND_UNSPECIFIED
+}
+
+func (x *UpdateShortUrlRequest) GetMaxVisits() int64 {
+	if x != nil && x.MaxVisits != nil {
+		return *x.MaxVisits
+	}
+	return 0
+}
+
+func (x *UpdateShortUrlRequest) GetDeviceLongUrls() map[string]string {
+	if x != nil {
+		return x.DeviceLongUrls
+	}
+	return nil
 }
 
 // Response of UpdateShortUrl.
@@ -1573,7 +1636,7 @@ var File_shortener_v1_shortener_proto protoreflect.FileDescriptor
 
 const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\n" +
-	"\x1cshortener/v1/shortener.proto\x12\fshortener.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x04\n" +
+	"\x1cshortener/v1/shortener.proto\x12\fshortener.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x05\n" +
 	"\bShortUrl\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1b\n" +
 	"\tshort_url\x18\x02 \x01(\tR\bshortUrl\x12\x19\n" +
@@ -1590,13 +1653,25 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\x10last_access_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x0elastAccessTime\x12&\n" +
 	"\x0fbot_click_count\x18\v \x01(\x03R\rbotClickCount\x12O\n" +
-	"\x16last_human_access_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x13lastHumanAccessTime\"\xd0\x01\n" +
+	"\x16last_human_access_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x13lastHumanAccessTime\x12\x1d\n" +
+	"\n" +
+	"max_visits\x18\r \x01(\x03R\tmaxVisits\x12T\n" +
+	"\x10device_long_urls\x18\x0e \x03(\v2*.shortener.v1.ShortUrl.DeviceLongUrlsEntryR\x0edeviceLongUrls\x1aA\n" +
+	"\x13DeviceLongUrlsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x03\n" +
 	"\x15CreateShortUrlRequest\x12\x1e\n" +
 	"\blong_url\x18\x01 \x01(\tB\x03\xe0A\x02R\alongUrl\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12$\n" +
 	"\x0eexpires_in_sec\x18\x03 \x01(\x03R\fexpiresInSec\x12\x1a\n" +
 	"\bpassword\x18\x04 \x01(\tR\bpassword\x12?\n" +
-	"\rredirect_kind\x18\x05 \x01(\x0e2\x1a.shortener.v1.RedirectKindR\fredirectKind\"M\n" +
+	"\rredirect_kind\x18\x05 \x01(\x0e2\x1a.shortener.v1.RedirectKindR\fredirectKind\x12\x1d\n" +
+	"\n" +
+	"max_visits\x18\x06 \x01(\x03R\tmaxVisits\x12a\n" +
+	"\x10device_long_urls\x18\a \x03(\v27.shortener.v1.CreateShortUrlRequest.DeviceLongUrlsEntryR\x0edeviceLongUrls\x1aA\n" +
+	"\x13DeviceLongUrlsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +
 	"\x16CreateShortUrlResponse\x123\n" +
 	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"c\n" +
 	"\x1bBatchCreateShortUrlsRequest\x12D\n" +
@@ -1623,16 +1698,23 @@ const file_shortener_v1_shortener_proto_rawDesc = "" +
 	"\x15ListShortUrlsResponse\x125\n" +
 	"\n" +
 	"short_urls\x18\x01 \x03(\v2\x16.shortener.v1.ShortUrlR\tshortUrls\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8a\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe3\x03\n" +
 	"\x15UpdateShortUrlRequest\x12\x17\n" +
 	"\x04code\x18\x01 \x01(\tB\x03\xe0A\x02R\x04code\x12\x1e\n" +
 	"\blong_url\x18\x02 \x01(\tH\x00R\alongUrl\x88\x01\x01\x12)\n" +
 	"\x0eexpires_in_sec\x18\x03 \x01(\x03H\x01R\fexpiresInSec\x88\x01\x01\x12\x1f\n" +
 	"\bpassword\x18\x04 \x01(\tH\x02R\bpassword\x88\x01\x01\x12?\n" +
-	"\rredirect_kind\x18\x05 \x01(\x0e2\x1a.shortener.v1.RedirectKindR\fredirectKindB\v\n" +
+	"\rredirect_kind\x18\x05 \x01(\x0e2\x1a.shortener.v1.RedirectKindR\fredirectKind\x12\"\n" +
+	"\n" +
+	"max_visits\x18\x06 \x01(\x03H\x03R\tmaxVisits\x88\x01\x01\x12a\n" +
+	"\x10device_long_urls\x18\a \x03(\v27.shortener.v1.UpdateShortUrlRequest.DeviceLongUrlsEntryR\x0edeviceLongUrls\x1aA\n" +
+	"\x13DeviceLongUrlsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\v\n" +
 	"\t_long_urlB\x11\n" +
 	"\x0f_expires_in_secB\v\n" +
-	"\t_password\"M\n" +
+	"\t_passwordB\r\n" +
+	"\v_max_visits\"M\n" +
 	"\x16UpdateShortUrlResponse\x123\n" +
 	"\tshort_url\x18\x01 \x01(\v2\x16.shortener.v1.ShortUrlR\bshortUrl\"0\n" +
 	"\x15DeleteShortUrlRequest\x12\x17\n" +
@@ -1711,7 +1793,7 @@ func file_shortener_v1_shortener_proto_rawDescGZIP() []byte {
 }
 
 var file_shortener_v1_shortener_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_shortener_v1_shortener_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_shortener_v1_shortener_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_shortener_v1_shortener_proto_goTypes = []any{
 	(RedirectKind)(0),                    // 0: shortener.v1.RedirectKind
 	(StatsGranularity)(0),                // 1: shortener.v1.StatsGranularity
@@ -1737,55 +1819,61 @@ var file_shortener_v1_shortener_proto_goTypes = []any{
 	(*CountryClicks)(nil),                // 21: shortener.v1.CountryClicks
 	(*GetStatsResponse)(nil),             // 22: shortener.v1.GetStatsResponse
 	(*GetQrCodeRequest)(nil),             // 23: shortener.v1.GetQrCodeRequest
-	(*timestamppb.Timestamp)(nil),        // 24: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),            // 25: google.api.HttpBody
+	nil,                                  // 24: shortener.v1.ShortUrl.DeviceLongUrlsEntry
+	nil,                                  // 25: shortener.v1.CreateShortUrlRequest.DeviceLongUrlsEntry
+	nil,                                  // 26: shortener.v1.UpdateShortUrlRequest.DeviceLongUrlsEntry
+	(*timestamppb.Timestamp)(nil),        // 27: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),            // 28: google.api.HttpBody
 }
 var file_shortener_v1_shortener_proto_depIdxs = []int32{
 	0,  // 0: shortener.v1.ShortUrl.redirect_kind:type_name -> shortener.v1.RedirectKind
-	24, // 1: shortener.v1.ShortUrl.create_time:type_name -> google.protobuf.Timestamp
-	24, // 2: shortener.v1.ShortUrl.expire_time:type_name -> google.protobuf.Timestamp
-	24, // 3: shortener.v1.ShortUrl.last_access_time:type_name -> google.protobuf.Timestamp
-	24, // 4: shortener.v1.ShortUrl.last_human_access_time:type_name -> google.protobuf.Timestamp
-	0,  // 5: shortener.v1.CreateShortUrlRequest.redirect_kind:type_name -> shortener.v1.RedirectKind
-	2,  // 6: shortener.v1.CreateShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
-	3,  // 7: shortener.v1.BatchCreateShortUrlsRequest.requests:type_name -> shortener.v1.CreateShortUrlRequest
-	2,  // 8: shortener.v1.BatchCreateShortUrlsResult.short_url:type_name -> shortener.v1.ShortUrl
-	6,  // 9: shortener.v1.BatchCreateShortUrlsResponse.results:type_name -> shortener.v1.BatchCreateShortUrlsResult
-	2,  // 10: shortener.v1.GetShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
-	2,  // 11: shortener.v1.ListShortUrlsResponse.short_urls:type_name -> shortener.v1.ShortUrl
-	0,  // 12: shortener.v1.UpdateShortUrlRequest.redirect_kind:type_name -> shortener.v1.RedirectKind
-	2,  // 13: shortener.v1.UpdateShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
-	1,  // 14: shortener.v1.GetStatsRequest.granularity:type_name -> shortener.v1.StatsGranularity
-	20, // 15: shortener.v1.GetStatsResponse.days:type_name -> shortener.v1.DayClicks
-	21, // 16: shortener.v1.GetStatsResponse.countries:type_name -> shortener.v1.CountryClicks
-	18, // 17: shortener.v1.GetStatsResponse.periods:type_name -> shortener.v1.PeriodClicks
-	19, // 18: shortener.v1.GetStatsResponse.referrers:type_name -> shortener.v1.DimensionClicks
-	19, // 19: shortener.v1.GetStatsResponse.browsers:type_name -> shortener.v1.DimensionClicks
-	19, // 20: shortener.v1.GetStatsResponse.operating_systems:type_name -> shortener.v1.DimensionClicks
-	19, // 21: shortener.v1.GetStatsResponse.devices:type_name -> shortener.v1.DimensionClicks
-	3,  // 22: shortener.v1.ShortenerService.CreateShortUrl:input_type -> shortener.v1.CreateShortUrlRequest
-	5,  // 23: shortener.v1.ShortenerService.BatchCreateShortUrls:input_type -> shortener.v1.BatchCreateShortUrlsRequest
-	8,  // 24: shortener.v1.ShortenerService.FollowShortUrl:input_type -> shortener.v1.FollowShortUrlRequest
-	9,  // 25: shortener.v1.ShortenerService.GetShortUrl:input_type -> shortener.v1.GetShortUrlRequest
-	11, // 26: shortener.v1.ShortenerService.ListShortUrls:input_type -> shortener.v1.ListShortUrlsRequest
-	13, // 27: shortener.v1.ShortenerService.UpdateShortUrl:input_type -> shortener.v1.UpdateShortUrlRequest
-	15, // 28: shortener.v1.ShortenerService.DeleteShortUrl:input_type -> shortener.v1.DeleteShortUrlRequest
-	17, // 29: shortener.v1.ShortenerService.GetStats:input_type -> shortener.v1.GetStatsRequest
-	23, // 30: shortener.v1.ShortenerService.GetQrCode:input_type -> shortener.v1.GetQrCodeRequest
-	4,  // 31: shortener.v1.ShortenerService.CreateShortUrl:output_type -> shortener.v1.CreateShortUrlResponse
-	7,  // 32: shortener.v1.ShortenerService.BatchCreateShortUrls:output_type -> shortener.v1.BatchCreateShortUrlsResponse
-	25, // 33: shortener.v1.ShortenerService.FollowShortUrl:output_type -> google.api.HttpBody
-	10, // 34: shortener.v1.ShortenerService.GetShortUrl:output_type -> shortener.v1.GetShortUrlResponse
-	12, // 35: shortener.v1.ShortenerService.ListShortUrls:output_type -> shortener.v1.ListShortUrlsResponse
-	14, // 36: shortener.v1.ShortenerService.UpdateShortUrl:output_type -> shortener.v1.UpdateShortUrlResponse
-	16, // 37: shortener.v1.ShortenerService.DeleteShortUrl:output_type -> shortener.v1.DeleteShortUrlResponse
-	22, // 38: shortener.v1.ShortenerService.GetStats:output_type -> shortener.v1.GetStatsResponse
-	25, // 39: shortener.v1.ShortenerService.GetQrCode:output_type -> google.api.HttpBody
-	31, // [31:40] is the sub-list for method output_type
-	22, // [22:31] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	27, // 1: shortener.v1.ShortUrl.create_time:type_name -> google.protobuf.Timestamp
+	27, // 2: shortener.v1.ShortUrl.expire_time:type_name -> google.protobuf.Timestamp
+	27, // 3: shortener.v1.ShortUrl.last_access_time:type_name -> google.protobuf.Timestamp
+	27, // 4: shortener.v1.ShortUrl.last_human_access_time:type_name -> google.protobuf.Timestamp
+	24, // 5: shortener.v1.ShortUrl.device_long_urls:type_name -> shortener.v1.ShortUrl.DeviceLongUrlsEntry
+	0,  // 6: shortener.v1.CreateShortUrlRequest.redirect_kind:type_name -> shortener.v1.RedirectKind
+	25, // 7: shortener.v1.CreateShortUrlRequest.device_long_urls:type_name -> shortener.v1.CreateShortUrlRequest.DeviceLongUrlsEntry
+	2,  // 8: shortener.v1.CreateShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
+	3,  // 9: shortener.v1.BatchCreateShortUrlsRequest.requests:type_name -> shortener.v1.CreateShortUrlRequest
+	2,  // 10: shortener.v1.BatchCreateShortUrlsResult.short_url:type_name -> shortener.v1.ShortUrl
+	6,  // 11: shortener.v1.BatchCreateShortUrlsResponse.results:type_name -> shortener.v1.BatchCreateShortUrlsResult
+	2,  // 12: shortener.v1.GetShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
+	2,  // 13: shortener.v1.ListShortUrlsResponse.short_urls:type_name -> shortener.v1.ShortUrl
+	0,  // 14: shortener.v1.UpdateShortUrlRequest.redirect_kind:type_name -> shortener.v1.RedirectKind
+	26, // 15: shortener.v1.UpdateShortUrlRequest.device_long_urls:type_name -> shortener.v1.UpdateShortUrlRequest.DeviceLongUrlsEntry
+	2,  // 16: shortener.v1.UpdateShortUrlResponse.short_url:type_name -> shortener.v1.ShortUrl
+	1,  // 17: shortener.v1.GetStatsRequest.granularity:type_name -> shortener.v1.StatsGranularity
+	20, // 18: shortener.v1.GetStatsResponse.days:type_name -> shortener.v1.DayClicks
+	21, // 19: shortener.v1.GetStatsResponse.countries:type_name -> shortener.v1.CountryClicks
+	18, // 20: shortener.v1.GetStatsResponse.periods:type_name -> shortener.v1.PeriodClicks
+	19, // 21: shortener.v1.GetStatsResponse.referrers:type_name -> shortener.v1.DimensionClicks
+	19, // 22: shortener.v1.GetStatsResponse.browsers:type_name -> shortener.v1.DimensionClicks
+	19, // 23: shortener.v1.GetStatsResponse.operating_systems:type_name -> shortener.v1.DimensionClicks
+	19, // 24: shortener.v1.GetStatsResponse.devices:type_name -> shortener.v1.DimensionClicks
+	3,  // 25: shortener.v1.ShortenerService.CreateShortUrl:input_type -> shortener.v1.CreateShortUrlRequest
+	5,  // 26: shortener.v1.ShortenerService.BatchCreateShortUrls:input_type -> shortener.v1.BatchCreateShortUrlsRequest
+	8,  // 27: shortener.v1.ShortenerService.FollowShortUrl:input_type -> shortener.v1.FollowShortUrlRequest
+	9,  // 28: shortener.v1.ShortenerService.GetShortUrl:input_type -> shortener.v1.GetShortUrlRequest
+	11, // 29: shortener.v1.ShortenerService.ListShortUrls:input_type -> shortener.v1.ListShortUrlsRequest
+	13, // 30: shortener.v1.ShortenerService.UpdateShortUrl:input_type -> shortener.v1.UpdateShortUrlRequest
+	15, // 31: shortener.v1.ShortenerService.DeleteShortUrl:input_type -> shortener.v1.DeleteShortUrlRequest
+	17, // 32: shortener.v1.ShortenerService.GetStats:input_type -> shortener.v1.GetStatsRequest
+	23, // 33: shortener.v1.ShortenerService.GetQrCode:input_type -> shortener.v1.GetQrCodeRequest
+	4,  // 34: shortener.v1.ShortenerService.CreateShortUrl:output_type -> shortener.v1.CreateShortUrlResponse
+	7,  // 35: shortener.v1.ShortenerService.BatchCreateShortUrls:output_type -> shortener.v1.BatchCreateShortUrlsResponse
+	28, // 36: shortener.v1.ShortenerService.FollowShortUrl:output_type -> google.api.HttpBody
+	10, // 37: shortener.v1.ShortenerService.GetShortUrl:output_type -> shortener.v1.GetShortUrlResponse
+	12, // 38: shortener.v1.ShortenerService.ListShortUrls:output_type -> shortener.v1.ListShortUrlsResponse
+	14, // 39: shortener.v1.ShortenerService.UpdateShortUrl:output_type -> shortener.v1.UpdateShortUrlResponse
+	16, // 40: shortener.v1.ShortenerService.DeleteShortUrl:output_type -> shortener.v1.DeleteShortUrlResponse
+	22, // 41: shortener.v1.ShortenerService.GetStats:output_type -> shortener.v1.GetStatsResponse
+	28, // 42: shortener.v1.ShortenerService.GetQrCode:output_type -> google.api.HttpBody
+	34, // [34:43] is the sub-list for method output_type
+	25, // [25:34] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_shortener_v1_shortener_proto_init() }
@@ -1800,7 +1888,7 @@ func file_shortener_v1_shortener_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shortener_v1_shortener_proto_rawDesc), len(file_shortener_v1_shortener_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,17 +47,21 @@ type ShortenerServiceClient interface {
 	// Creates up to 1000 short URLs; each item succeeds or fails on its own.
 	BatchCreateShortUrls(ctx context.Context, in *BatchCreateShortUrlsRequest, opts ...grpc.CallOption) (*BatchCreateShortUrlsResponse, error)
 	// Follows a short URL: REST answers 302 (or 301 for permanent links) with
-	// `Location`, 404 for unknown codes and 410 for expired or deleted ones. A
-	// password-protected link answers a small HTML form until the right
-	// password is posted. Every call counts a click (asynchronously).
+	// `Location`, 404 for unknown codes and 410 for expired or deleted ones
+	// (and for links that served their `max_visits`). A password-protected
+	// link answers a small HTML form until the right password is posted. A
+	// link with `device_long_urls` sends Android, iOS and desktop visitors
+	// (told apart by their User-Agent) to their device's target. Every call
+	// counts a click (asynchronously).
 	FollowShortUrl(ctx context.Context, in *FollowShortUrlRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 	// Returns a short URL's details. Owner or admin only.
 	GetShortUrl(ctx context.Context, in *GetShortUrlRequest, opts ...grpc.CallOption) (*GetShortUrlResponse, error)
 	// Lists the caller's short URLs, newest first, optionally only those
 	// whose code or target contains a text.
 	ListShortUrls(ctx context.Context, in *ListShortUrlsRequest, opts ...grpc.CallOption) (*ListShortUrlsResponse, error)
-	// Changes a short URL's target, expiry, password or redirect kind; takes effect at once on
-	// every replica. Owner or admin only.
+	// Changes a short URL's target, expiry, password, redirect kind, maximum
+	// visits or device targets; takes effect at once on every replica. Owner
+	// or admin only.
 	UpdateShortUrl(ctx context.Context, in *UpdateShortUrlRequest, opts ...grpc.CallOption) (*UpdateShortUrlResponse, error)
 	// Deletes a short URL; it answers 410 from then on. Owner or admin only.
 	DeleteShortUrl(ctx context.Context, in *DeleteShortUrlRequest, opts ...grpc.CallOption) (*DeleteShortUrlResponse, error)
@@ -181,17 +185,21 @@ type ShortenerServiceServer interface {
 	// Creates up to 1000 short URLs; each item succeeds or fails on its own.
 	BatchCreateShortUrls(context.Context, *BatchCreateShortUrlsRequest) (*BatchCreateShortUrlsResponse, error)
 	// Follows a short URL: REST answers 302 (or 301 for permanent links) with
-	// `Location`, 404 for unknown codes and 410 for expired or deleted ones. A
-	// password-protected link answers a small HTML form until the right
-	// password is posted. Every call counts a click (asynchronously).
+	// `Location`, 404 for unknown codes and 410 for expired or deleted ones
+	// (and for links that served their `max_visits`). A password-protected
+	// link answers a small HTML form until the right password is posted. A
+	// link with `device_long_urls` sends Android, iOS and desktop visitors
+	// (told apart by their User-Agent) to their device's target. Every call
+	// counts a click (asynchronously).
 	FollowShortUrl(context.Context, *FollowShortUrlRequest) (*httpbody.HttpBody, error)
 	// Returns a short URL's details. Owner or admin only.
 	GetShortUrl(context.Context, *GetShortUrlRequest) (*GetShortUrlResponse, error)
 	// Lists the caller's short URLs, newest first, optionally only those
 	// whose code or target contains a text.
 	ListShortUrls(context.Context, *ListShortUrlsRequest) (*ListShortUrlsResponse, error)
-	// Changes a short URL's target, expiry, password or redirect kind; takes effect at once on
-	// every replica. Owner or admin only.
+	// Changes a short URL's target, expiry, password, redirect kind, maximum
+	// visits or device targets; takes effect at once on every replica. Owner
+	// or admin only.
 	UpdateShortUrl(context.Context, *UpdateShortUrlRequest) (*UpdateShortUrlResponse, error)
 	// Deletes a short URL; it answers 410 from then on. Owner or admin only.
 	DeleteShortUrl(context.Context, *DeleteShortUrlRequest) (*DeleteShortUrlResponse, error)
