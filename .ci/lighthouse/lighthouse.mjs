@@ -1,0 +1,86 @@
+// Runs Lighthouse (mobile, performance only, its default simulated
+// throttling) on the canvas page and an election page of a running
+// platform, and prints each score with the metrics behind it.
+//
+//   node lighthouse.mjs BASE_URL ADMIN_USER ADMIN_PASSWORD
+import * as chromeLauncher from 'chrome-launcher';
+import lighthouse from 'lighthouse';
+
+const [base, adminUser, adminPassword] = process.argv.slice(2);
+const min = Number(process.env.LIGHTHOUSE_MIN || 0);
+
+async function call(method, path, body, token) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : {};
+}
+
+async function ready() {
+  for (let i = 0; i < 600; i++) {
+    try {
+      if ((await fetch(`${base}/readyz`)).ok) return;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${base}/readyz never answered 200`);
+}
+
+await ready();
+// An open election with a vote, and a few pixels on the board: pages with
+// something to show, as people see them.
+const admin = (await call('POST', '/api/v1/auth/login', { username: adminUser, password: adminPassword })).session.accessToken;
+const { electionId } = await call('POST', '/api/v1/elections', {
+  title: 'Best colour',
+  candidates: [{ candidateId: 'red', name: 'Red' }, { candidateId: 'blue', name: 'Blue' }, { candidateId: 'green', name: 'Green' }],
+}, admin);
+await call('POST', `/api/v1/elections/${electionId}:open`, {}, admin);
+const voter = (await call('POST', '/api/v1/auth/register', { username: 'lighthouse_voter', password: 'lighthouse-voter-1' })).session.accessToken;
+await call('POST', '/api/v1/votes', { electionId, candidateId: 'red' }, voter);
+for (let i = 0; i < 5; i++) {
+  const guest = (await call('POST', '/api/v1/auth/guest')).session.accessToken;
+  await call('POST', '/api/v1/canvas/pixels', { x: 100 + i, y: 100, color: 3 + i }, guest);
+}
+
+const pages = [
+  ['canvas', `${base}/app/#/canvas`],
+  ['election', `${base}/app/#/vote/${encodeURIComponent(electionId)}`],
+];
+const chrome = await chromeLauncher.launch({
+  chromePath: process.env.CHROME_PATH,
+  chromeFlags: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+let failed = false;
+try {
+  for (const [name, url] of pages) {
+    // LIGHTHOUSE_PAGES=canvas runs one page only.
+    if (process.env.LIGHTHOUSE_PAGES && !process.env.LIGHTHOUSE_PAGES.split(',').includes(name)) continue;
+    const { lhr } = await lighthouse(url, {
+      port: chrome.port, output: 'json', logLevel: 'error', onlyCategories: ['performance'],
+    }, { extends: 'lighthouse:default' });
+    if (lhr.runtimeError) throw new Error(`${name}: ${lhr.runtimeError.code} ${lhr.runtimeError.message}`);
+    const score = Math.round(lhr.categories.performance.score * 100);
+    const metric = (id) => lhr.audits[id].displayValue;
+    console.log(`${name.padEnd(9)} performance ${score}  FCP ${metric('first-contentful-paint')}  LCP ${metric('largest-contentful-paint')}  TBT ${metric('total-blocking-time')}  CLS ${metric('cumulative-layout-shift')}  SI ${metric('speed-index')}  (${url.replace(base, '')})`);
+    if (process.env.LIGHTHOUSE_VERBOSE) {
+      for (const a of Object.values(lhr.audits)) {
+        if (a.score !== null && a.score < 0.9 && a.scoreDisplayMode !== 'informative') console.log(`    ${a.id}: ${a.score} ${a.displayValue || ''}`);
+      }
+      for (const id of ['layout-shifts', 'long-tasks', 'bootup-time', 'mainthread-work-breakdown', 'largest-contentful-paint-element']) {
+        const items = (lhr.audits[id] && lhr.audits[id].details && lhr.audits[id].details.items) || [];
+        console.log(`    ${id}: ${JSON.stringify(items.slice(0, 6), (k, v) => (k === 'snippet' || k === 'selector' || k === 'nodeLabel' || typeof v !== 'string' || v.length < 200 ? v : undefined))}`);
+      }
+    }
+    if (score < min) failed = true;
+  }
+} finally {
+  await chrome.kill();
+}
+if (failed) {
+  console.error(`a score is under LIGHTHOUSE_MIN=${min}`);
+  process.exit(1);
+}
