@@ -1,10 +1,15 @@
 // Runs Lighthouse (mobile, performance only, its default simulated
 // throttling) on the canvas page and an election page of a running
-// platform, and prints each score with the metrics behind it.
+// platform, and prints each score with the metrics behind it; then how
+// much CPU the canvas page takes while it sits idle (an endless animation
+// once kept a core 15-25% busy).
 //
 //   node lighthouse.mjs BASE_URL ADMIN_USER ADMIN_PASSWORD
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as chromeLauncher from 'chrome-launcher';
 import lighthouse from 'lighthouse';
+import puppeteer from 'puppeteer-core';
 
 const [base, adminUser, adminPassword] = process.argv.slice(2);
 const min = Number(process.env.LIGHTHOUSE_MIN || 0);
@@ -28,6 +33,55 @@ async function ready() {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${base}/readyz never answered 200`);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// CPU seconds used so far by process pid and all its descendants (Linux
+// /proc): the browser, its renderers and its GPU process, where a
+// compositor animation would show.
+function treeCPU(pid) {
+  const tick = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  const procs = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      procs.set(Number(d), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / tick });
+    } catch { /* gone meanwhile */ }
+  }
+  const mine = new Set([pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [p, { ppid }] of procs) if (!mine.has(p) && mine.has(ppid)) { mine.add(p); grew = true; }
+  }
+  let sum = 0;
+  for (const p of mine) sum += procs.has(p) ? procs.get(p).cpu : 0;
+  return sum;
+}
+
+// The canvas page, live and then left alone: the share of a core its main
+// thread and the whole browser use over `seconds`.
+async function idleCPU(port, pid, url, seconds) {
+  const browser = await puppeteer.connect({ browserURL: `http://127.0.0.1:${port}`, defaultViewport: null });
+  try {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 412, height: 823, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    await page.goto(url);
+    await page.waitForFunction(() => document.querySelector('#canvas-live') && document.querySelector('#canvas-live').dataset.state === 'live', { timeout: 30000 });
+    await sleep(2000); // the first frames and the look-back batch are not idle
+    const cdp = await page.createCDPSession();
+    await cdp.send('Performance.enable');
+    const busy = async () => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'TaskDuration').value;
+    const t0 = Date.now(); const main0 = await busy(); const all0 = treeCPU(pid);
+    await sleep(seconds * 1000);
+    const wall = (Date.now() - t0) / 1000; const main1 = await busy(); const all1 = treeCPU(pid);
+    await page.close();
+    return { main: (100 * (main1 - main0)) / wall, all: (100 * (all1 - all0)) / wall, wall };
+  } finally {
+    await browser.disconnect();
+  }
 }
 
 await ready();
@@ -76,6 +130,14 @@ try {
       }
     }
     if (score < min) failed = true;
+  }
+  const idle = await idleCPU(chrome.port, chrome.pid, pages[0][1], 10);
+  console.log(`canvas    idle: main thread ${idle.main.toFixed(1)}% of a core, the whole browser ${idle.all.toFixed(1)}%, over ${idle.wall.toFixed(0)} s`);
+  // The browser's own CPU time hardly moves with the machine's load, so
+  // this limit always holds (an endless pulse took 17%).
+  if (idle.all > 5) {
+    console.error('an idle canvas page keeps the browser over 5% busy');
+    failed = true;
   }
 } finally {
   await chrome.kill();
