@@ -549,6 +549,9 @@ export function render(root) {
       pix[2 * j + 1] = b & 15;
     }
     if (n & 1) pix[n - 1] = bytes[half] >> 4;
+    // Decoding and drawing a million pixels are two tasks, not one long
+    // one that keeps taps and frames waiting.
+    await new Promise((r) => setTimeout(r, 0));
     st.pix = pix;
     st.seq = seq;
     st.needSnapshot = false;
