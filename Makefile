@@ -3,7 +3,7 @@
 
 BUF := go tool -modfile=.ci/tools/go.mod buf
 
-.PHONY: run test bench bench-quick generate lint breaking check-generated publish-api openapi-lint redis-topologies chaos soak flake-gate
+.PHONY: run test lighthouse bench bench-quick generate lint breaking check-generated publish-api openapi-lint redis-topologies chaos soak flake-gate
 
 # Browser tests save a screenshot of every view here for review.
 export SCREENSHOT_DIR ?= $(CURDIR)/.screenshots
@@ -66,6 +66,14 @@ flake-gate:
 	.ci/with-services go test -race -count=1 ./... && \
 	.ci/with-services go test -race -count=1 ./... && \
 	.ci/with-services go test -race -count=20 -run '$(FLAKE_TESTS)' ./server/app/ ./server/canvas/ ./server/vote/
+
+# Lighthouse's mobile performance score of the canvas and election pages,
+# on a platform built from this tree (embedded store, free loopback ports)
+# and this machine's Chromium (.ci/lighthouse). Not part of `make test`:
+# the scores move with the machine's load. LIGHTHOUSE_MIN=90 fails a run
+# that scores lower.
+lighthouse:
+	.ci/lighthouse/run
 
 # Benchmarks on the embedded store and on PostgreSQL + Redis; each reports
 # its cost as a multiple of a baseline measured in the same run.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -472,6 +473,46 @@ func (tb *webTab) dark(on bool) {
 		})
 		return err
 	}))
+}
+
+// touchGesture puts fingers down at from, moves them in steps to to (a
+// straight line each), and lifts them: real touch events, as a phone's
+// screen sends them.
+func (tb *webTab) touchGesture(from, to [][2]float64, steps int) {
+	tb.t.Helper()
+	at := func(k int) []*input.TouchPoint {
+		pts := make([]*input.TouchPoint, len(from))
+		for i := range from {
+			id := float64(i + 1)
+			f := 0.0
+			if steps > 0 {
+				f = float64(k) / float64(steps)
+			}
+			pts[i] = &input.TouchPoint{X: from[i][0] + (to[i][0]-from[i][0])*f, Y: from[i][1] + (to[i][1]-from[i][1])*f, ID: &id}
+		}
+		return pts
+	}
+	tb.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		send := func(typ input.DispatchTouchEventType, pts []*input.TouchPoint) error {
+			_, err := cdp.Call(ctx, tg, input.DispatchTouchEvent, input.DispatchTouchEventParams{Type: typ, TouchPoints: pts})
+			return err
+		}
+		if err := send(input.DispatchTouchEventTypeTouchStart, at(0)); err != nil {
+			return err
+		}
+		for k := 1; k <= steps; k++ {
+			if err := send(input.DispatchTouchEventTypeTouchMove, at(k)); err != nil {
+				return err
+			}
+		}
+		return send(input.DispatchTouchEventTypeTouchEnd, []*input.TouchPoint{})
+	}))
+}
+
+// touchTap is one finger down and up at (x, y), without moving.
+func (tb *webTab) touchTap(x, y float64) {
+	tb.t.Helper()
+	tb.touchGesture([][2]float64{{x, y}}, [][2]float64{{x, y}}, 0)
 }
 
 // viewport resizes the page (phone: 390×844, touch, mobile).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -38,6 +39,7 @@ func TestBrowser(t *testing.T) {
 		t.Run("shortener rules", func(t *testing.T) { browserShortenerRules(t, ws) })
 		t.Run("vote", func(t *testing.T) { browserVote(t, ws) })
 		t.Run("canvas", func(t *testing.T) { browserCanvas(t, ws) })
+		t.Run("canvas touch", func(t *testing.T) { browserCanvasTouch(t, ws) })
 		t.Run("layout and accessibility", func(t *testing.T) { browserLayoutAndAxe(t, ws) })
 	})
 }
@@ -914,6 +916,142 @@ func browserCanvas(t *testing.T, ws *webStack) {
 	}
 	b.shot("canvas-phone")
 	b.viewport(1280, 900, false)
+}
+
+// On a phone, with real touch events: one finger dragged pans the board
+// and selects nothing, two fingers pinched apart zoom around their
+// midpoint, and a tap selects the pixel under it; Place is then on the
+// screen without scrolling, and a tap on it stores the pixel.
+func browserCanvasTouch(t *testing.T, ws *webStack) {
+	res, err := http.Get(ws.base + "/api/v1/canvas/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct{ Width, Height int }
+	_ = json.NewDecoder(res.Body).Decode(&info)
+	_ = res.Body.Close()
+
+	p := ws.user(t, "phone-painter")
+	p.viewport(390, 844, true)
+	p.open("#/canvas")
+	p.waitJS(`document.querySelector('#viewport').dataset.ready === 'true' && document.querySelector('#canvas-live').dataset.state === 'live'`, "canvas live on the phone")
+	// A key press first: the view is the person's from then on (the first
+	// view would otherwise recentre on recent placements mid-gesture).
+	p.do(chromedp.Focus(chromedp.CSS("#viewport")))
+	p.press("+")
+	boardRect := func() (left, top, width float64) {
+		fmt.Sscan(p.str(`(() => { const r = document.querySelector('#board').getBoundingClientRect(); return r.left + ' ' + r.top + ' ' + r.width; })()`), &left, &top, &width)
+		return
+	}
+	nothingSelected := func(after string) {
+		t.Helper()
+		if got := p.str(`document.querySelector('#place').textContent + ' ' + document.querySelector('.cursor').hidden`); got != "Select a pixel true" {
+			t.Fatalf("after %s: Place says / cursor hidden %q, want nothing selected", after, got)
+		}
+	}
+	// The gestures start at the middle of the board's box, which must be
+	// the board on screen (not the docked controls over it).
+	cx, cy := 0.0, 0.0
+	fmt.Sscan(p.str(`(() => { const r = document.querySelector('#viewport').getBoundingClientRect(); return (r.left + r.width / 2) + ' ' + (r.top + r.height / 2); })()`), &cx, &cy)
+	if got := p.str(fmt.Sprintf(`(() => { const el = document.elementFromPoint(%v, %v); return el && el.closest('#viewport') ? 'board' : String(el && el.className); })()`, cx, cy)); got != "board" {
+		t.Fatalf("the middle of the board (%v, %v) is covered by %q", cx, cy, got)
+	}
+	scrollY := p.str(`scrollY`)
+
+	// One finger: the board follows it, and nothing is selected.
+	l0, t0, _ := boardRect()
+	p.touchGesture([][2]float64{{cx, cy}}, [][2]float64{{cx - 80, cy - 50}}, 8)
+	p.waitJS(fmt.Sprintf(`(() => { const r = document.querySelector('#board').getBoundingClientRect(); return Math.abs(r.left - %v) < 1 && Math.abs(r.top - %v) < 1; })()`, l0-80, t0-50), "one-finger drag pans by the finger's path")
+	nothingSelected("a one-finger drag")
+	if got := p.str(`scrollY`); got != scrollY {
+		t.Fatalf("a drag on the board scrolled the page from %s to %s", scrollY, got)
+	}
+
+	// Two fingers 60 px apart spread to 180 px while their midpoint moves
+	// by (20, 10): three times the zoom, and the board point that was
+	// between them is between them still.
+	z0, _ := strconv.ParseFloat(p.str(`document.querySelector('#viewport').dataset.zoom`), 64)
+	l1, t1, w1 := boardRect()
+	bx, by := (cx-l1)/w1, (cy-t1)/w1 // board point under the midpoint, in board widths
+	p.touchGesture([][2]float64{{cx - 30, cy}, {cx + 30, cy}}, [][2]float64{{cx + 20 - 90, cy + 10}, {cx + 20 + 90, cy + 10}}, 8)
+	p.waitJS(fmt.Sprintf(`Math.abs(Number(document.querySelector('#viewport').dataset.zoom) / %v - 3) < 0.05`, z0), "pinch zooms by the fingers' spread")
+	l2, t2, w2 := boardRect()
+	if gx, gy := l2+bx*w2, t2+by*w2; math.Abs(gx-(cx+20)) > 2 || math.Abs(gy-(cy+10)) > 2 {
+		t.Fatalf("after the pinch, the board point that was under the fingers' midpoint is at (%v, %v), want (%v, %v)", gx, gy, cx+20, cy+10)
+	}
+	nothingSelected("a pinch")
+
+	// A tap on a colour and on the pixel under the middle selects it.
+	sx, sy := 0.0, 0.0
+	fmt.Sscan(p.str(`(() => { const r = document.querySelector('.palette [data-color="11"]').getBoundingClientRect(); return (r.left + r.width / 2) + ' ' + (r.top + r.height / 2); })()`), &sx, &sy)
+	p.touchTap(sx, sy)
+	p.waitJS(`document.querySelector('.palette [data-color="11"]').getAttribute('aria-checked') === 'true'`, "tap picks colour 11")
+	x := int(math.Floor((cx - l2) * float64(info.Width) / w2))
+	y := int(math.Floor((cy - t2) * float64(info.Width) / w2))
+	px, py := boardPoint(p, x, y, info.Width, info.Height)
+	p.touchTap(px, py)
+	p.waitJS(fmt.Sprintf(`document.querySelector('#place').textContent === 'Place at %d, %d' && !document.querySelector('.cursor').hidden`, x, y), "tap selects the pixel")
+	var bx0, by0, bw, bh float64
+	fmt.Sscan(p.str(`(() => { const r = document.querySelector('#place').getBoundingClientRect(); return [r.left, r.top, r.width, r.height].join(' '); })()`), &bx0, &by0, &bw, &bh)
+	if got := p.str(fmt.Sprintf(`(() => { const el = document.elementFromPoint(%v, %v); return %v >= 0 && %v <= innerHeight && el && el.closest('#place') ? 'visible' : 'covered by ' + (el && el.className); })()`, bx0+bw/2, by0+bh/2, by0, by0+bh)); got != "visible" {
+		t.Fatalf("after the tap, Place is not on the screen: %s", got)
+	}
+	if got := p.str(`scrollY`); got != scrollY {
+		t.Fatalf("the page scrolled from %s to %s between the gestures and Place", scrollY, got)
+	}
+	start := time.Now().Add(-time.Second)
+	p.touchTap(bx0+bw/2, by0+bh/2)
+	p.waitJS(fmt.Sprintf(`document.querySelector('#canvas-status').textContent.includes('Placed at %d, %d.')`, x, y), "Place tapped: placed")
+	p.shot("canvas-touch")
+
+	// The server has it: this guest's colour 11, just now.
+	var px1 struct {
+		Color      int
+		Placed     bool
+		Time       time.Time
+		AuthorKind string
+	}
+	if _, err := newREST(ws.p).call(t, "GET", fmt.Sprintf("/api/v1/canvas/pixels/%d/%d", x, y), "", nil, &px1); err != nil {
+		t.Fatal(err)
+	}
+	if !px1.Placed || px1.Color != 11 || px1.AuthorKind != "AUTHOR_KIND_GUEST" || px1.Time.Before(start) {
+		t.Fatalf("pixel (%d, %d) on the server: %+v, want colour 11 placed by a guest just now", x, y, px1)
+	}
+
+	// Outside the board a finger still scrolls the page: only the board
+	// takes the gestures for itself.
+	if p.str(`document.documentElement.scrollHeight > innerHeight + 20`) == "true" {
+		hx, hy := 0.0, 0.0
+		fmt.Sscan(p.str(`(() => { const r = document.querySelector('h1').getBoundingClientRect(); return (r.left + 20) + ' ' + (r.top + r.height / 2); })()`), &hx, &hy)
+		p.touchGesture([][2]float64{{hx, hy + 60}}, [][2]float64{{hx, hy - 40}}, 10)
+		p.waitJS(`scrollY > 10`, "a swipe on the heading scrolls the page")
+	} else {
+		t.Logf("the canvas page fits the phone's screen: no page scroll to check")
+	}
+
+	// The mouse keeps its ways on a desktop: a drag pans and selects
+	// nothing, the wheel zooms.
+	p.viewport(1280, 900, false)
+	p.reload()
+	p.waitJS(`document.querySelector('#viewport').dataset.ready === 'true'`, "canvas ready on the desktop")
+	p.do(chromedp.Focus(chromedp.CSS("#viewport")))
+	p.press("+")
+	fmt.Sscan(p.str(`(() => { const r = document.querySelector('#viewport').getBoundingClientRect(); return (r.left + r.width / 2) + ' ' + (r.top + r.height / 2); })()`), &cx, &cy)
+	l3, t3, _ := boardRect()
+	p.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMousePressed, cx, cy, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, cx+20, cy+15, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, cx+40, cy+30, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, cx+40, cy+30, chromedp.ButtonLeft))
+	p.waitJS(fmt.Sprintf(`(() => { const r = document.querySelector('#board').getBoundingClientRect(); return Math.abs(r.left - %v) < 1 && Math.abs(r.top - %v) < 1; })()`, l3+40, t3+30), "mouse drag pans")
+	nothingSelected("a mouse drag")
+	z3 := p.str(`document.querySelector('#viewport').dataset.zoom`)
+	p.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		// DeltaX 1, not 0: the params leave out a zero, and a wheel event
+		// without deltaX is refused (the board ignores horizontal wheel).
+		_, err := cdp.Call(ctx, tg, input.DispatchMouseEvent, input.DispatchMouseEventParams{Type: input.DispatchMouseEventTypeMouseWheel, X: cx, Y: cy, DeltaX: 1, DeltaY: -200})
+		return err
+	}))
+	p.waitJS(fmt.Sprintf(`Number(document.querySelector('#viewport').dataset.zoom) > %s`, z3), "the wheel zooms in")
 }
 
 // focusRingContrast checks the keyboard focus ring of the colour field

@@ -50,7 +50,10 @@ export function render(root) {
   const coords = h('span', { class: 'coords mono', id: 'coords', 'aria-live': 'off' }, '–');
   const liveState = h('span', { class: 'live', id: 'canvas-live', dataset: { state: 'connecting' } }, 'connecting…');
   const seqEl = h('span', { class: 'muted small mono', id: 'canvas-seq' }, '');
-  const palette = h('div', { class: 'palette', role: 'radiogroup', 'aria-label': 'Colour' });
+  // Sixteen blank swatches hold the palette's place until the canvas info
+  // arrives, so that filling it moves nothing below it.
+  const palette = h('div', { class: 'palette', role: 'radiogroup', 'aria-label': 'Colour' },
+    ...Array.from({ length: 16 }, () => h('span', { class: 'color blank', 'aria-hidden': 'true' })));
   const xId = id('x'); const yId = id('y');
   const xIn = h('input', { id: xId, name: 'x', class: 'input mono', type: 'number', min: 0, step: 1, inputmode: 'numeric' });
   const yIn = h('input', { id: yId, name: 'y', class: 'input mono', type: 'number', min: 0, step: 1, inputmode: 'numeric' });
@@ -75,7 +78,7 @@ export function render(root) {
             coords),
           h('div', { class: 'row' }, seqEl, liveState)),
         viewport,
-        h('p', { class: 'hint', id: 'canvas-help' }, 'Drag to pan, scroll or pinch to zoom, click a pixel to select it. Keyboard: arrows move, Enter places, + and − zoom.')),
+        h('p', { class: 'hint', id: 'canvas-help' }, 'Drag to pan, scroll or pinch to zoom, click or tap a pixel to select it. Keyboard: arrows move, Enter places, + and − zoom.')),
       h('div', { class: 'card side stack' },
         h('h2', null, 'Colour'),
         palette,
@@ -102,14 +105,20 @@ export function render(root) {
     c.fillRect(idx % st.W, Math.floor(idx / st.W), 1, 1);
   }
 
+  // Palette colour i as one RGBA word in the platform's byte order, so the
+  // board is filled a pixel (not a byte) at a time.
+  function paletteWords() {
+    const bytes = new Uint8ClampedArray(16 * 4);
+    st.rgb.forEach(([r, gg, b], i) => bytes.set([r, gg, b, 255], i * 4));
+    return new Uint32Array(bytes.buffer);
+  }
+
   function drawAll() {
     const img = new ImageData(st.W, st.H);
-    const d = img.data;
-    for (let i = 0; i < st.pix.length; i++) {
-      const [r, gg, b] = st.rgb[st.pix[i]] || [0, 0, 0];
-      const o = i * 4;
-      d[o] = r; d[o + 1] = gg; d[o + 2] = b; d[o + 3] = 255;
-    }
+    const px = new Uint32Array(img.data.buffer);
+    const words = st.words;
+    const pix = st.pix;
+    for (let i = 0; i < pix.length; i++) px[i] = words[pix[i]];
     g().putImageData(img, 0, 0);
     // Optimistic pixels the board does not include yet stay visible.
     prunePending();
@@ -176,9 +185,11 @@ export function render(root) {
     viewport.dataset.centred = 'recent';
   }
 
+  const clampZoom = (z) => Math.min(MAX_ZOOM, Math.max(st.minZ * 0.5, z));
+
   function zoomAt(factor, cx, cy) {
     if (!st.info) return;
-    const z = Math.min(MAX_ZOOM, Math.max(st.minZ * 0.5, st.z * factor));
+    const z = clampZoom(st.z * factor);
     st.tx = cx - ((cx - st.tx) * z) / st.z;
     st.ty = cy - ((cy - st.ty) * z) / st.z;
     st.z = z;
@@ -281,52 +292,78 @@ export function render(root) {
     updatePlaceButton();
   }
 
-  // Pointer: drag pans, a click without movement selects, two fingers pinch.
-  const pointers = new Map();
-  let drag = null;
+  // Pointer Events for mouse, pen and touch alike: one pointer dragged
+  // pans; two pinch, zooming around their midpoint (which the fingers also
+  // carry along); a press released without moving past the slop selects
+  // the pixel under it. A gesture that ever moved or had a second finger
+  // selects nothing, so a pan never selects.
+  const pointers = new Map(); // pointerId -> {x, y} in viewport coordinates
+  let gesture = null;
+  const slop = (e) => (e.pointerType === 'mouse' ? 4 : 10);
+  const local = (e) => {
+    const r = viewport.getBoundingClientRect();
+    return { x: e.clientX - r.left, y: e.clientY - r.top };
+  };
+  // (Re)starts the gesture from the pointers down now, keeping the board
+  // where it is: a finger lifted mid-pinch goes on panning without a jump.
+  function regrip(tap) {
+    const ps = [...pointers.values()];
+    if (ps.length === 0) { gesture = null; return; }
+    const [a, b] = ps;
+    const mid = b ? { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 } : a;
+    gesture = {
+      tap, pinch: Boolean(b), moved: !tap,
+      mid, d: b ? Math.max(1, Math.hypot(a.x - b.x, a.y - b.y)) : 0,
+      z: st.z, tx: st.tx, ty: st.ty,
+    };
+  }
   viewport.addEventListener('pointerdown', (e) => {
+    if (e.pointerType === 'mouse' && e.button !== 0) return;
+    if (pointers.size >= 2) return; // a third finger changes nothing
     st.touched = true;
     viewport.setPointerCapture(e.pointerId);
-    pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
-    drag = { x: e.clientX, y: e.clientY, tx: st.tx, ty: st.ty, moved: false, pinch: pointers.size > 1 ? pinchState() : null };
+    pointers.set(e.pointerId, local(e));
+    regrip(pointers.size === 1);
   });
-  function pinchState() {
-    const [a, b] = [...pointers.values()];
-    return { d: Math.hypot(a.x - b.x, a.y - b.y), z: st.z };
-  }
   viewport.addEventListener('pointermove', (e) => {
     const p = toBoard(e.clientX, e.clientY);
     coords.textContent = p ? `${p.x}, ${p.y}` : (st.sel ? `${st.sel.x}, ${st.sel.y}` : '–');
-    if (e.pointerType === 'mouse' && !drag) wantAuthor(p, AUTHOR_DELAY_MS);
-    if (!pointers.has(e.pointerId) || !drag) return;
-    pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
-    if (pointers.size > 1 && drag.pinch) {
-      const now = pinchState();
-      const [a, b] = [...pointers.values()];
-      const r = viewport.getBoundingClientRect();
-      zoomAt((drag.pinch.z * (now.d / drag.pinch.d)) / st.z, (a.x + b.x) / 2 - r.left, (a.y + b.y) / 2 - r.top);
-      drag.moved = true;
-      return;
+    if (e.pointerType === 'mouse' && !gesture) wantAuthor(p, AUTHOR_DELAY_MS);
+    if (!gesture || !pointers.has(e.pointerId)) return;
+    pointers.set(e.pointerId, local(e));
+    const [a, b] = [...pointers.values()];
+    if (gesture.pinch && b) {
+      const mid = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+      const z = clampZoom(gesture.z * (Math.hypot(a.x - b.x, a.y - b.y) / gesture.d));
+      // The board point under the first midpoint stays under the fingers.
+      st.tx = mid.x - ((gesture.mid.x - gesture.tx) * z) / gesture.z;
+      st.ty = mid.y - ((gesture.mid.y - gesture.ty) * z) / gesture.z;
+      st.z = z;
+    } else {
+      const dx = a.x - gesture.mid.x; const dy = a.y - gesture.mid.y;
+      if (!gesture.moved && Math.hypot(dx, dy) < slop(e)) return;
+      gesture.moved = true;
+      viewport.classList.add('dragging');
+      st.tx = gesture.tx + dx; st.ty = gesture.ty + dy;
     }
-    const dx = e.clientX - drag.x; const dy = e.clientY - drag.y;
-    if (!drag.moved && Math.hypot(dx, dy) < 4) return;
-    drag.moved = true;
-    viewport.classList.add('dragging');
-    st.tx = drag.tx + dx; st.ty = drag.ty + dy;
-    apply();
+    gesture.tap = false;
+    apply(); // browsers send at most one pointermove a frame
   });
   const endPointer = (e) => {
+    if (!pointers.has(e.pointerId)) return;
+    const tap = gesture && gesture.tap && e.type === 'pointerup';
     pointers.delete(e.pointerId);
-    viewport.classList.remove('dragging');
-    if (drag && !drag.moved && e.type === 'pointerup') {
+    if (tap) {
       const p = toBoard(e.clientX, e.clientY);
       if (p) select(p);
     }
-    if (pointers.size === 0) drag = null;
+    if (pointers.size === 0) viewport.classList.remove('dragging');
+    regrip(false);
   };
   viewport.addEventListener('pointerleave', (e) => { if (e.pointerType === 'mouse') wantAuthor(null, 0); });
   viewport.addEventListener('pointerup', endPointer);
   viewport.addEventListener('pointercancel', endPointer);
+  viewport.addEventListener('lostpointercapture', endPointer);
   viewport.addEventListener('wheel', (e) => {
     e.preventDefault();
     st.touched = true;
@@ -505,10 +542,16 @@ export function render(root) {
     const n = st.W * st.H;
     if (bytes.length < Math.ceil(n / 2)) throw new Error(`snapshot has ${bytes.length} bytes, want ${Math.ceil(n / 2)}`);
     const pix = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      const b = bytes[i >> 1];
-      pix[i] = (i & 1) === 0 ? b >> 4 : b & 15;
+    const half = n >> 1;
+    for (let j = 0; j < half; j++) {
+      const b = bytes[j];
+      pix[2 * j] = b >> 4;
+      pix[2 * j + 1] = b & 15;
     }
+    if (n & 1) pix[n - 1] = bytes[half] >> 4;
+    // Decoding and drawing a million pixels are two tasks, not one long
+    // one that keeps taps and frames waiting.
+    await new Promise((r) => setTimeout(r, 0));
     st.pix = pix;
     st.seq = seq;
     st.needSnapshot = false;
@@ -584,6 +627,7 @@ export function render(root) {
     if (!ctl.alive) return;
     st.W = st.info.width; st.H = st.info.height;
     st.rgb = st.info.palette.map(hexToRgb);
+    st.words = paletteWords();
     board.width = st.W; board.height = st.H;
     if (st.color >= st.info.palette.length) st.color = 0;
     drawPalette();
