@@ -112,8 +112,9 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 
 // BearerToken extracts the token of the authorization metadata.
 func BearerToken(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
+	// ValueFromIncomingContext reads the one key without copying the
+	// whole metadata map, which FromIncomingContext does on every call.
+	for _, v := range metadata.ValueFromIncomingContext(ctx, "authorization") {
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 			return strings.TrimSpace(v[7:])
 		}
