@@ -66,7 +66,10 @@ func FreshDatabaseURL(t testing.TB) string {
 			drop = "DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " CASCADE"
 		}
 		if _, err := conn.Exec(ctx, drop); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
+			// Not the test's failure: the database is the throwaway
+			// server's, which goes with it (a drop can outlast the
+			// timeout on a machine kept busy on purpose).
+			t.Logf("drop database %s: %v", name, err)
 		}
 	})
 	u, err := url.Parse(base)
