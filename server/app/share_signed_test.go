@@ -31,7 +31,9 @@ type signedGRPC struct{ p *platform }
 
 func (signedGRPC) name() string { return "grpc" }
 
-func (g signedGRPC) client() sharev1.ShareServiceClient { return sharev1.NewShareServiceClient(g.p.conn) }
+func (g signedGRPC) client() sharev1.ShareServiceClient {
+	return sharev1.NewShareServiceClient(g.p.conn)
+}
 
 func (g signedGRPC) create(t *testing.T, token string, exp int64, single bool) (*sharev1.SignedShare, error) {
 	res, err := g.client().CreateSignedShare(grpcAPI{g.p}.ctx(token), &sharev1.CreateSignedShareRequest{ExpiresInSec: exp, SingleUse: single})
@@ -400,4 +402,3 @@ func TestSignedShareRevokedOnEveryReplica(t *testing.T) {
 		})
 	}
 }
-
