@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
+	"github.com/apiplatform/platform/server/app"
 )
 
 // signedAPI is the signed share operations over one public surface.
@@ -400,5 +402,58 @@ func TestSignedShareRevokedOnEveryReplica(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// Key rotation with --share-link-keys: a link signed with the old key opens
+// while that key is still listed after the new one (which signs new
+// links), and is refused as unknown (404) once it is dropped.
+func TestSignedShareKeyRotation(t *testing.T) {
+	oldKey, newKey := strings.Repeat("o", 32), strings.Repeat("n", 32)
+	cfg := testConfig(t)
+	cfg.Share.LinkKeys = []string{oldKey}
+	p := startConfig(t, cfg)
+	r := newREST(p)
+	_, owner := r.guest(t)
+	if _, err := r.setFavorite(t, owner, "navy", ""); err != nil {
+		t.Fatal(err)
+	}
+	old, err := signedREST{r}.create(t, owner, 3600, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restart := func(keys ...string) (*platform, restAPI) {
+		t.Helper()
+		if err := p.srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Share.LinkKeys = keys
+		p = startConfig(t, cfg)
+		return p, newREST(p)
+	}
+
+	p, r = restart(newKey, oldKey)
+	wantPage(t, signedREST{r}, old.GetToken(), "#000080")
+	_, owner = r.guest(t)
+	if _, err := r.setFavorite(t, owner, "navy", ""); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := signedREST{r}.create(t, owner, 3600, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, r = restart(newKey)
+	wantPage(t, signedREST{r}, fresh.GetToken(), "#000080")
+	_, code, err := signedREST{r}.page(t, old.GetToken())
+	wantCode(t, err, codes.NotFound)
+	if code != http.StatusNotFound {
+		t.Fatalf("token of a dropped key: HTTP %d, want 404", code)
+	}
+
+	// A key too short to be safe stops the server from starting.
+	bad := testConfig(t)
+	bad.Share.LinkKeys = []string{"short"}
+	if _, err := app.New(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Fatalf("short key accepted: %v", err)
 	}
 }
