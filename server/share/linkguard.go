@@ -191,13 +191,17 @@ func (s *Service) followLinkRevocations(ctx context.Context, sub *bus.Subscripti
 // resyncLinks reloads the list from the store when it is stale. The epoch
 // is read first: a revocation committed after the load bumps the epoch
 // past it and arrives on the bus (or makes the next check stale).
+//
+// It runs on the wall clock, not s.now: it starts with the service, before
+// a test could set that clock.
 func (s *Service) resyncLinks(ctx context.Context) {
-	s.revoked.prune(s.now())
+	now := time.Now()
+	s.revoked.prune(now)
 	e, err := s.linkEpochs.Current(ctx)
 	if err != nil || !s.revoked.stale(e) {
 		return
 	}
-	ids, err := s.store.RevokedSignedLinks(ctx, s.now())
+	ids, err := s.store.RevokedSignedLinks(ctx, now)
 	if err != nil {
 		return
 	}
