@@ -347,7 +347,8 @@ func signedMemoryChecks(t *testing.T, p *platform) float64 {
 // A revocation on replica A is refused on replica B at the very next view,
 // although B checks revocations from memory in the steady state: with the
 // bus up, and with Redis killed between the two calls (B then reads the
-// database). A single-use link opened on B is refused on A.
+// database). A single-use link opened on B is refused on A, and a replica
+// started after the revocation refuses the link from memory.
 func TestSignedShareRevokedOnEveryReplica(t *testing.T) {
 	for _, redisDown := range []bool{false, true} {
 		name := map[bool]string{false: "bus", true: "redis killed"}[redisDown]
@@ -398,7 +399,24 @@ func TestSignedShareRevokedOnEveryReplica(t *testing.T) {
 					wantGone(t, code, err, "used")
 					if redisDown {
 						rs.start(t)
+						return
 					}
+
+					// A replica started after the revocation loads it: it
+					// refuses the link from memory.
+					cfg := cfgs[0]
+					cfg.Region, cfg.MetricsAddr = "region-c", "127.0.0.1:0"
+					c := startConfig(t, cfg)
+					onC := signedClients(c)[i]
+					eventually(t, 10*time.Second, func() error {
+						before := signedMemoryChecks(t, c)
+						_, code, err := onC.page(t, l.GetToken())
+						wantGone(t, code, err, "revoked")
+						if signedMemoryChecks(t, c) <= before {
+							return errors.New("C did not refuse the link from memory")
+						}
+						return nil
+					})
 				})
 			}
 		})
