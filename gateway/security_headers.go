@@ -45,7 +45,7 @@ func securityHeaders(next http.Handler) http.Handler {
 
 // browserRoutes are the paths people open in a browser; their errors are
 // pages for people when the client accepts HTML.
-var browserRoutes = map[string]bool{"/s/{slug}": true, "/{code}": true}
+var browserRoutes = map[string]bool{"/s/{slug}": true, "/s/t/{token}": true, "/{code}": true}
 
 // wantsPage reports whether an error for r should be a small HTML page:
 // a browser route, and an Accept header that names text/html (browsers'

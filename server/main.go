@@ -185,6 +185,7 @@ func serve(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.boolean(&cfg.SecureCookies, "secure-cookies", "SECURE_COOKIES", "mark session cookies Secure (always when --public-url is https)")
 	edgeFlags(fs, &cfg.Edge)
 	fs.countryHeader(&cfg.CountryHeader)
+	shareFlags(fs, &cfg.Share)
 	shortenerFlags(fs, &cfg.Shortener)
 	voteFlags(fs, &cfg.Vote)
 	finishCanvas := canvasFlags(fs, &cfg.Canvas)

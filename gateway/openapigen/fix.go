@@ -343,9 +343,10 @@ func fixResponse(code string, r *openapi3.Response, raw bool, produces []string)
 		for _, mt := range r.Content {
 			if mt.Schema != nil && strings.HasSuffix(mt.Schema.Ref, "/"+statusSchema) {
 				r.Content = openapi3.NewContentWithJSONSchemaRef(mt.Schema)
-				// Browser routes answer a browser's 404 and 410 as a
-				// small HTML page (gateway/errorpage.go), others as JSON.
-				if raw && (status == 404 || status == 410) && slices.Contains(produces, "text/html") {
+				// Browser routes answer a browser's 400, 404 and 410 as
+				// a small HTML page (gateway/security_headers.go), others
+				// as JSON.
+				if raw && (status == 400 || status == 404 || status == 410) && slices.Contains(produces, "text/html") {
 					r.Content["text/html"] = openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema())
 				}
 				return

@@ -213,7 +213,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// the later ones are not built (see add).
 	a := &assembly{ctx: ctx}
 	favorites := add(a, favorite.New, favorite.Deps{Store: st, Shares: st, Cache: cacheFor("favorite"), Bus: bs}, cfg.Favorite)
-	shares := add(a, share.New, share.Deps{Store: st, Favorites: favorites, Limiter: limiter, Cache: cacheFor("share"), Pages: cacheFor("share_page"), Bus: bs, Log: s.log}, cfg.Share)
+	shares := add(a, share.New, share.Deps{Store: st, Favorites: favorites, Limiter: limiter, Cache: cacheFor("share"), Pages: cacheFor("share_page"), Bus: bs, Redis: rc, Log: s.log}, cfg.Share)
 	identities := add(a, identity.New, identity.Deps{Store: st, Favorites: favorites, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Identity)
 	shorteners := add(a, shortener.New, shortener.Deps{Store: st, Cache: cacheFor("shortener"), Bus: bs, Limiter: limiter, Redis: rc, Log: s.log}, cfg.Shortener)
 	votes := add(a, vote.New, vote.Deps{Store: st, Users: st, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Vote)

@@ -35,6 +35,7 @@ func TestBrowser(t *testing.T) {
 		t.Run("client", func(t *testing.T) { browserClientShell(t, ws) })
 		t.Run("session and favorite colour", func(t *testing.T) { browserFavoriteColour(t, ws) })
 		t.Run("share", func(t *testing.T) { browserShare(t, ws) })
+		t.Run("signed share", func(t *testing.T) { browserSignedShare(t, ws) })
 		t.Run("shortener", func(t *testing.T) { browserShortener(t, ws) })
 		t.Run("shortener rules", func(t *testing.T) { browserShortenerRules(t, ws) })
 		t.Run("vote", func(t *testing.T) { browserVote(t, ws) })
@@ -298,6 +299,46 @@ func browserShare(t *testing.T, ws *webStack) {
 	if err != nil || res.Status != http.StatusNotFound {
 		t.Fatalf("revoked link answered %v, %v; want 404", res, err)
 	}
+}
+
+// A signed link: made from the share view (expiry chosen), opens with the
+// colour for someone else, and once revoked from the list answers the
+// "no longer available" page.
+func browserSignedShare(t *testing.T, ws *webStack) {
+	owner := ws.user(t, "signed-owner")
+	owner.open("#/color")
+	owner.fill("input[name=color]", "#2E8B57")
+	owner.click("#save-color")
+	owner.waitJS(`document.querySelector('#saved-hex').textContent === '#2E8B57'`, "colour saved")
+
+	owner.route("#/share", "#create-signed")
+	owner.eval(`(() => { const s = document.querySelector('select[name=signed-expiry]'); s.value = '3600'; s.dispatchEvent(new Event('change')); })()`)
+	owner.click("#create-signed")
+	owner.waitJS(`(document.querySelector('#signed-result input') || {}).value`, "signed link shown")
+	link := owner.str(`document.querySelector('#signed-result input').value`)
+	if !strings.HasPrefix(link, ws.base+"/s/t/") {
+		t.Fatalf("signed link %q not under %s/s/t/", link, ws.base)
+	}
+	owner.waitJS(`document.querySelectorAll('#signed-list li.active').length === 1`, "signed link listed")
+	if txt := owner.text("#signed-list li.active"); !strings.Contains(txt, "expires") || !strings.Contains(txt, "#2E8B57") {
+		t.Fatalf("listed signed link: %q", txt)
+	}
+	owner.shot("signed-share")
+
+	viewer := ws.user(t, "signed-viewer")
+	viewer.do(chromedp.Navigate(link))
+	viewer.waitJS(`getComputedStyle(document.body).backgroundColor === 'rgb(46, 139, 87)' && document.querySelector('code').textContent === '#2E8B57'`, "signed colour shown")
+	viewer.shot("signed-share-page")
+
+	owner.click("#signed-list li.active button")
+	owner.waitJS(`document.querySelectorAll('#signed-list li.revoked').length === 1`, "revoked in list")
+	ctx, cancel := context.WithTimeout(viewer.ctx, 15*time.Second)
+	defer cancel()
+	res, err := chromedp.Run(ctx, chromedp.NavigateResponse(link))
+	if err != nil || res.Status != http.StatusGone {
+		t.Fatalf("revoked signed link answered %v, %v; want 410", res, err)
+	}
+	viewer.waitJS(`document.querySelector('h1').textContent === 'No longer available'`, "revocation page shown")
 }
 
 func browserShortener(t *testing.T, ws *webStack) {

@@ -3,14 +3,12 @@ package identity
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/apiplatform/platform/server/platform/bus"
+	"github.com/apiplatform/platform/server/platform/epoch"
 )
 
 // revocationTopic carries revocations to every replica.
@@ -22,46 +20,6 @@ type revocation struct {
 	Epoch    uint64   `json:"e,omitempty"`
 	Sessions []string `json:"s,omitempty"`
 	User     string   `json:"u,omitempty"`
-}
-
-// epochs is the revocation counter.
-type epochs interface {
-	current(ctx context.Context) (uint64, error)
-	next(ctx context.Context) (uint64, error)
-}
-
-// memoryEpochs serve the embedded default (one process).
-type memoryEpochs struct{ n atomic.Uint64 }
-
-func (m *memoryEpochs) current(context.Context) (uint64, error) { return m.n.Load(), nil }
-func (m *memoryEpochs) next(context.Context) (uint64, error)    { return m.n.Add(1), nil }
-
-// redisEpochs keep the counter in Redis. A missing key (a Redis that lost
-// its data) restarts at the current time in microseconds, so a counter
-// never comes back to a value a replica has applied before.
-type redisEpochs struct {
-	c   redis.UniversalClient
-	key string
-}
-
-var nextEpoch = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
-return redis.call('INCR', KEYS[1])`)
-
-func (r redisEpochs) current(ctx context.Context) (uint64, error) {
-	v, err := r.c.Get(ctx, r.key).Result()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(v, 10, 64)
-}
-
-func (r redisEpochs) next(ctx context.Context) (uint64, error) {
-	n, err := nextEpoch.Run(ctx, r.c, []string{r.key}, time.Now().UnixMicro()).Int64()
-	return uint64(n), err
 }
 
 // SessionCacheConfig tunes the session cache (zero fields: the defaults).
@@ -81,9 +39,9 @@ type SessionCacheConfig struct {
 // through the bus (and the revocation counter in rc; nil: in process, for
 // the embedded default). stop ends it.
 func (s *Service) enableSessionCache(b bus.Bus, rc redis.UniversalClient, cfg SessionCacheConfig) (stop func() error) {
-	var ep epochs = &memoryEpochs{}
+	ep := epoch.NewMemory()
 	if rc != nil {
-		ep = &coalescedEpochs{epochs: redisEpochs{c: rc, key: "identity:revocation-epoch"}}
+		ep = epoch.NewRedis(rc, "identity:revocation-epoch")
 	}
 	c := newSessionCache(cfg.MaxEntries, cfg.MaxAge, 0)
 	c.unsure() // until the first resync reads the epoch
@@ -94,7 +52,7 @@ func (s *Service) enableSessionCache(b bus.Bus, rc redis.UniversalClient, cfg Se
 		defer close(done)
 		s.followRevocations(ctx, cfg.Resync)
 	}()
-	if e, err := ep.current(ctx); err == nil {
+	if e, err := ep.Current(ctx); err == nil {
 		c.resync(e)
 	}
 	return func() error { cancel(); <-done; return nil }
@@ -137,7 +95,7 @@ func (s *Service) followRevocations(ctx context.Context, every time.Duration) {
 				s.cache.apply(r)
 			}
 		case <-tick.C:
-			if e, err := s.epochs.current(ctx); err == nil {
+			if e, err := s.epochs.Current(ctx); err == nil {
 				s.cache.resync(e)
 			}
 		}
@@ -152,7 +110,7 @@ func (s *Service) revoke(ctx context.Context, r revocation) {
 	if s.cache == nil {
 		return
 	}
-	e, err := s.epochs.next(ctx)
+	e, err := s.epochs.Next(ctx)
 	if err != nil {
 		s.log.Warn("identity: revocation epoch not bumped; replicas read sessions from the database", "err", err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/config"
+	"github.com/apiplatform/platform/server/platform/epoch"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/storeerr"
 )
@@ -127,7 +128,7 @@ type Service struct {
 
 	// The session cache (see sessioncache.go); nil without a bus.
 	cache     *sessionCache
-	epochs    epochs
+	epochs    epoch.Counter
 	bus       bus.Bus
 	log       *slog.Logger
 	stopCache func() error
@@ -187,7 +188,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (auth.Principa
 	var epoch uint64
 	fillable := false
 	if s.cache != nil {
-		e, err := s.epochs.current(ctx)
+		e, err := s.epochs.Current(ctx)
 		if err == nil {
 			var p auth.Principal
 			var hit bool

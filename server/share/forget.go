@@ -6,8 +6,16 @@ import (
 )
 
 // ForgetUser revokes every share of a deleted account (identity.Eraser):
-// their pages answer 404 on every replica, as after RevokeShare.
+// their pages answer 404 on every replica, as after RevokeShare. Its signed
+// links are revoked on every replica too and stripped of owner and colour
+// (their rows stay, anonymous, until the tokens expire: a token still
+// verifies, so its id must stay refused).
 func (s *Service) ForgetUser(ctx context.Context, userID string) error {
+	ids, err := s.store.ForgetSignedLinks(ctx, userID, s.now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return err
+	}
+	s.broadcastRevoked(ctx, ids)
 	var after *Cursor
 	for {
 		rows, err := s.store.ListShares(ctx, userID, after, 100)

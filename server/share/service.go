@@ -19,6 +19,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
@@ -31,6 +32,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/clientaddr"
 	"github.com/apiplatform/platform/server/platform/config"
+	"github.com/apiplatform/platform/server/platform/epoch"
 	"github.com/apiplatform/platform/server/platform/hotcache"
 	"github.com/apiplatform/platform/server/platform/page"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
@@ -46,6 +48,11 @@ var Policies = auth.Policies{
 	sharev1.ShareService_RevokeShare_FullMethodName:  auth.User,
 	sharev1.ShareService_GetSharePage_FullMethodName: auth.Public,
 	sharev1.ShareService_WatchShare_FullMethodName:   auth.Public,
+
+	sharev1.ShareService_CreateSignedShare_FullMethodName:  auth.User,
+	sharev1.ShareService_ListSignedShares_FullMethodName:   auth.User,
+	sharev1.ShareService_RevokeSignedShare_FullMethodName:  auth.User,
+	sharev1.ShareService_GetSignedSharePage_FullMethodName: auth.Public,
 }
 
 // FavoriteReader gives live shares the owner's current colour.
@@ -64,6 +71,14 @@ type Config struct {
 	// HitsFlushInterval is how often counted hits are stored (at most this
 	// much of them is lost if the process is killed).
 	HitsFlushInterval time.Duration
+	// LinkKeys sign signed share links (the first) and verify them (any),
+	// secrets of at least 32 bytes; empty: a ring stored in the database
+	// (signedtoken.go).
+	LinkKeys []string
+	// LinkResync is how often the revocation epoch of signed links is
+	// compared with what this replica applied, to recover from lost
+	// messages (linkguard.go).
+	LinkResync time.Duration
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
@@ -73,6 +88,7 @@ func DefaultConfig() Config {
 		AddrLimit:         ratelimit.Limit{Rate: 30, Period: time.Minute, Burst: 20},
 		PageMaxAge:        time.Minute,
 		HitsFlushInterval: time.Second,
+		LinkResync:        250 * time.Millisecond,
 	}
 }
 
@@ -88,7 +104,10 @@ type Deps struct {
 	// Bus keeps every replica's hot copy of share rows in step (see
 	// page.go); nil: in-process only (one replica).
 	Bus bus.Bus
-	Log *slog.Logger
+	// Redis holds the revocation epoch of signed links, shared by every
+	// replica; nil: in process (one replica).
+	Redis redis.UniversalClient
+	Log   *slog.Logger
 }
 
 // Service implements ShareService.
@@ -110,6 +129,12 @@ type Service struct {
 	ownBus    bus.Bus // created when Deps.Bus is nil
 
 	pageCacheControl string
+
+	log        *slog.Logger
+	keys       *keyRing      // signs and verifies signed links
+	revoked    *revokedLinks // signed links refused (linkguard.go)
+	linkEpochs epoch.Counter // their revocation epoch
+	stopLinks  func()        // ends followLinkRevocations
 }
 
 // New builds the service and starts its hit flusher; Close stops it.
@@ -121,10 +146,32 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		store: d.Store, favorites: d.Favorites, limiter: d.Limiter, cache: d.Cache, pages: d.Pages, cfg: cfg, now: time.Now,
+		log: d.Log, revoked: newRevokedLinks(), linkEpochs: epoch.NewMemory(),
+	}
+	if d.Redis != nil {
+		s.linkEpochs = epoch.NewRedis(d.Redis, "share:signed-revocation-epoch")
+	}
+	var err error
+	if s.keys, err = loadKeyRing(ctx, cfg.LinkKeys, d.Store); err != nil {
+		return nil, err
 	}
 	if err := s.openHot(ctx, d); err != nil {
 		return nil, err
 	}
+	// Subscribed before the first load of the revoked list, so that no
+	// revocation published after that load is missed.
+	sub, err := s.bus.Subscribe(ctx, linkRevocationTopic, 4096)
+	if err != nil {
+		s.log.Warn("share: revocation subscription failed; signed links checked in the database", "err", err)
+		sub = nil
+	}
+	linkCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.followLinkRevocations(linkCtx, sub)
+	}()
+	s.stopLinks = func() { cancel(); <-done }
 	s.hits = newHitCounter(d.Store, cfg.HitsFlushInterval, d.Log)
 	return s, nil
 }
@@ -135,6 +182,7 @@ func (s *Service) Register(gs grpc.ServiceRegistrar) { sharev1.RegisterShareServ
 // Close stores the hits counted but not yet flushed.
 func (s *Service) Close() error {
 	s.hits.close()
+	s.stopLinks()
 	s.hot.Close()
 	if s.ownBus != nil {
 		return s.ownBus.Close()

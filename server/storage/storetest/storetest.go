@@ -44,6 +44,9 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Shares", func(t *testing.T) { testShares(t, open(t)) })
 	t.Run("ListSharesPages", func(t *testing.T) { testListShares(t, open(t)) })
 	t.Run("HitsConcurrent", func(t *testing.T) { testHits(t, open(t)) })
+	t.Run("SignedLinks", func(t *testing.T) { testSignedLinks(t, open(t)) })
+	t.Run("SignedLinkUseOnce", func(t *testing.T) { testSignedLinkUseOnce(t, open(t)) })
+	t.Run("LinkKeysOnce", func(t *testing.T) { testLinkKeysOnce(t, open(t)) })
 }
 
 var ctx = context.Background()

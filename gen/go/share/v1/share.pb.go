@@ -671,6 +671,474 @@ func (x *WatchShareResponse) GetHex() string {
 	return ""
 }
 
+// SignedShare is a signed share link: the colour as it was when the link
+// was made, readable from the token alone.
+type SignedShare struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link's id: 22 base64url characters (128 random bits).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Absolute URL of the page, `<public base URL>/s/t/{token}`.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// The signed token in the URL.
+	Token string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	// The colour the link shows, `#RRGGBB`.
+	Hex string `protobuf:"bytes,4,opt,name=hex,proto3" json:"hex,omitempty"`
+	// Who made the link.
+	OwnerUserId string `protobuf:"bytes,5,opt,name=owner_user_id,json=ownerUserId,proto3" json:"owner_user_id,omitempty"`
+	// When the link was made.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the link stops working.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// True: the first view uses the link up.
+	SingleUse bool `protobuf:"varint,8,opt,name=single_use,json=singleUse,proto3" json:"single_use,omitempty"`
+	// True once the owner revoked it.
+	Revoked bool `protobuf:"varint,9,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// When a single-use link was viewed; absent while unused.
+	UseTime       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=use_time,json=useTime,proto3" json:"use_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedShare) Reset() {
+	*x = SignedShare{}
+	mi := &file_share_v1_share_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedShare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedShare) ProtoMessage() {}
+
+func (x *SignedShare) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedShare.ProtoReflect.Descriptor instead.
+func (*SignedShare) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SignedShare) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SignedShare) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *SignedShare) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *SignedShare) GetHex() string {
+	if x != nil {
+		return x.Hex
+	}
+	return ""
+}
+
+func (x *SignedShare) GetOwnerUserId() string {
+	if x != nil {
+		return x.OwnerUserId
+	}
+	return ""
+}
+
+func (x *SignedShare) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *SignedShare) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *SignedShare) GetSingleUse() bool {
+	if x != nil {
+		return x.SingleUse
+	}
+	return false
+}
+
+func (x *SignedShare) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+func (x *SignedShare) GetUseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UseTime
+	}
+	return nil
+}
+
+// Request of CreateSignedShare.
+type CreateSignedShareRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lifetime in seconds, 1 to 2592000 (30 days); 0 means a day.
+	ExpiresInSec int64 `protobuf:"varint,1,opt,name=expires_in_sec,json=expiresInSec,proto3" json:"expires_in_sec,omitempty"`
+	// Let the first view use the link up.
+	SingleUse     bool `protobuf:"varint,2,opt,name=single_use,json=singleUse,proto3" json:"single_use,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSignedShareRequest) Reset() {
+	*x = CreateSignedShareRequest{}
+	mi := &file_share_v1_share_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSignedShareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSignedShareRequest) ProtoMessage() {}
+
+func (x *CreateSignedShareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSignedShareRequest.ProtoReflect.Descriptor instead.
+func (*CreateSignedShareRequest) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateSignedShareRequest) GetExpiresInSec() int64 {
+	if x != nil {
+		return x.ExpiresInSec
+	}
+	return 0
+}
+
+func (x *CreateSignedShareRequest) GetSingleUse() bool {
+	if x != nil {
+		return x.SingleUse
+	}
+	return false
+}
+
+// Response of CreateSignedShare.
+type CreateSignedShareResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new link.
+	SignedShare   *SignedShare `protobuf:"bytes,1,opt,name=signed_share,json=signedShare,proto3" json:"signed_share,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSignedShareResponse) Reset() {
+	*x = CreateSignedShareResponse{}
+	mi := &file_share_v1_share_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSignedShareResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSignedShareResponse) ProtoMessage() {}
+
+func (x *CreateSignedShareResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSignedShareResponse.ProtoReflect.Descriptor instead.
+func (*CreateSignedShareResponse) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CreateSignedShareResponse) GetSignedShare() *SignedShare {
+	if x != nil {
+		return x.SignedShare
+	}
+	return nil
+}
+
+// Request of ListSignedShares.
+type ListSignedSharesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many links (1 to 100; 0 means 50).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSignedSharesRequest) Reset() {
+	*x = ListSignedSharesRequest{}
+	mi := &file_share_v1_share_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSignedSharesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSignedSharesRequest) ProtoMessage() {}
+
+func (x *ListSignedSharesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSignedSharesRequest.ProtoReflect.Descriptor instead.
+func (*ListSignedSharesRequest) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListSignedSharesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSignedSharesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response of ListSignedShares.
+type ListSignedSharesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's signed links, newest first.
+	SignedShares []*SignedShare `protobuf:"bytes,1,rep,name=signed_shares,json=signedShares,proto3" json:"signed_shares,omitempty"`
+	// Pass as `page_token` for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSignedSharesResponse) Reset() {
+	*x = ListSignedSharesResponse{}
+	mi := &file_share_v1_share_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSignedSharesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSignedSharesResponse) ProtoMessage() {}
+
+func (x *ListSignedSharesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSignedSharesResponse.ProtoReflect.Descriptor instead.
+func (*ListSignedSharesResponse) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListSignedSharesResponse) GetSignedShares() []*SignedShare {
+	if x != nil {
+		return x.SignedShares
+	}
+	return nil
+}
+
+func (x *ListSignedSharesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request of RevokeSignedShare.
+type RevokeSignedShareRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link's id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSignedShareRequest) Reset() {
+	*x = RevokeSignedShareRequest{}
+	mi := &file_share_v1_share_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSignedShareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSignedShareRequest) ProtoMessage() {}
+
+func (x *RevokeSignedShareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSignedShareRequest.ProtoReflect.Descriptor instead.
+func (*RevokeSignedShareRequest) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RevokeSignedShareRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// Response of RevokeSignedShare.
+type RevokeSignedShareResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSignedShareResponse) Reset() {
+	*x = RevokeSignedShareResponse{}
+	mi := &file_share_v1_share_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSignedShareResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSignedShareResponse) ProtoMessage() {}
+
+func (x *RevokeSignedShareResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSignedShareResponse.ProtoReflect.Descriptor instead.
+func (*RevokeSignedShareResponse) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{18}
+}
+
+// Request of GetSignedSharePage.
+type GetSignedSharePageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed token of the link's URL.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSignedSharePageRequest) Reset() {
+	*x = GetSignedSharePageRequest{}
+	mi := &file_share_v1_share_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSignedSharePageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSignedSharePageRequest) ProtoMessage() {}
+
+func (x *GetSignedSharePageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_share_v1_share_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSignedSharePageRequest.ProtoReflect.Descriptor instead.
+func (*GetSignedSharePageRequest) Descriptor() ([]byte, []int) {
+	return file_share_v1_share_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetSignedSharePageRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 var File_share_v1_share_proto protoreflect.FileDescriptor
 
 const file_share_v1_share_proto_rawDesc = "" +
@@ -712,7 +1180,40 @@ const file_share_v1_share_proto_rawDesc = "" +
 	"\x11WatchShareRequest\x12\x17\n" +
 	"\x04slug\x18\x01 \x01(\tB\x03\xe0A\x02R\x04slug\"&\n" +
 	"\x12WatchShareResponse\x12\x10\n" +
-	"\x03hex\x18\x01 \x01(\tR\x03hex2\xf9\x04\n" +
+	"\x03hex\x18\x01 \x01(\tR\x03hex\"\xe5\x02\n" +
+	"\vSignedShare\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\x12\x10\n" +
+	"\x03hex\x18\x04 \x01(\tR\x03hex\x12\"\n" +
+	"\rowner_user_id\x18\x05 \x01(\tR\vownerUserId\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x1d\n" +
+	"\n" +
+	"single_use\x18\b \x01(\bR\tsingleUse\x12\x18\n" +
+	"\arevoked\x18\t \x01(\bR\arevoked\x125\n" +
+	"\buse_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\auseTime\"_\n" +
+	"\x18CreateSignedShareRequest\x12$\n" +
+	"\x0eexpires_in_sec\x18\x01 \x01(\x03R\fexpiresInSec\x12\x1d\n" +
+	"\n" +
+	"single_use\x18\x02 \x01(\bR\tsingleUse\"U\n" +
+	"\x19CreateSignedShareResponse\x128\n" +
+	"\fsigned_share\x18\x01 \x01(\v2\x15.share.v1.SignedShareR\vsignedShare\"U\n" +
+	"\x17ListSignedSharesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"~\n" +
+	"\x18ListSignedSharesResponse\x12:\n" +
+	"\rsigned_shares\x18\x01 \x03(\v2\x15.share.v1.SignedShareR\fsignedShares\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"/\n" +
+	"\x18RevokeSignedShareRequest\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x02R\x02id\"\x1b\n" +
+	"\x19RevokeSignedShareResponse\"6\n" +
+	"\x19GetSignedSharePageRequest\x12\x19\n" +
+	"\x05token\x18\x01 \x01(\tB\x03\xe0A\x02R\x05token2\xec\b\n" +
 	"\fShareService\x12l\n" +
 	"\vCreateShare\x12\x1c.share.v1.CreateShareRequest\x1a\x1d.share.v1.CreateShareResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*b\x05share\"\x0e/api/v1/shares\x12g\n" +
 	"\bGetShare\x12\x19.share.v1.GetShareRequest\x1a\x1a.share.v1.GetShareResponse\"$\x82\xd3\xe4\x93\x02\x1eb\x05share\x12\x15/api/v1/shares/{slug}\x12_\n" +
@@ -721,7 +1222,11 @@ const file_share_v1_share_proto_rawDesc = "" +
 	"\vRevokeShare\x12\x1c.share.v1.RevokeShareRequest\x1a\x1d.share.v1.RevokeShareResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/api/v1/shares/{slug}\x12V\n" +
 	"\fGetSharePage\x12\x1d.share.v1.GetSharePageRequest\x1a\x14.google.api.HttpBody\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/s/{slug}\x12n\n" +
 	"\n" +
-	"WatchShare\x12\x1b.share.v1.WatchShareRequest\x1a\x1c.share.v1.WatchShareResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/shares/{slug}/watch0\x01B9Z7github.com/apiplatform/platform/gen/go/share/v1;sharev1b\x06proto3"
+	"WatchShare\x12\x1b.share.v1.WatchShareRequest\x1a\x1c.share.v1.WatchShareResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/shares/{slug}/watch0\x01\x12\x8c\x01\n" +
+	"\x11CreateSignedShare\x12\".share.v1.CreateSignedShareRequest\x1a#.share.v1.CreateSignedShareResponse\".\x82\xd3\xe4\x93\x02(:\x01*b\fsigned_share\"\x15/api/v1/signed-shares\x12x\n" +
+	"\x10ListSignedShares\x12!.share.v1.ListSignedSharesRequest\x1a\".share.v1.ListSignedSharesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/signed-shares\x12\x80\x01\n" +
+	"\x11RevokeSignedShare\x12\".share.v1.RevokeSignedShareRequest\x1a#.share.v1.RevokeSignedShareResponse\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/api/v1/signed-shares/{id}\x12e\n" +
+	"\x12GetSignedSharePage\x12#.share.v1.GetSignedSharePageRequest\x1a\x14.google.api.HttpBody\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/s/t/{token}B9Z7github.com/apiplatform/platform/gen/go/share/v1;sharev1b\x06proto3"
 
 var (
 	file_share_v1_share_proto_rawDescOnce sync.Once
@@ -735,46 +1240,67 @@ func file_share_v1_share_proto_rawDescGZIP() []byte {
 	return file_share_v1_share_proto_rawDescData
 }
 
-var file_share_v1_share_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_share_v1_share_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_share_v1_share_proto_goTypes = []any{
-	(*Share)(nil),                 // 0: share.v1.Share
-	(*CreateShareRequest)(nil),    // 1: share.v1.CreateShareRequest
-	(*CreateShareResponse)(nil),   // 2: share.v1.CreateShareResponse
-	(*GetShareRequest)(nil),       // 3: share.v1.GetShareRequest
-	(*GetShareResponse)(nil),      // 4: share.v1.GetShareResponse
-	(*ListSharesRequest)(nil),     // 5: share.v1.ListSharesRequest
-	(*ListSharesResponse)(nil),    // 6: share.v1.ListSharesResponse
-	(*RevokeShareRequest)(nil),    // 7: share.v1.RevokeShareRequest
-	(*RevokeShareResponse)(nil),   // 8: share.v1.RevokeShareResponse
-	(*GetSharePageRequest)(nil),   // 9: share.v1.GetSharePageRequest
-	(*WatchShareRequest)(nil),     // 10: share.v1.WatchShareRequest
-	(*WatchShareResponse)(nil),    // 11: share.v1.WatchShareResponse
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),     // 13: google.api.HttpBody
+	(*Share)(nil),                     // 0: share.v1.Share
+	(*CreateShareRequest)(nil),        // 1: share.v1.CreateShareRequest
+	(*CreateShareResponse)(nil),       // 2: share.v1.CreateShareResponse
+	(*GetShareRequest)(nil),           // 3: share.v1.GetShareRequest
+	(*GetShareResponse)(nil),          // 4: share.v1.GetShareResponse
+	(*ListSharesRequest)(nil),         // 5: share.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),        // 6: share.v1.ListSharesResponse
+	(*RevokeShareRequest)(nil),        // 7: share.v1.RevokeShareRequest
+	(*RevokeShareResponse)(nil),       // 8: share.v1.RevokeShareResponse
+	(*GetSharePageRequest)(nil),       // 9: share.v1.GetSharePageRequest
+	(*WatchShareRequest)(nil),         // 10: share.v1.WatchShareRequest
+	(*WatchShareResponse)(nil),        // 11: share.v1.WatchShareResponse
+	(*SignedShare)(nil),               // 12: share.v1.SignedShare
+	(*CreateSignedShareRequest)(nil),  // 13: share.v1.CreateSignedShareRequest
+	(*CreateSignedShareResponse)(nil), // 14: share.v1.CreateSignedShareResponse
+	(*ListSignedSharesRequest)(nil),   // 15: share.v1.ListSignedSharesRequest
+	(*ListSignedSharesResponse)(nil),  // 16: share.v1.ListSignedSharesResponse
+	(*RevokeSignedShareRequest)(nil),  // 17: share.v1.RevokeSignedShareRequest
+	(*RevokeSignedShareResponse)(nil), // 18: share.v1.RevokeSignedShareResponse
+	(*GetSignedSharePageRequest)(nil), // 19: share.v1.GetSignedSharePageRequest
+	(*timestamppb.Timestamp)(nil),     // 20: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),         // 21: google.api.HttpBody
 }
 var file_share_v1_share_proto_depIdxs = []int32{
-	12, // 0: share.v1.Share.create_time:type_name -> google.protobuf.Timestamp
-	12, // 1: share.v1.Share.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 0: share.v1.Share.create_time:type_name -> google.protobuf.Timestamp
+	20, // 1: share.v1.Share.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: share.v1.CreateShareResponse.share:type_name -> share.v1.Share
 	0,  // 3: share.v1.GetShareResponse.share:type_name -> share.v1.Share
 	0,  // 4: share.v1.ListSharesResponse.shares:type_name -> share.v1.Share
-	1,  // 5: share.v1.ShareService.CreateShare:input_type -> share.v1.CreateShareRequest
-	3,  // 6: share.v1.ShareService.GetShare:input_type -> share.v1.GetShareRequest
-	5,  // 7: share.v1.ShareService.ListShares:input_type -> share.v1.ListSharesRequest
-	7,  // 8: share.v1.ShareService.RevokeShare:input_type -> share.v1.RevokeShareRequest
-	9,  // 9: share.v1.ShareService.GetSharePage:input_type -> share.v1.GetSharePageRequest
-	10, // 10: share.v1.ShareService.WatchShare:input_type -> share.v1.WatchShareRequest
-	2,  // 11: share.v1.ShareService.CreateShare:output_type -> share.v1.CreateShareResponse
-	4,  // 12: share.v1.ShareService.GetShare:output_type -> share.v1.GetShareResponse
-	6,  // 13: share.v1.ShareService.ListShares:output_type -> share.v1.ListSharesResponse
-	8,  // 14: share.v1.ShareService.RevokeShare:output_type -> share.v1.RevokeShareResponse
-	13, // 15: share.v1.ShareService.GetSharePage:output_type -> google.api.HttpBody
-	11, // 16: share.v1.ShareService.WatchShare:output_type -> share.v1.WatchShareResponse
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	20, // 5: share.v1.SignedShare.create_time:type_name -> google.protobuf.Timestamp
+	20, // 6: share.v1.SignedShare.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 7: share.v1.SignedShare.use_time:type_name -> google.protobuf.Timestamp
+	12, // 8: share.v1.CreateSignedShareResponse.signed_share:type_name -> share.v1.SignedShare
+	12, // 9: share.v1.ListSignedSharesResponse.signed_shares:type_name -> share.v1.SignedShare
+	1,  // 10: share.v1.ShareService.CreateShare:input_type -> share.v1.CreateShareRequest
+	3,  // 11: share.v1.ShareService.GetShare:input_type -> share.v1.GetShareRequest
+	5,  // 12: share.v1.ShareService.ListShares:input_type -> share.v1.ListSharesRequest
+	7,  // 13: share.v1.ShareService.RevokeShare:input_type -> share.v1.RevokeShareRequest
+	9,  // 14: share.v1.ShareService.GetSharePage:input_type -> share.v1.GetSharePageRequest
+	10, // 15: share.v1.ShareService.WatchShare:input_type -> share.v1.WatchShareRequest
+	13, // 16: share.v1.ShareService.CreateSignedShare:input_type -> share.v1.CreateSignedShareRequest
+	15, // 17: share.v1.ShareService.ListSignedShares:input_type -> share.v1.ListSignedSharesRequest
+	17, // 18: share.v1.ShareService.RevokeSignedShare:input_type -> share.v1.RevokeSignedShareRequest
+	19, // 19: share.v1.ShareService.GetSignedSharePage:input_type -> share.v1.GetSignedSharePageRequest
+	2,  // 20: share.v1.ShareService.CreateShare:output_type -> share.v1.CreateShareResponse
+	4,  // 21: share.v1.ShareService.GetShare:output_type -> share.v1.GetShareResponse
+	6,  // 22: share.v1.ShareService.ListShares:output_type -> share.v1.ListSharesResponse
+	8,  // 23: share.v1.ShareService.RevokeShare:output_type -> share.v1.RevokeShareResponse
+	21, // 24: share.v1.ShareService.GetSharePage:output_type -> google.api.HttpBody
+	11, // 25: share.v1.ShareService.WatchShare:output_type -> share.v1.WatchShareResponse
+	14, // 26: share.v1.ShareService.CreateSignedShare:output_type -> share.v1.CreateSignedShareResponse
+	16, // 27: share.v1.ShareService.ListSignedShares:output_type -> share.v1.ListSignedSharesResponse
+	18, // 28: share.v1.ShareService.RevokeSignedShare:output_type -> share.v1.RevokeSignedShareResponse
+	21, // 29: share.v1.ShareService.GetSignedSharePage:output_type -> google.api.HttpBody
+	20, // [20:30] is the sub-list for method output_type
+	10, // [10:20] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_share_v1_share_proto_init() }
@@ -788,7 +1314,7 @@ func file_share_v1_share_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_share_v1_share_proto_rawDesc), len(file_share_v1_share_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

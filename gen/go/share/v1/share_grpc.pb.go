@@ -22,12 +22,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ShareService_CreateShare_FullMethodName  = "/share.v1.ShareService/CreateShare"
-	ShareService_GetShare_FullMethodName     = "/share.v1.ShareService/GetShare"
-	ShareService_ListShares_FullMethodName   = "/share.v1.ShareService/ListShares"
-	ShareService_RevokeShare_FullMethodName  = "/share.v1.ShareService/RevokeShare"
-	ShareService_GetSharePage_FullMethodName = "/share.v1.ShareService/GetSharePage"
-	ShareService_WatchShare_FullMethodName   = "/share.v1.ShareService/WatchShare"
+	ShareService_CreateShare_FullMethodName        = "/share.v1.ShareService/CreateShare"
+	ShareService_GetShare_FullMethodName           = "/share.v1.ShareService/GetShare"
+	ShareService_ListShares_FullMethodName         = "/share.v1.ShareService/ListShares"
+	ShareService_RevokeShare_FullMethodName        = "/share.v1.ShareService/RevokeShare"
+	ShareService_GetSharePage_FullMethodName       = "/share.v1.ShareService/GetSharePage"
+	ShareService_WatchShare_FullMethodName         = "/share.v1.ShareService/WatchShare"
+	ShareService_CreateSignedShare_FullMethodName  = "/share.v1.ShareService/CreateSignedShare"
+	ShareService_ListSignedShares_FullMethodName   = "/share.v1.ShareService/ListSignedShares"
+	ShareService_RevokeSignedShare_FullMethodName  = "/share.v1.ShareService/RevokeSignedShare"
+	ShareService_GetSignedSharePage_FullMethodName = "/share.v1.ShareService/GetSignedSharePage"
 )
 
 // ShareServiceClient is the client API for ShareService service.
@@ -61,6 +65,27 @@ type ShareServiceClient interface {
 	// link is revoked while watched. A snapshot share sends its colour and
 	// nothing after it.
 	WatchShare(ctx context.Context, in *WatchShareRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchShareResponse], error)
+	// Creates a signed share link of the caller's favorite: `/s/t/{token}`,
+	// where the token carries the colour, the owner, the expiry and the
+	// link's id, signed with the server's key ring, so a view needs no
+	// database read. It always expires (default a day); a single-use link
+	// shows its page once. FAILED_PRECONDITION when no favorite is saved.
+	// REST answers 201. Shares CreateShare's rate limits.
+	CreateSignedShare(ctx context.Context, in *CreateSignedShareRequest, opts ...grpc.CallOption) (*CreateSignedShareResponse, error)
+	// Lists the caller's signed links, newest first, revoked, used and
+	// expired included.
+	ListSignedShares(ctx context.Context, in *ListSignedSharesRequest, opts ...grpc.CallOption) (*ListSignedSharesResponse, error)
+	// Revokes a signed link. Only its owner (or an admin) may; others get
+	// PERMISSION_DENIED. Its page is refused from the next view on, on every
+	// replica. Revoking twice is not an error.
+	RevokeSignedShare(ctx context.Context, in *RevokeSignedShareRequest, opts ...grpc.CallOption) (*RevokeSignedShareResponse, error)
+	// Renders the page of a signed link, like GetSharePage, never cached
+	// (`Cache-Control: no-store`: a revoked or used link must not be served
+	// from a copy). A token that is not one this server signed is NOT_FOUND
+	// (404); an expired, revoked or used one is NOT_FOUND with ErrorInfo
+	// reason GONE (HTTP 410); a browser gets a small page explaining which.
+	// A malformed token is INVALID_ARGUMENT (400).
+	GetSignedSharePage(ctx context.Context, in *GetSignedSharePageRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 }
 
 type shareServiceClient struct {
@@ -140,6 +165,46 @@ func (c *shareServiceClient) WatchShare(ctx context.Context, in *WatchShareReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ShareService_WatchShareClient = grpc.ServerStreamingClient[WatchShareResponse]
 
+func (c *shareServiceClient) CreateSignedShare(ctx context.Context, in *CreateSignedShareRequest, opts ...grpc.CallOption) (*CreateSignedShareResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSignedShareResponse)
+	err := c.cc.Invoke(ctx, ShareService_CreateSignedShare_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareServiceClient) ListSignedShares(ctx context.Context, in *ListSignedSharesRequest, opts ...grpc.CallOption) (*ListSignedSharesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSignedSharesResponse)
+	err := c.cc.Invoke(ctx, ShareService_ListSignedShares_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareServiceClient) RevokeSignedShare(ctx context.Context, in *RevokeSignedShareRequest, opts ...grpc.CallOption) (*RevokeSignedShareResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeSignedShareResponse)
+	err := c.cc.Invoke(ctx, ShareService_RevokeSignedShare_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareServiceClient) GetSignedSharePage(ctx context.Context, in *GetSignedSharePageRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(httpbody.HttpBody)
+	err := c.cc.Invoke(ctx, ShareService_GetSignedSharePage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ShareServiceServer is the server API for ShareService service.
 // All implementations must embed UnimplementedShareServiceServer
 // for forward compatibility.
@@ -171,6 +236,27 @@ type ShareServiceServer interface {
 	// link is revoked while watched. A snapshot share sends its colour and
 	// nothing after it.
 	WatchShare(*WatchShareRequest, grpc.ServerStreamingServer[WatchShareResponse]) error
+	// Creates a signed share link of the caller's favorite: `/s/t/{token}`,
+	// where the token carries the colour, the owner, the expiry and the
+	// link's id, signed with the server's key ring, so a view needs no
+	// database read. It always expires (default a day); a single-use link
+	// shows its page once. FAILED_PRECONDITION when no favorite is saved.
+	// REST answers 201. Shares CreateShare's rate limits.
+	CreateSignedShare(context.Context, *CreateSignedShareRequest) (*CreateSignedShareResponse, error)
+	// Lists the caller's signed links, newest first, revoked, used and
+	// expired included.
+	ListSignedShares(context.Context, *ListSignedSharesRequest) (*ListSignedSharesResponse, error)
+	// Revokes a signed link. Only its owner (or an admin) may; others get
+	// PERMISSION_DENIED. Its page is refused from the next view on, on every
+	// replica. Revoking twice is not an error.
+	RevokeSignedShare(context.Context, *RevokeSignedShareRequest) (*RevokeSignedShareResponse, error)
+	// Renders the page of a signed link, like GetSharePage, never cached
+	// (`Cache-Control: no-store`: a revoked or used link must not be served
+	// from a copy). A token that is not one this server signed is NOT_FOUND
+	// (404); an expired, revoked or used one is NOT_FOUND with ErrorInfo
+	// reason GONE (HTTP 410); a browser gets a small page explaining which.
+	// A malformed token is INVALID_ARGUMENT (400).
+	GetSignedSharePage(context.Context, *GetSignedSharePageRequest) (*httpbody.HttpBody, error)
 	mustEmbedUnimplementedShareServiceServer()
 }
 
@@ -198,6 +284,18 @@ func (UnimplementedShareServiceServer) GetSharePage(context.Context, *GetSharePa
 }
 func (UnimplementedShareServiceServer) WatchShare(*WatchShareRequest, grpc.ServerStreamingServer[WatchShareResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchShare not implemented")
+}
+func (UnimplementedShareServiceServer) CreateSignedShare(context.Context, *CreateSignedShareRequest) (*CreateSignedShareResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSignedShare not implemented")
+}
+func (UnimplementedShareServiceServer) ListSignedShares(context.Context, *ListSignedSharesRequest) (*ListSignedSharesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSignedShares not implemented")
+}
+func (UnimplementedShareServiceServer) RevokeSignedShare(context.Context, *RevokeSignedShareRequest) (*RevokeSignedShareResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeSignedShare not implemented")
+}
+func (UnimplementedShareServiceServer) GetSignedSharePage(context.Context, *GetSignedSharePageRequest) (*httpbody.HttpBody, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSignedSharePage not implemented")
 }
 func (UnimplementedShareServiceServer) mustEmbedUnimplementedShareServiceServer() {}
 func (UnimplementedShareServiceServer) testEmbeddedByValue()                      {}
@@ -321,6 +419,78 @@ func _ShareService_WatchShare_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ShareService_WatchShareServer = grpc.ServerStreamingServer[WatchShareResponse]
 
+func _ShareService_CreateSignedShare_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSignedShareRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareServiceServer).CreateSignedShare(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareService_CreateSignedShare_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareServiceServer).CreateSignedShare(ctx, req.(*CreateSignedShareRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareService_ListSignedShares_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSignedSharesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareServiceServer).ListSignedShares(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareService_ListSignedShares_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareServiceServer).ListSignedShares(ctx, req.(*ListSignedSharesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareService_RevokeSignedShare_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeSignedShareRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareServiceServer).RevokeSignedShare(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareService_RevokeSignedShare_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareServiceServer).RevokeSignedShare(ctx, req.(*RevokeSignedShareRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareService_GetSignedSharePage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSignedSharePageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareServiceServer).GetSignedSharePage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareService_GetSignedSharePage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareServiceServer).GetSignedSharePage(ctx, req.(*GetSignedSharePageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ShareService_ServiceDesc is the grpc.ServiceDesc for ShareService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -347,6 +517,22 @@ var ShareService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSharePage",
 			Handler:    _ShareService_GetSharePage_Handler,
+		},
+		{
+			MethodName: "CreateSignedShare",
+			Handler:    _ShareService_CreateSignedShare_Handler,
+		},
+		{
+			MethodName: "ListSignedShares",
+			Handler:    _ShareService_ListSignedShares_Handler,
+		},
+		{
+			MethodName: "RevokeSignedShare",
+			Handler:    _ShareService_RevokeSignedShare_Handler,
+		},
+		{
+			MethodName: "GetSignedSharePage",
+			Handler:    _ShareService_GetSignedSharePage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
