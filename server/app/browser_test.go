@@ -303,7 +303,7 @@ func browserShare(t *testing.T, ws *webStack) {
 
 // A signed link: made from the share view (expiry chosen), opens with the
 // colour for someone else, and once revoked from the list answers the
-// "no longer available" page.
+// "no longer available" page, as one does once it has expired.
 func browserSignedShare(t *testing.T, ws *webStack) {
 	owner := ws.user(t, "signed-owner")
 	owner.open("#/color")
@@ -339,6 +339,30 @@ func browserSignedShare(t *testing.T, ws *webStack) {
 		t.Fatalf("revoked signed link answered %v, %v; want 410", res, err)
 	}
 	viewer.waitJS(`document.querySelector('h1').textContent === 'No longer available'`, "revocation page shown")
+
+	// An expiring link, made through the owner's page session to live one
+	// second: the viewer opens it until its expiry has passed (the event
+	// waited for), then gets the same page.
+	expiring := webEval[string](owner, `(async () => {
+		const r = await fetch('/api/v1/signed-shares', {method: 'POST', credentials: 'same-origin',
+			headers: {'Content-Type': 'application/json'}, body: JSON.stringify({expiresInSec: 1})});
+		return r.ok ? (await r.json()).url : 'HTTP ' + r.status;
+	})()`)
+	if !strings.HasPrefix(expiring, ws.base+"/s/t/") {
+		t.Fatalf("expiring signed link: %q", expiring)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ctx, cancel := context.WithTimeout(viewer.ctx, 15*time.Second)
+		res, err := chromedp.Run(ctx, chromedp.NavigateResponse(expiring))
+		cancel()
+		if err == nil && res.Status == http.StatusGone {
+			break
+		}
+		if err != nil || res.Status != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("expiring signed link answered %v, %v; want 200 until it expires, then 410", res, err)
+		}
+	}
+	viewer.waitJS(`document.querySelector('h1').textContent === 'No longer available'`, "expiry page shown")
 }
 
 func browserShortener(t *testing.T, ws *webStack) {
