@@ -57,9 +57,9 @@ soak:
 	.ci/with-services sh -c 'cd .ci/chaos && go run . -soak $(SOAK)'
 
 # The suite must not depend on an idle machine: with stress-ng keeping both
-# cores busy, the whole suite twice in a row, then the live stream tests 20
-# times in four concurrent processes (.ci/flake-gate). Not in `make test`:
-# on 2 cores it takes over an hour.
+# cores busy, the whole suite twice in a row, then the canvas, vote and
+# stream tests 20 times in four concurrent processes (.ci/flake-gate). Not
+# in `make test`: on 2 cores it takes over an hour.
 flake-gate:
 	.ci/flake-gate
 
