@@ -58,7 +58,7 @@ soak:
 
 # The suite must not depend on an idle machine: with stress-ng keeping both
 # cores busy, the whole suite twice in a row, then the canvas, vote and
-# stream live tests 20 times in four concurrent processes (.ci/flake-gate).
+# stream live tests 20 times in two concurrent processes (.ci/flake-gate).
 flake-gate:
 	.ci/flake-gate
 

@@ -81,10 +81,24 @@ func TestCanvasConvergence(t *testing.T) {
 				}
 			}()
 		}
+		placers := make(chan struct{})
+		go func() { wg.Wait(); close(placers) }()
+		// reached waits until n placements were acknowledged, or the
+		// placers stopped (a failed placement ends its placer).
+		reached := func(n int64) bool {
+			for placed.Load() < n {
+				select {
+				case <-placers:
+					return placed.Load() >= n
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			return true
+		}
 		// Mid-run: the resumer drops its stream, misses a clear and some
 		// placements, and comes back with its seq.
-		for placed.Load() < users*each/3 {
-			time.Sleep(5 * time.Millisecond)
+		if !reached(users * each / 3) {
+			t.FailNow()
 		}
 		mid, err := canvasClients(last)[0].snapshot(t)
 		if err != nil {
@@ -95,11 +109,11 @@ func TestCanvasConvergence(t *testing.T) {
 		if _, err := canvasClients(last)[1].clear(t, admin, 10, 5, 20, 10, 0); err != nil {
 			t.Fatal(err)
 		}
-		for placed.Load() < users*each*2/3 {
-			time.Sleep(5 * time.Millisecond)
+		if !reached(users * each * 2 / 3) {
+			t.FailNow()
 		}
 		resumer.resume()
-		wg.Wait()
+		<-placers
 		if t.Failed() {
 			return
 		}
