@@ -30,6 +30,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/auth"
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/cache"
+	"github.com/apiplatform/platform/server/platform/epoch"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/platform/redisconn"
 	"github.com/apiplatform/platform/server/platform/telemetry"
@@ -212,9 +213,16 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// Every service is built the same way, one line each; once one fails
 	// the later ones are not built (see add).
 	a := &assembly{ctx: ctx}
-	favorites := add(a, favorite.New, favorite.Deps{Store: st, Shares: st, Cache: cacheFor("favorite"), Bus: bs}, cfg.Favorite)
+	// The revocation epoch and the favorite epoch are read in one round
+	// trip (the second key hash-tagged into the first's Cluster slot).
+	var revocationEpoch, favoriteEpoch epoch.Counter
+	if rc != nil {
+		eps := epoch.NewRedisGroup(rc, "identity:revocation-epoch", "{identity:revocation-epoch}:favorite")
+		revocationEpoch, favoriteEpoch = eps[0], eps[1]
+	}
+	favorites := add(a, favorite.New, favorite.Deps{Store: st, Shares: st, Cache: cacheFor("favorite"), Bus: bs, Epoch: favoriteEpoch, Log: s.log}, cfg.Favorite)
 	shares := add(a, share.New, share.Deps{Store: st, Favorites: favorites, Limiter: limiter, Cache: cacheFor("share"), Pages: cacheFor("share_page"), Bus: bs, Redis: rc, Log: s.log}, cfg.Share)
-	identities := add(a, identity.New, identity.Deps{Store: st, Favorites: favorites, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Identity)
+	identities := add(a, identity.New, identity.Deps{Store: st, Favorites: favorites, Limiter: limiter, Bus: bs, Epoch: revocationEpoch, Log: s.log}, cfg.Identity)
 	shorteners := add(a, shortener.New, shortener.Deps{Store: st, Cache: cacheFor("shortener"), Bus: bs, Limiter: limiter, Redis: rc, Log: s.log}, cfg.Shortener)
 	votes := add(a, vote.New, vote.Deps{Store: st, Users: st, Limiter: limiter, Bus: bs, Redis: rc, Log: s.log}, cfg.Vote)
 	canvases := add(a, canvas.New, canvas.Deps{Store: st, Users: st, Redis: rc, Limiter: limiter, Log: s.log}, cfg.Canvas)

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,6 +23,7 @@ import (
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/cache"
 	"github.com/apiplatform/platform/server/platform/config"
+	"github.com/apiplatform/platform/server/platform/epoch"
 	"github.com/apiplatform/platform/server/platform/storeerr"
 	"github.com/apiplatform/platform/server/platform/wire"
 )
@@ -44,13 +46,19 @@ type Config struct {
 	IdempotencyKeyTTL time.Duration
 	// CacheTTL bounds how long a favorite read may be served from the
 	// cache if an invalidation is lost (writes invalidate at once
-	// otherwise).
+	// otherwise); it bounds the in-memory copies too.
 	CacheTTL time.Duration
+	// MemoryEntries bounds the favorites each replica keeps in process
+	// memory (see localcache.go).
+	MemoryEntries int
+	// Resync is how often the in-memory copies are checked against the
+	// favorite epoch, to recover from lost messages.
+	Resync time.Duration
 }
 
 // DefaultConfig is what the server runs with unless told otherwise.
 func DefaultConfig() Config {
-	return Config{IdempotencyKeyTTL: 24 * time.Hour, CacheTTL: time.Minute}
+	return Config{IdempotencyKeyTTL: 24 * time.Hour, CacheTTL: time.Minute, MemoryEntries: 100_000, Resync: 250 * time.Millisecond}
 }
 
 // Deps are what the service is built on.
@@ -61,8 +69,13 @@ type Deps struct {
 	// after their transaction commits.
 	Cache cache.Cache
 	// Bus tells every replica whose favorite changed (ChangedTopic), for
-	// live share pages; nil: nobody is told.
+	// live share pages, and keeps their in-memory copies current; nil:
+	// nobody is told, nothing is kept in memory.
 	Bus bus.Bus
+	// Epoch is the favorite epoch every replica shares (nil: one in
+	// process, for the embedded default).
+	Epoch epoch.Counter
+	Log   *slog.Logger
 }
 
 // ChangedTopic carries the user ID of each saved favorite, published once
@@ -79,24 +92,79 @@ type Service struct {
 	cfg    Config
 	loads  singleflight.Group
 	now    func() time.Time
+	log    *slog.Logger
+	// memory and epoch are the in-memory copies (nil without a bus).
+	memory     *localCache
+	epoch      epoch.Counter
+	stopMemory func()
 }
 
 // New builds the service.
 func New(_ context.Context, d Deps, cfg Config) (*Service, error) {
 	config.FillZero(&cfg, DefaultConfig())
-	return &Service{store: d.Store, shares: d.Shares, cache: d.Cache, bus: d.Bus, cfg: cfg, now: time.Now}, nil
+	s := &Service{store: d.Store, shares: d.Shares, cache: d.Cache, bus: d.Bus, cfg: cfg, now: time.Now, log: d.Log, epoch: d.Epoch}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.bus != nil {
+		if s.epoch == nil {
+			s.epoch = epoch.NewMemory()
+		}
+		s.memory = newLocalCache(cfg.MemoryEntries, cfg.CacheTTL)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.memory.follow(ctx, s.bus, s.epoch, cfg.Resync, s.log)
+		}()
+		s.stopMemory = func() { cancel(); <-done }
+	}
+	return s, nil
 }
 
 // Register registers the service on a gRPC server.
 func (s *Service) Register(gs grpc.ServiceRegistrar) { favoritev1.RegisterFavoriteServiceServer(gs, s) }
 
-// Close implements the service shape; favorites keep no background work.
-func (s *Service) Close() error { return nil }
+// Close stops following invalidations.
+func (s *Service) Close() error {
+	if s.stopMemory != nil {
+		s.stopMemory()
+	}
+	return nil
+}
 
 func cacheKey(userID string) string { return "fav:" + userID }
 
-// read is the cache-aside read of a favorite.
+// read is the cache-aside read of a favorite, from process memory when
+// that is current (see localcache.go).
 func (s *Service) read(ctx context.Context, userID string) (Favorite, error) {
+	var e uint64
+	fillable := false
+	if s.memory != nil {
+		var err error
+		if e, err = s.epoch.Current(ctx); err == nil {
+			var f Favorite
+			var hit bool
+			if f, hit, fillable = s.memory.get(userID, e, s.now()); hit {
+				localCacheTotal.WithLabelValues("hit").Inc()
+				return f, nil
+			}
+		}
+	}
+	f, err := s.load(ctx, userID)
+	switch {
+	case err != nil:
+	case fillable:
+		s.memory.add(f, e, s.now())
+		localCacheTotal.WithLabelValues("miss").Inc()
+	case s.memory != nil:
+		localCacheTotal.WithLabelValues("fallback").Inc()
+	}
+	return f, err
+}
+
+// load reads a favorite through the shared cache.
+func (s *Service) load(ctx context.Context, userID string) (Favorite, error) {
 	raw, err := cache.GetOrLoad(ctx, s.cache, &s.loads, cacheKey(userID), s.cfg.CacheTTL, func(ctx context.Context) ([]byte, error) {
 		f, err := s.store.GetFavorite(ctx, userID)
 		if err != nil {
@@ -145,8 +213,8 @@ func (s *Service) SetFavorite(ctx context.Context, req *favoritev1.SetFavoriteRe
 	if err != nil {
 		return nil, apierr.FromStorage(ctx, err, "")
 	}
-	// Committed: only now may the cached copy go (see package cache).
-	_ = s.cache.Delete(ctx, cacheKey(p.UserID))
+	// Committed: only now may the cached copies go (see package cache).
+	s.invalidate(ctx, p.UserID)
 	if s.bus != nil {
 		// Best effort: a watcher that misses it shows the colour on its
 		// next load.
@@ -166,8 +234,31 @@ func (s *Service) ForgetUser(ctx context.Context, userID string) error {
 	if err := s.store.DeleteFavorite(ctx, userID); err != nil && !errors.Is(err, storeerr.ErrNotFound) {
 		return err
 	}
-	_ = s.cache.Delete(ctx, cacheKey(userID))
+	s.invalidate(ctx, userID)
 	return nil
+}
+
+// invalidate drops the user's cached copies once a save or erasure has
+// committed: the shared one, then, through the favorite epoch and the bus,
+// every replica's in-memory one. A failure to bump or publish leaves the
+// other replicas' memory unused (their epoch read fails, or does not match
+// what they applied) until they resync.
+func (s *Service) invalidate(ctx context.Context, userID string) {
+	_ = s.cache.Delete(ctx, cacheKey(userID))
+	if s.memory == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	e, err := s.epoch.Next(ctx)
+	if err != nil {
+		s.log.Warn("favorite: epoch not bumped; replicas read favorites from the shared cache", "err", err)
+	}
+	inv := invalidation{Epoch: e, User: userID}
+	s.memory.apply(inv)
+	msg, _ := json.Marshal(inv)
+	if err := s.bus.Publish(ctx, invalidationTopic, msg); err != nil {
+		s.log.Warn("favorite: invalidation not broadcast; replicas read favorites from the shared cache until they resync", "err", err)
+	}
 }
 
 // GetFavorite implements FavoriteService.

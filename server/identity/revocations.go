@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/apiplatform/platform/server/platform/bus"
 	"github.com/apiplatform/platform/server/platform/epoch"
 )
@@ -36,70 +34,33 @@ type SessionCacheConfig struct {
 }
 
 // enableSessionCache makes Authenticate answer from memory, kept current
-// through the bus (and the revocation counter in rc; nil: in process, for
-// the embedded default). stop ends it.
-func (s *Service) enableSessionCache(b bus.Bus, rc redis.UniversalClient, cfg SessionCacheConfig) (stop func() error) {
-	ep := epoch.NewMemory()
-	if rc != nil {
-		ep = epoch.NewRedis(rc, "identity:revocation-epoch")
+// through the bus and the revocation epoch ep (nil: in process, for the
+// embedded default). stop ends it.
+func (s *Service) enableSessionCache(b bus.Bus, ep epoch.Counter, cfg SessionCacheConfig) (stop func() error) {
+	if ep == nil {
+		ep = epoch.NewMemory()
 	}
 	c := newSessionCache(cfg.MaxEntries, cfg.MaxAge, 0)
 	c.unsure() // until the first resync reads the epoch
 	s.epochs, s.cache, s.bus = ep, c, b
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	follow := epoch.Follower{Bus: b, Topic: revocationTopic, Counter: ep, Every: cfg.Resync, Log: s.log,
+		Apply: func(m []byte) {
+			var r revocation
+			if json.Unmarshal(m, &r) == nil {
+				c.apply(r)
+			}
+		},
+		Unsure: c.unsure, Resync: c.resync}
 	go func() {
 		defer close(done)
-		s.followRevocations(ctx, cfg.Resync)
+		follow.Run(ctx)
 	}()
 	if e, err := ep.Current(ctx); err == nil {
 		c.resync(e)
 	}
 	return func() error { cancel(); <-done; return nil }
-}
-
-// followRevocations applies revocations from the bus and resyncs.
-func (s *Service) followRevocations(ctx context.Context, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	var sub *bus.Subscription
-	defer func() {
-		if sub != nil {
-			sub.Close()
-		}
-	}()
-	for {
-		if sub == nil {
-			var err error
-			if sub, err = s.bus.Subscribe(ctx, revocationTopic, 4096); err != nil {
-				s.log.Warn("identity: revocation subscription failed; sessions read from the database", "err", err)
-				sub = nil
-			}
-		}
-		var msgs <-chan []byte
-		if sub != nil {
-			msgs = sub.C
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case m, ok := <-msgs:
-			if !ok {
-				// Dropped (too slow) or the bus closed: messages may be lost.
-				s.cache.unsure()
-				sub = nil
-				continue
-			}
-			var r revocation
-			if json.Unmarshal(m, &r) == nil {
-				s.cache.apply(r)
-			}
-		case <-tick.C:
-			if e, err := s.epochs.Current(ctx); err == nil {
-				s.cache.resync(e)
-			}
-		}
-	}
 }
 
 // revoke tells every replica that r's sessions (already revoked in the

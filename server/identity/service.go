@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -109,10 +108,10 @@ type Deps struct {
 	// Favorites gives GetMe the caller's favorite.
 	Favorites FavoriteReader
 	Limiter   ratelimit.Limiter
-	// Bus carries revocations to every replica; Redis holds the revocation
-	// epoch (nil on the embedded default: in process).
+	// Bus carries revocations to every replica; Epoch is the revocation
+	// epoch they share (nil on the embedded default: one in process).
 	Bus   bus.Bus
-	Redis redis.UniversalClient
+	Epoch epoch.Counter
 	Log   *slog.Logger
 }
 
@@ -147,7 +146,7 @@ func New(ctx context.Context, d Deps, cfg Config) (*Service, error) {
 		s.log = slog.Default()
 	}
 	if d.Bus != nil {
-		s.stopCache = s.enableSessionCache(d.Bus, d.Redis, cfg.SessionCache)
+		s.stopCache = s.enableSessionCache(d.Bus, d.Epoch, cfg.SessionCache)
 	}
 	if cfg.AdminUser != "" {
 		if err := s.EnsureAdmin(ctx, cfg.AdminUser, cfg.AdminPassword); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apiplatform/platform/server/platform/auth"
+	"github.com/apiplatform/platform/server/platform/epoch"
 )
 
 // Sessions are verified from an in-process cache, not from signed tokens.
@@ -50,56 +51,50 @@ type sessionCache struct {
 	entries   map[tokenHash]cachedSession
 	bySession map[string]tokenHash
 	byUser    map[string]map[tokenHash]struct{}
-	// applied is the epoch whose revocations, and all before it, are
-	// applied; pending holds later ones that arrived out of order.
-	applied uint64
-	pending map[uint64]bool
-	// lagTarget is the epoch seen ahead of applied at the last resync
-	// tick (0: not lagging).
-	lagTarget uint64
+	track     epoch.Tracker
 }
 
-func newSessionCache(maxEntries int, maxAge time.Duration, epoch uint64) *sessionCache {
+func newSessionCache(maxEntries int, maxAge time.Duration, e uint64) *sessionCache {
 	c := &sessionCache{maxEntries: maxEntries, maxAge: maxAge}
-	c.reset(epoch)
+	c.reset(e)
 	return c
 }
 
 // reset empties the cache and declares it current to epoch.
-func (c *sessionCache) reset(epoch uint64) {
+func (c *sessionCache) reset(e uint64) {
 	c.entries = map[tokenHash]cachedSession{}
 	c.bySession = map[string]tokenHash{}
 	c.byUser = map[string]map[tokenHash]struct{}{}
-	c.applied, c.pending, c.lagTarget = epoch, map[uint64]bool{}, 0
+	c.track.Reset(e)
 }
 
 // get returns the cached principal when the cache is current to epoch.
 // fillable tells whether a database answer may be added (with add).
-func (c *sessionCache) get(h tokenHash, epoch uint64, now time.Time) (p auth.Principal, hit, fillable bool) {
+func (c *sessionCache) get(h tokenHash, e uint64, now time.Time) (p auth.Principal, hit, fillable bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if epoch != c.applied {
+	if !c.track.Current(e) {
 		return auth.Principal{}, false, false
 	}
-	e, ok := c.entries[h]
-	if ok && now.Before(e.expires) {
-		return e.p, true, true
+	entry, ok := c.entries[h]
+	if ok && now.Before(entry.expires) {
+		return entry.p, true, true
 	}
 	return auth.Principal{}, false, true
 }
 
 // add caches p unless a revocation was applied since epoch was read.
-func (c *sessionCache) add(h tokenHash, p auth.Principal, expires time.Time, epoch uint64, now time.Time) {
+func (c *sessionCache) add(h tokenHash, p auth.Principal, expires time.Time, e uint64, now time.Time) {
 	if limit := now.Add(c.maxAge); expires.After(limit) {
 		expires = limit
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if epoch != c.applied {
+	if !c.track.Current(e) {
 		return
 	}
 	if len(c.entries) >= c.maxEntries {
-		c.reset(c.applied) // crude but safe: refilled from the database
+		c.reset(e) // crude but safe: refilled from the database
 	}
 	c.entries[h] = cachedSession{p: p, expires: expires}
 	c.bySession[p.SessionID] = h
@@ -139,29 +134,15 @@ func (c *sessionCache) apply(r revocation) {
 			c.drop(h)
 		}
 	}
-	if r.Epoch <= c.applied {
-		return
-	}
-	c.pending[r.Epoch] = true
-	for c.pending[c.applied+1] {
-		delete(c.pending, c.applied+1)
-		c.applied++
-	}
+	c.track.Apply(r.Epoch)
 }
 
-// resync is called periodically with the current epoch: a cache that stayed
-// behind for a whole period (a message was lost) or is ahead of it (the
-// counter was reset) is emptied and declared current.
-func (c *sessionCache) resync(epoch uint64) {
+// resync is called periodically with the current epoch (epoch.Tracker).
+func (c *sessionCache) resync(e uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case epoch == c.applied:
-		c.lagTarget = 0
-	case epoch < c.applied, c.lagTarget != 0 && c.applied < c.lagTarget:
-		c.reset(epoch)
-	default:
-		c.lagTarget = epoch
+	if c.track.Resync(e) {
+		c.reset(e)
 	}
 }
 
@@ -171,5 +152,5 @@ func (c *sessionCache) unsure() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reset(0)
-	c.applied = ^uint64(0) // matches no epoch until resync
+	c.track.Unsure()
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/apiplatform/platform/server/platform/apierr"
+	"github.com/apiplatform/platform/server/platform/epoch"
 	"github.com/apiplatform/platform/server/platform/storeerr"
 )
 
@@ -140,6 +141,10 @@ func (i Interceptors) authorize(ctx context.Context, method string) (context.Con
 		}
 		return nil, apierr.Unauthenticated("missing bearer token: call /api/v1/auth/guest or log in")
 	}
+	// The revocation epoch Authenticate reads is read together with the
+	// epochs of the caches the handler may consult (epoch.NewRedisGroup):
+	// one round trip for the call.
+	ctx = epoch.WithCall(ctx)
 	if policy == Public {
 		// An invalid token or a failed lookup just means "anonymous" here.
 		authCtx := ctx

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/apiplatform/platform/server/platform/redistest"
 )
 
 type counting struct {
@@ -36,9 +38,9 @@ func (c *counting) Next(context.Context) (uint64, error) {
 // arrived: a bump before a call is always seen by it.
 func TestCoalesce(t *testing.T) {
 	src := &counting{release: make(chan struct{})}
-	c := Coalesce(src).(*coalesced)
+	c := Coalesce(src).(member).g
 	first := make(chan uint64)
-	go func() { v, _ := c.Current(context.Background()); first <- v }()
+	go func() { v, _ := c.current(context.Background()); first <- v[0] }()
 	// Wait until that read is in flight, then bump: later calls must see 1.
 	for {
 		src.mu.Lock()
@@ -54,7 +56,7 @@ func TestCoalesce(t *testing.T) {
 	got := make([]uint64, 20)
 	for i := range got {
 		wg.Add(1)
-		go func() { defer wg.Done(); got[i], _ = c.Current(context.Background()) }()
+		go func() { defer wg.Done(); v, _ := c.current(context.Background()); got[i] = v[0] }()
 	}
 	// Let the 20 join the waiting read before the first answers.
 	for {
@@ -92,5 +94,72 @@ func TestMemory(t *testing.T) {
 	}
 	if v, _ := m.Current(ctx); v != 1 {
 		t.Fatalf("Current after Next = %d", v)
+	}
+}
+
+// Counters of a group answer from one MGET, which within a call is shared
+// by all of them; a new call reads again. On every Redis topology: the
+// hash-tagged second key shares the first one's Cluster slot.
+func TestRedisGroup(t *testing.T) {
+	c := redistest.Client(t)
+	prefix := redistest.Prefix("epoch")
+	first := prefix + "revocation"
+	cs := NewRedisGroup(c, first, "{"+first+"}:favorite")
+	t.Cleanup(func() { redistest.DeleteMatching(t, c, "*"+prefix+"*") })
+	ctx := context.Background()
+	for i, want := range []uint64{0, 0} {
+		if v, err := cs[i].Current(ctx); err != nil || v != want {
+			t.Fatalf("fresh counter %d: %d, %v", i, v, err)
+		}
+	}
+	a, err := cs[0].Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs[1].Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cs[1].Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	call := WithCall(ctx)
+	if v, err := cs[0].Current(call); err != nil || v != a {
+		t.Fatalf("revocation epoch %d, %v; want %d", v, err, a)
+	}
+	// Bumped after the call's read: the call keeps the value it read
+	// (consistent within the call), the next call sees the bump.
+	later, err := cs[1].Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := cs[1].Current(call); err != nil || v != b {
+		t.Fatalf("favorite epoch within the call %d, %v; want %d (from the call's one read)", v, err, b)
+	}
+	if v, err := cs[1].Current(WithCall(ctx)); err != nil || v != later {
+		t.Fatalf("favorite epoch in a new call %d, %v; want %d", v, err, later)
+	}
+}
+
+// Within a call, a group is read once whatever its counters ask.
+func TestGroupReadOncePerCall(t *testing.T) {
+	var mu sync.Mutex
+	reads := 0
+	g := &group{read: func(context.Context) ([]uint64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reads++
+		return []uint64{uint64(reads), uint64(10 * reads)}, nil
+	}}
+	m0, m1 := member{g: g}, member{g: g, i: 1}
+	call := WithCall(context.Background())
+	v0, _ := m0.Current(call)
+	v1, _ := m1.Current(call)
+	if v0 != 1 || v1 != 10 || reads != 1 {
+		t.Fatalf("one call: %d, %d after %d reads; want 1, 10 after one", v0, v1, reads)
+	}
+	if v, _ := m1.Current(context.Background()); v != 20 || reads != 2 {
+		t.Fatalf("outside a call: %d after %d reads; want a fresh read", v, reads)
 	}
 }
