@@ -249,7 +249,7 @@ func (s *Service) invalidate(ctx context.Context, userID string) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	e, err := s.epoch.Next(ctx)
+	e, err := epoch.Bump(ctx, s.epoch)
 	if err != nil {
 		s.log.Warn("favorite: epoch not bumped; replicas read favorites from the shared cache", "err", err)
 	}

@@ -71,7 +71,7 @@ func (s *Service) revoke(ctx context.Context, r revocation) {
 	if s.cache == nil {
 		return
 	}
-	e, err := s.epochs.Next(ctx)
+	e, err := epoch.Bump(ctx, s.epochs)
 	if err != nil {
 		s.log.Warn("identity: revocation epoch not bumped; replicas read sessions from the database", "err", err)
 	}

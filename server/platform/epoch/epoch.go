@@ -202,3 +202,25 @@ func (c *call) remember(g *group, rd *read) {
 		c.group, c.read = g, rd
 	}
 }
+
+// bumpRetries are the pauses between attempts of a Bump that failed.
+var bumpRetries = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
+
+// Bump is Next for a write that has committed, retried for about 0.75 s: a
+// bump that does not land leaves every replica that still reads the old
+// value trusting what it keeps in memory, for its entries' whole lifetime.
+// The usual cause is short (a connection pool still failing its dials just
+// after Redis came back); a Redis down for longer comes back empty, and a
+// missing counter matches no replica's view.
+func Bump(ctx context.Context, c Counter) (uint64, error) {
+	ctx = context.WithoutCancel(ctx)
+	n, err := c.Next(ctx)
+	for _, pause := range bumpRetries {
+		if err == nil {
+			break
+		}
+		time.Sleep(pause)
+		n, err = c.Next(ctx)
+	}
+	return n, err
+}

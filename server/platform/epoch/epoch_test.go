@@ -2,6 +2,7 @@ package epoch
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -161,5 +162,30 @@ func TestGroupReadOncePerCall(t *testing.T) {
 	}
 	if v, _ := m1.Current(context.Background()); v != 20 || reads != 2 {
 		t.Fatalf("outside a call: %d after %d reads; want a fresh read", v, reads)
+	}
+}
+
+type flaky struct {
+	counting
+	failures int
+}
+
+func (f *flaky) Next(ctx context.Context) (uint64, error) {
+	if f.failures > 0 {
+		f.failures--
+		return 0, errors.New("dial tcp: connection refused")
+	}
+	return f.counting.Next(ctx)
+}
+
+// A bump after a committed write outlasts a short failure; a long one is
+// reported.
+func TestBumpRetries(t *testing.T) {
+	ctx := context.Background()
+	if n, err := Bump(ctx, &flaky{failures: 2}); err != nil || n != 1 {
+		t.Fatalf("after two failures: %d, %v; want 1", n, err)
+	}
+	if _, err := Bump(ctx, &flaky{failures: len(bumpRetries) + 1}); err == nil {
+		t.Fatal("a counter failing every attempt was reported bumped")
 	}
 }
