@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -374,4 +375,37 @@ func TestCanvasEmbeddedRestart(t *testing.T) {
 	if err != nil || next.GetSeq() != first.GetSeq()+1 {
 		t.Fatalf("placement after restart: %v, %v", next, err)
 	}
+}
+
+// A Redis that hangs instead of refusing (SIGSTOPped: every command waits
+// past the board's deadline) leaves the board readable, from the last
+// snapshot or from history, not a 500.
+func TestCanvasRedisHangs(t *testing.T) {
+	dbURL := sqltest.FreshDatabaseURL(t)
+	rs := startRedis(t)
+	p := startCanvas(t, embeddedBackend, func(cfg *app.Config) { cfg.DatabaseURL, cfg.RedisURL = dbURL, rs.url })
+	g, r := canvasClients(p)[0], canvasREST{newREST(p)}
+	_, tok := g.guest(t)
+	first, err := g.place(t, tok, 3, 4, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = rs.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+	for _, c := range []canvasAPI{g, r} {
+		snap, err := c.snapshot(t)
+		if err != nil || snap.GetSeq() != first.GetSeq() || canvas.PixelAt(snap.GetPixels(), 4*64+3) != 5 {
+			t.Fatalf("%s: snapshot with Redis hanging: %v, %v", c.name(), snap.GetSeq(), err)
+		}
+	}
+	resume()
 }

@@ -53,7 +53,9 @@ func (s *Service) snapshot(ctx context.Context) (*Snapshot, error) {
 	if err == nil {
 		return v.(*Snapshot), nil
 	}
-	if !errors.Is(err, ErrUnavailable) {
+	// A board too slow to answer within the deadline (Redis overloaded) is
+	// as good as unreachable: viewers get the last board or the history.
+	if !errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, apierr.Internal(ctx, err)
 	}
 	if cur != nil {
