@@ -183,18 +183,33 @@ func TestCanvasStalledSubscriberDropped(t *testing.T) {
 		}
 		c := canvasClients(p)[0]
 		fast := newCanvasFollower(t, c, false)
-		cleared, start := make(chan error, 1), fast.seq
+		cleared, start, began := make(chan error, 1), fast.seq, time.Now()
 		go func() {
 			res, err := c.clear(t, admin, 0, 0, 256, 256, 5)
 			if err == nil && res.GetLastSeq() != start+256*256 {
 				err = fmt.Errorf("clear emitted %d..%d after seq %d", res.GetFirstSeq(), res.GetLastSeq(), start)
 			}
+			if err != nil {
+				fast.s.close() // the deltas it waits for will not come
+			}
 			cleared <- err
+		}()
+		defer func() { // a failure says how the clear went
+			if !t.Failed() {
+				return
+			}
+			select {
+			case err := <-cleared:
+				t.Logf("the clear answered %v after %v", err, time.Since(began))
+			default:
+				t.Logf("the clear had not answered after %v", time.Since(began))
+			}
 		}()
 		fast.until(start+256*256, time.Minute)
 		if err := <-cleared; err != nil {
 			t.Fatal(err)
 		}
+		cleared <- nil // for a later failure's report
 		_, tok := c.guest(t)
 		placed, err := c.place(t, tok, 1, 1, 1)
 		if err != nil {

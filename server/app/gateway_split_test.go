@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"net/http"
 	"os"
 	"testing"
 
@@ -60,6 +61,7 @@ func splitGateway(t testing.TB, cfg *app.Config) func(upstream string) string {
 		done := make(chan error, 1)
 		go func() { done <- gw.Serve() }()
 		t.Cleanup(func() {
+			http.DefaultTransport.(*http.Transport).CloseIdleConnections() // as startConfig does
 			_ = gw.Shutdown(context.Background())
 			if err := <-done; err != nil {
 				t.Errorf("gateway Serve: %v", err)
