@@ -1,15 +1,9 @@
 package app_test
 
 import (
-	"errors"
 	"fmt"
 	"testing"
-	"time"
 )
-
-func favoriteMemoryHits(t *testing.T, p *platform) float64 {
-	return scrape(t, p)[`favorite_local_cache_requests_total{result="hit"}`]
-}
 
 // Replica B answers favorite reads from process memory in the steady state,
 // yet a save acknowledged by replica A is what B's very next read returns:
@@ -49,8 +43,7 @@ func TestFavoriteMemoryAcrossReplicas(t *testing.T) {
 			// after an outage).
 			warm := func() {
 				t.Helper()
-				eventually(t, 10*time.Second, func() error {
-					before := favoriteMemoryHits(t, b)
+				untilCounted(t, b, `favorite_local_cache_requests_total{result="hit"}`, "B did not answer from memory", func() {
 					for i := range onB {
 						for _, read := range readsOnB(i) {
 							for range 2 {
@@ -60,10 +53,6 @@ func TestFavoriteMemoryAcrossReplicas(t *testing.T) {
 							}
 						}
 					}
-					if favoriteMemoryHits(t, b) <= before {
-						return errors.New("B did not answer from memory")
-					}
-					return nil
 				})
 			}
 			// With Redis down, A cannot tell B about its save (nor drop the

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -602,6 +603,22 @@ func eventually(t *testing.T, d time.Duration, check func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// untilCounted repeats calls until they move series on p (a counter such as
+// a cache's hits): a replica that has just joined the bus, or rejoined it
+// after an outage, answers from memory only once it has caught up. what
+// says what did not happen.
+func untilCounted(t *testing.T, p *platform, series, what string, calls func()) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		before := scrape(t, p)[series]
+		calls()
+		if scrape(t, p)[series] <= before {
+			return errors.New(what)
+		}
+		return nil
+	})
 }
 
 // rejections returns an election's refusals by reason.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/apiplatform/platform/server/platform/bus"
+	"github.com/apiplatform/platform/server/platform/epoch"
 )
 
 // A signed link's token stays valid until it expires, so revocation is a
@@ -147,58 +148,32 @@ func (r *revokedLinks) prune(now time.Time) {
 
 // followLinkRevocations applies revocations from the bus and reloads the
 // list when it cannot be trusted. sub is subscribed already (before the
-// first load, so nothing published after it is missed).
+// first load, so nothing published after it is missed), or nil.
 func (s *Service) followLinkRevocations(ctx context.Context, sub *bus.Subscription) {
-	tick := time.NewTicker(s.cfg.LinkResync)
-	defer tick.Stop()
-	defer func() {
-		if sub != nil {
-			sub.Close()
-		}
-	}()
-	s.resyncLinks(ctx)
-	for {
-		if sub == nil {
-			var err error
-			if sub, err = s.bus.Subscribe(ctx, linkRevocationTopic, 4096); err != nil {
-				s.log.Warn("share: revocation subscription failed; signed links checked in the database", "err", err)
-				sub = nil
-			}
-		}
-		var msgs <-chan []byte
-		if sub != nil {
-			msgs = sub.C
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case m, ok := <-msgs:
-			if !ok {
-				s.revoked.unsure()
-				sub = nil
-				continue
-			}
+	if e, err := s.linkEpochs.Current(ctx); err == nil {
+		s.resyncLinks(ctx, e)
+	}
+	epoch.Follower{Bus: s.bus, Topic: linkRevocationTopic, Sub: sub, Counter: s.linkEpochs, Every: s.cfg.LinkResync, Log: s.log,
+		Apply: func(m []byte) {
 			var r linkRevocation
 			if json.Unmarshal(m, &r) == nil {
 				s.revoked.apply(r)
 			}
-		case <-tick.C:
-			s.resyncLinks(ctx)
-		}
-	}
+		},
+		Unsure: s.revoked.unsure,
+		Resync: func(e uint64) { s.resyncLinks(ctx, e) }}.Run(ctx)
 }
 
-// resyncLinks reloads the list from the store when it is stale. The epoch
-// is read first: a revocation committed after the load bumps the epoch
+// resyncLinks reloads the list from the store when it is stale at epoch
+// e. The epoch is read first: a revocation committed after the load bumps the epoch
 // past it and arrives on the bus (or makes the next check stale).
 //
 // It runs on the wall clock, not s.now: it starts with the service, before
 // a test could set that clock.
-func (s *Service) resyncLinks(ctx context.Context) {
+func (s *Service) resyncLinks(ctx context.Context, e uint64) {
 	now := time.Now()
 	s.revoked.prune(now)
-	e, err := s.linkEpochs.Current(ctx)
-	if err != nil || !s.revoked.stale(e) {
+	if !s.revoked.stale(e) {
 		return
 	}
 	ids, err := s.store.RevokedSignedLinks(ctx, now)

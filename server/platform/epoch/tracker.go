@@ -70,8 +70,12 @@ func (t *Tracker) Unsure() {
 // Topic, tells the view when its subscription was lost, and resyncs it
 // with Counter every period. Run it on its own goroutine.
 type Follower struct {
-	Bus     bus.Bus
-	Topic   string
+	Bus   bus.Bus
+	Topic string
+	// Sub, when set, is Topic subscribed already (a view that loads
+	// itself at start subscribes first, so that nothing published after
+	// the load is missed); Run closes it.
+	Sub     *bus.Subscription
 	Counter Counter
 	Every   time.Duration
 	Log     *slog.Logger
@@ -84,7 +88,7 @@ type Follower struct {
 func (f Follower) Run(ctx context.Context) {
 	tick := time.NewTicker(f.Every)
 	defer tick.Stop()
-	var sub *bus.Subscription
+	sub := f.Sub
 	defer func() {
 		if sub != nil {
 			sub.Close()
