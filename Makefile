@@ -15,17 +15,17 @@ run:
 	go run ./server
 
 # The full suite: contracts, vet, and every Go test against the embedded
-# store and against real PostgreSQL and Redis started by .ci/with-services.
-# The end-to-end suite runs a second time with REST through a separate
-# gateway over a real gRPC connection (TEST_GATEWAY=split), the path a
-# `server gateway` deployment takes; the first run takes the in-process one
-# (the race detector has seen that code there already). Then the Redis
-# Cluster and Sentinel runs and the chaos run. The flake gate is apart
-# (make flake-gate): on two cores it takes longer than CI allows.
+# store and against real PostgreSQL and Redis started by .ci/with-services,
+# with the race detector. Then the flake gate's CI size: the whole suite a
+# second time under a CPU hog on both cores, with REST through a separate
+# gateway over a real gRPC connection (TEST_GATEWAY=split, the path a
+# `server gateway` deployment takes; the race run took the in-process
+# one), and the canvas and vote live tests 20 times under the hog. Then the
+# Redis Cluster and Sentinel runs and the chaos run.
 test: check-generated lint breaking openapi-lint crdb-parse deploy-check
 	go vet ./...
 	.ci/with-services go test -race -count=1 -timeout 40m ./...
-	TEST_GATEWAY=split .ci/with-services go test -count=1 -timeout 30m ./server/app/
+	FLAKE_RUNS=1 .ci/flake-gate
 	$(MAKE) redis-topologies
 	$(MAKE) chaos
 
@@ -58,8 +58,8 @@ soak:
 	.ci/with-services sh -c 'cd .ci/chaos && go run . -soak $(SOAK)'
 
 # The suite must not depend on an idle machine: with stress-ng keeping both
-# cores busy, the whole suite twice in a row, then the canvas, vote and
-# stream live tests 20 times in two concurrent processes (.ci/flake-gate).
+# cores busy, the whole suite twice in a row, then the canvas and vote live
+# tests 20 times (.ci/flake-gate; `make test` runs it with one whole run).
 flake-gate:
 	.ci/flake-gate
 
