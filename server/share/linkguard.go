@@ -165,8 +165,9 @@ func (s *Service) followLinkRevocations(ctx context.Context, sub *bus.Subscripti
 }
 
 // resyncLinks reloads the list from the store when it is stale at epoch
-// e. The epoch is read first: a revocation committed after the load bumps the epoch
-// past it and arrives on the bus (or makes the next check stale).
+// e. The epoch is read before the load: a revocation committed after the
+// load bumps the epoch past it and arrives on the bus (or makes the next
+// check stale).
 //
 // It runs on the wall clock, not s.now: it starts with the service, before
 // a test could set that clock.
