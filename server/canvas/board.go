@@ -31,8 +31,9 @@ type Board interface {
 	Head(ctx context.Context) (seq int64, epoch string, err error)
 	// Tail returns logged runs whose first sequence number is above after,
 	// oldest first, at most max deltas' worth (at least one run when there
-	// is any), waiting up to wait for one to arrive (0: no wait). Runs that
-	// were trimmed from the log are simply absent: the caller sees the gap.
+	// is any), waiting up to wait for one to arrive (0: no wait); a wait
+	// that ctx ends returns ctx's error. Runs that were trimmed from the
+	// log are simply absent: the caller sees the gap.
 	Tail(ctx context.Context, after int64, max int, wait time.Duration) ([]Run, error)
 }
 

@@ -236,12 +236,13 @@ func (b *redisBoard) Head(ctx context.Context) (int64, string, error) {
 
 func (b *redisBoard) Tail(ctx context.Context, after int64, maxDeltas int, wait time.Duration) ([]Run, error) {
 	block := time.Duration(-1) // no BLOCK
+	untilDeadline := false     // the wait was cut to ctx's deadline
 	if wait > 0 {
 		// go-redis does not interrupt a blocked read when ctx is cancelled,
 		// so a wait ends by itself: at the deadline, or after wait (the
 		// feed's batch interval, which bounds how long closing it takes).
-		if dl, ok := ctx.Deadline(); ok {
-			wait = min(wait, time.Until(dl))
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			wait, untilDeadline = time.Until(dl), true
 		}
 		block = max(wait, time.Millisecond)
 	}
@@ -256,6 +257,12 @@ func (b *redisBoard) Tail(ctx context.Context, after int64, maxDeltas int, wait 
 		return nil, ctx.Err()
 	}
 	if errors.Is(err, redis.Nil) {
+		if untilDeadline {
+			// BLOCK counts whole milliseconds, so it may end a little
+			// before the deadline: the wait ends with ctx, as promised.
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
 		return nil, nil
 	}
 	if err != nil {
