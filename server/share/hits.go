@@ -12,9 +12,13 @@ import (
 // shares is a GLOBAL table, where every write pays a cross-region commit).
 // A killed process loses at most one interval of hits; Close flushes.
 type hitCounter struct {
-	store    Store
-	log      *slog.Logger
-	mu       sync.Mutex
+	store Store
+	log   *slog.Logger
+	mu    sync.Mutex
+	// flushing is held by a flush while counts are on their way from
+	// pending to the store, so a reader adding pending to a stored count
+	// sees each hit exactly once (it waits out a flush in progress).
+	flushing sync.RWMutex
 	pending  map[string]int64
 	stop     chan struct{}
 	stopped  chan struct{}
@@ -33,11 +37,19 @@ func (h *hitCounter) add(slug string) {
 	h.mu.Unlock()
 }
 
-// unflushed is what this process counted for slug and not yet stored.
-func (h *hitCounter) unflushed(slug string) int64 {
+// withUnflushed reads a share through read and adds what this process
+// counted for it and has not stored yet.
+func (h *hitCounter) withUnflushed(slug string, read func() (Share, error)) (Share, error) {
+	h.flushing.RLock()
+	defer h.flushing.RUnlock()
+	sh, err := read()
+	if err != nil {
+		return Share{}, err
+	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.pending[slug]
+	sh.Hits += h.pending[slug]
+	h.mu.Unlock()
+	return sh, nil
 }
 
 func (h *hitCounter) loop() {
@@ -59,6 +71,8 @@ func (h *hitCounter) loop() {
 // fails goes back to pending for the next round (a share deleted meanwhile
 // drops its count).
 func (h *hitCounter) flush() {
+	h.flushing.Lock()
+	defer h.flushing.Unlock()
 	h.mu.Lock()
 	batch := h.pending
 	h.pending = map[string]int64{}

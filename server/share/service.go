@@ -324,10 +324,9 @@ func (s *Service) GetShare(ctx context.Context, req *sharev1.GetShareRequest) (*
 		// The owner sees the stored counter (not the cached row's) plus
 		// what this replica has not flushed yet; other replicas' hits show
 		// within a flush interval.
-		if sh, err = s.store.GetShare(ctx, sh.Slug); err != nil {
+		if sh, err = s.hits.withUnflushed(sh.Slug, func() (Share, error) { return s.store.GetShare(ctx, sh.Slug) }); err != nil {
 			return nil, apierr.FromStorage(ctx, err, "share not found")
 		}
-		sh.Hits += s.hits.unflushed(sh.Slug)
 	}
 	return &sharev1.GetShareResponse{Share: s.toProto(sh, hexColor, owner)}, nil
 }
