@@ -233,8 +233,21 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 	}
 	outside := 0
 	var errCodes = map[string]int{}
+	cut := 0 // 500s the client's gRPC library made of a stream HAProxy ended early
 	for _, e := range l.errs {
 		errCodes[fmt.Sprintf("%s %d", e.op, e.code)]++
+		switch {
+		case e.code != 500:
+		case e.op == "redirect", strings.Contains(e.err, "desc = internal error"):
+			// The platform's own 500 (HAProxy answers 502 to 504 itself):
+			// during a fault the answer is 503 with a retry delay; an
+			// internal error is an unclassified failure.
+			bad(fmt.Sprintf("%s answered internal error at %s (the replica logs say why)", e.op, e.at.Format("15:04:05.000")))
+		default:
+			// A SIGKILLed replica's half-sent response: HAProxy closes the
+			// stream without trailers, which grpc-go reports as INTERNAL.
+			cut++
+		}
 		if e.code >= 500 && !fl.inWindow(e.at) {
 			if outside++; outside <= 5 {
 				bad(fmt.Sprintf("%s answered %d outside any fault window at %s: %s", e.op, e.code, e.at.Format("15:04:05.000"), e.err))
@@ -248,6 +261,10 @@ func chaos(rounds int, hold, gap, grace time.Duration, nAccounts int, bin string
 		bad(soakErr.Error())
 	}
 	report(os.Stdout, l, fl, streams, errCodes, linear, violations, time.Since(setup)-elapsed, elapsed)
+	if cut > 0 {
+		fmt.Fprintf(os.Stdout, "500s from streams the load balancer cut when their replica died: %d\n", cut)
+	}
+	reportErrorLogs(os.Stdout, reps)
 	if len(violations) > 0 {
 		keep = true
 		return fmt.Errorf("%d violations (logs in %s kept)", len(violations), dir)
@@ -312,6 +329,30 @@ func prepare(ctx context.Context, conn *grpc.ClientConn, rest string, n int) (ad
 		shares = append(shares, slug)
 	}
 	return admin, accts, elections, links, shares, nil
+}
+
+// reportErrorLogs prints what the replicas logged at level ERROR: an
+// internal error is a 500 the client saw, and its cause is only here.
+func reportErrorLogs(out *os.File, reps []*replica) {
+	for _, r := range reps {
+		data, err := os.ReadFile(r.log.Name())
+		if err != nil {
+			continue
+		}
+		var lines []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "level=ERROR") {
+				lines = append(lines, line)
+			}
+		}
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "replica %d logged %d errors; the first:\n", r.id, len(lines))
+		for _, line := range lines[:min(len(lines), 5)] {
+			fmt.Fprintf(out, "  %.400s\n", line)
+		}
+	}
 }
 
 func report(out *os.File, l *ledger, fl *faultLog, streams []streamResult, errCodes map[string]int, linear any, violations []string, setup, elapsed time.Duration) {
