@@ -286,6 +286,14 @@ func TestBoardTail(t *testing.T) {
 		if _, err := reader.Tail(ctx, 12, 100, 10*time.Second); err == nil {
 			t.Fatal("cancelled wait returned no error")
 		}
+		// Cancelling ends a long wait (a closing feed does not sit out the
+		// rest of it: stopping a server took a whole batch interval).
+		ctx, cancel = context.WithCancel(bg)
+		time.AfterFunc(20*time.Millisecond, cancel)
+		start = time.Now()
+		if _, err := reader.Tail(ctx, 12, 100, time.Minute); !errors.Is(err, context.Canceled) || time.Since(start) > 30*time.Second {
+			t.Fatalf("a wait of a minute cancelled after 20 ms: %v after %v", err, time.Since(start))
+		}
 	})
 }
 

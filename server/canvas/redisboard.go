@@ -234,40 +234,52 @@ func (b *redisBoard) Head(ctx context.Context) (int64, string, error) {
 	}
 }
 
+// maxBlock bounds one blocking read of the log. go-redis does not interrupt
+// a blocked read when ctx is cancelled, so a long wait is a series of short
+// reads: a cancelled Tail (a closing feed, a server stopping) returns
+// within maxBlock rather than at the end of its wait.
+const maxBlock = 100 * time.Millisecond
+
 func (b *redisBoard) Tail(ctx context.Context, after int64, maxDeltas int, wait time.Duration) ([]Run, error) {
-	block := time.Duration(-1) // no BLOCK
-	untilDeadline := false     // the wait was cut to ctx's deadline
-	if wait > 0 {
-		// go-redis does not interrupt a blocked read when ctx is cancelled,
-		// so a wait ends by itself: at the deadline, or after wait (the
-		// feed's batch interval, which bounds how long closing it takes).
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			wait, untilDeadline = time.Until(dl), true
-		}
-		block = max(wait, time.Millisecond)
-	}
+	end := time.Now().Add(wait)
 	// Entries are runs of up to MaxRun deltas; asking for entries by the
 	// delta budget keeps replies bounded either way.
 	count := max(int64(maxDeltas)/8, 1)
-	res, err := b.c.XRead(ctx, &redis.XReadArgs{
-		Streams: []string{b.key("log"), strconv.FormatInt(max(after, 0), 10) + "-0"},
-		Count:   count, Block: block,
-	}).Result()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if errors.Is(err, redis.Nil) {
-		if untilDeadline {
-			// BLOCK counts whole milliseconds, so it may end a little
-			// before the deadline: the wait ends with ctx, as promised.
-			<-ctx.Done()
+	for {
+		block := time.Duration(-1) // no BLOCK
+		if wait > 0 {
+			left := time.Until(end)
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < left {
+				if left = time.Until(dl); left <= 0 {
+					<-ctx.Done() // due now: the wait ends with ctx, as promised
+					return nil, ctx.Err()
+				}
+			} else if left <= 0 {
+				return nil, nil
+			}
+			block = max(min(left, maxBlock), time.Millisecond)
+		}
+		res, err := b.c.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{b.key("log"), strconv.FormatInt(max(after, 0), 10) + "-0"},
+			Count:   count, Block: block,
+		}).Result()
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, nil
+		switch {
+		case errors.Is(err, redis.Nil) && wait > 0:
+			continue // BLOCK counts whole milliseconds; the top sees what is left
+		case errors.Is(err, redis.Nil):
+			return nil, nil
+		case err != nil:
+			return nil, b.wrap(ctx, err)
+		}
+		return logRuns(res, maxDeltas)
 	}
-	if err != nil {
-		return nil, b.wrap(ctx, err)
-	}
+}
+
+// logRuns decodes XREAD's entries into runs, up to maxDeltas' worth.
+func logRuns(res []redis.XStream, maxDeltas int) ([]Run, error) {
 	var runs []Run
 	total := 0
 	for _, st := range res {
