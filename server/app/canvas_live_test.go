@@ -22,7 +22,6 @@ import (
 	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
 	"github.com/apiplatform/platform/server/app"
 	"github.com/apiplatform/platform/server/canvas"
-	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 // canvasReplicas starts n servers on one database and one Redis, or one
@@ -32,7 +31,7 @@ func canvasReplicas(t *testing.T, b backend, n int, configure func(*app.Config))
 	if b.name == embeddedBackend.name {
 		return []*platform{startCanvas(t, b, configure)}
 	}
-	dbURL := sqltest.FreshDatabaseURL(t)
+	dbURL := migratedDatabaseURL(t)
 	var out []*platform
 	for range n {
 		out = append(out, startCanvas(t, b, func(cfg *app.Config) {
@@ -306,7 +305,7 @@ func TestCanvasReplicas(t *testing.T) {
 // history stay readable; when Redis comes back (empty), the board is
 // rebuilt from history, placements resume and streams carry on.
 func TestCanvasRedisOutage(t *testing.T) {
-	dbURL := sqltest.FreshDatabaseURL(t)
+	dbURL := migratedDatabaseURL(t)
 	rs := startRedis(t)
 	p := startCanvas(t, embeddedBackend, func(cfg *app.Config) { cfg.DatabaseURL, cfg.RedisURL = dbURL, rs.url })
 	g, r := canvasClients(p)[0], canvasREST{newREST(p)}
@@ -396,7 +395,7 @@ func TestCanvasEmbeddedRestart(t *testing.T) {
 // past the board's deadline) leaves the board readable, from the last
 // snapshot or from history, not a 500.
 func TestCanvasRedisHangs(t *testing.T) {
-	dbURL := sqltest.FreshDatabaseURL(t)
+	dbURL := migratedDatabaseURL(t)
 	rs := startRedis(t)
 	p := startCanvas(t, embeddedBackend, func(cfg *app.Config) { cfg.DatabaseURL, cfg.RedisURL = dbURL, rs.url })
 	g, r := canvasClients(p)[0], canvasREST{newREST(p)}

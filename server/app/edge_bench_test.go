@@ -20,7 +20,6 @@ import (
 	favoritev1 "github.com/apiplatform/platform/gen/go/favorite/v1"
 	sharev1 "github.com/apiplatform/platform/gen/go/share/v1"
 	"github.com/apiplatform/platform/server/app"
-	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 // BenchmarkEdgeLoad is what a user of the REST edge sees, measured with wrk
@@ -55,7 +54,7 @@ func BenchmarkEdgeLoad(b *testing.B) {
 			b.Skip("TEST_DATABASE_URL or TEST_REDIS_URL is not set")
 		}
 		cfg := edgeBenchConfig(b)
-		cfg.DatabaseURL, cfg.RedisURL = sqltest.FreshDatabaseURL(b), os.Getenv("TEST_REDIS_URL")
+		cfg.DatabaseURL, cfg.RedisURL = migratedDatabaseURL(b), os.Getenv("TEST_REDIS_URL")
 		edgeBenchLoad(b, cfg)
 	})
 }

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 var healthServices = []string{
@@ -75,7 +73,7 @@ func TestHealthFollowsDependencies(t *testing.T) {
 	if os.Getenv("TEST_DATABASE_URL") == "" {
 		t.Skip("needs TEST_DATABASE_URL (run through .ci/with-services)")
 	}
-	proxy := newCutProxy(t, sqltest.FreshDatabaseURL(t))
+	proxy := newCutProxy(t, migratedDatabaseURL(t))
 	rs := startRedis(t)
 	cfg := testConfig(t)
 	cfg.DatabaseURL, cfg.RedisURL = proxy.url, rs.url

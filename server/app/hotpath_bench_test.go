@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/apiplatform/platform/server/app"
-	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 // BenchmarkHotPath measures the REST requests a busy deployment answers
@@ -30,7 +29,7 @@ func BenchmarkHotPath(b *testing.B) {
 			b.Skip("TEST_DATABASE_URL or TEST_REDIS_URL is not set")
 		}
 		cfg := edgeBenchConfig(b)
-		cfg.DatabaseURL, cfg.RedisURL = sqltest.FreshDatabaseURL(b), os.Getenv("TEST_REDIS_URL")
+		cfg.DatabaseURL, cfg.RedisURL = migratedDatabaseURL(b), os.Getenv("TEST_REDIS_URL")
 		hotPaths(b, cfg)
 	})
 }

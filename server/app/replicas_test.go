@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/apiplatform/platform/server/platform/ratelimit"
-	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 // Two server processes over one database and one Redis behave as one
@@ -95,7 +94,7 @@ func TestTwoReplicasOneTruth(t *testing.T) {
 // With Redis gone, limits fail open and reads come from the database:
 // nothing answers 500, and everything works again when Redis returns.
 func TestRedisOutage(t *testing.T) {
-	dbURL := sqltest.FreshDatabaseURL(t)
+	dbURL := migratedDatabaseURL(t)
 	rs := startRedis(t)
 	cfg := testConfig(t)
 	cfg.DatabaseURL, cfg.RedisURL = dbURL, rs.url
@@ -148,7 +147,7 @@ func TestRedisOutage(t *testing.T) {
 // With the database unreachable, calls answer UNAVAILABLE (503 with
 // Retry-After over REST), and the server recovers by itself.
 func TestDatabaseOutage(t *testing.T) {
-	dbURL := sqltest.FreshDatabaseURL(t)
+	dbURL := migratedDatabaseURL(t)
 	proxy := newCutProxy(t, dbURL)
 	cfg := testConfig(t)
 	cfg.DatabaseURL = proxy.url

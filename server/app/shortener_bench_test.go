@@ -23,7 +23,6 @@ import (
 	"github.com/apiplatform/platform/server/identity"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
 	"github.com/apiplatform/platform/server/share"
-	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 // BenchmarkShortenerLoad is the shortener's load command. In one run it
@@ -70,7 +69,7 @@ func BenchmarkShortenerLoad(b *testing.B) {
 			b.Skip("TEST_DATABASE_URL or TEST_REDIS_URL is not set")
 		}
 		cfg := shortBenchConfig(b)
-		cfg.DatabaseURL, cfg.RedisURL = sqltest.FreshDatabaseURL(b), os.Getenv("TEST_REDIS_URL")
+		cfg.DatabaseURL, cfg.RedisURL = migratedDatabaseURL(b), os.Getenv("TEST_REDIS_URL")
 		shortBenchLoad(b, cfg)
 	})
 }

@@ -21,7 +21,6 @@ import (
 	votev1 "github.com/apiplatform/platform/gen/go/vote/v1"
 	"github.com/apiplatform/platform/server/app"
 	"github.com/apiplatform/platform/server/platform/ratelimit"
-	"github.com/apiplatform/platform/server/storage/sqlstore/sqltest"
 )
 
 // Benchmarks of the vote path, rerunnable by anyone:
@@ -189,7 +188,7 @@ func voteLoad(b *testing.B, c votev1.VoteServiceClient, admin string, tokens []s
 // vote in its own transaction: same statements, no batching), on the same
 // database in the same run. b.N votes per mode.
 func BenchmarkVoteThroughput(b *testing.B) {
-	dbURL := sqltest.FreshDatabaseURL(b)
+	dbURL := migratedDatabaseURL(b)
 	clients := 128
 	if v, err := strconv.Atoi(os.Getenv("VOTE_BENCH_CLIENTS")); err == nil {
 		clients = v
