@@ -6,7 +6,7 @@
 //	redis://host:7000?cluster=true&addr=h2:7000           Cluster
 //
 // rediss:// enables TLS. Other query parameters are go-redis's own
-// (dial_timeout, pool_size, ...).
+// (dial_timeout, pool_size, ...; dialer_retries on Sentinel and Cluster).
 package redisconn
 
 import (
@@ -15,6 +15,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
+
+// dialerRetries is one dial attempt per connection. go-redis's default is
+// 5 attempts 100 ms apart, paid again on each of a command's retries, so
+// with Redis down every call waited a second or more per Redis command (a
+// favorite save took 8 s), where degraded must mean fast. Commands still
+// retry (max_retries), and once pool_size dials have failed the pool
+// answers at once until a background dial succeeds.
+const dialerRetries = 1
 
 // New connects lazily (go-redis dials on first use).
 func New(rawURL string) (redis.UniversalClient, error) {
@@ -29,6 +37,9 @@ func New(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis sentinel url: %w", err)
 		}
+		if !q.Has("dialer_retries") {
+			o.DialerRetries = dialerRetries
+		}
 		return redis.NewFailoverClient(o), nil
 	case q.Get("cluster") == "true":
 		q.Del("cluster")
@@ -37,12 +48,16 @@ func New(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis cluster url: %w", err)
 		}
+		if !q.Has("dialer_retries") {
+			o.DialerRetries = dialerRetries
+		}
 		return redis.NewClusterClient(o), nil
 	default:
 		o, err := redis.ParseURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
+		o.DialerRetries = dialerRetries // ParseURL has no dialer_retries
 		return redis.NewClient(o), nil
 	}
 }
