@@ -52,7 +52,13 @@ type revokedLinks struct {
 	pending   map[uint64]bool
 	lagTarget uint64
 	trusted   bool
+	pruned    time.Time // when expired ids were last forgotten
 }
+
+// pruneEvery: adding ids also forgets expired ones, at most this often, so
+// the list stays bounded while the periodic check (which prunes too) cannot
+// read the epoch: with Redis down, revocations are still applied locally.
+const pruneEvery = time.Minute
 
 func newRevokedLinks() *revokedLinks {
 	return &revokedLinks{ids: map[string]time.Time{}, pending: map[uint64]bool{}}
@@ -76,6 +82,9 @@ func (r *revokedLinks) apply(m linkRevocation) {
 	defer r.mu.Unlock()
 	for id, ms := range m.IDs {
 		r.ids[id] = time.UnixMilli(ms)
+	}
+	if now := time.Now(); now.Sub(r.pruned) >= pruneEvery {
+		r.pruneLocked(now)
 	}
 	if m.Epoch > r.applied {
 		r.pending[m.Epoch] = true
@@ -139,6 +148,11 @@ func (r *revokedLinks) unsure() {
 func (r *revokedLinks) prune(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.pruneLocked(now)
+}
+
+func (r *revokedLinks) pruneLocked(now time.Time) {
+	r.pruned = now
 	for id, exp := range r.ids {
 		if !now.Before(exp) {
 			delete(r.ids, id)

@@ -95,4 +95,15 @@ func TestRevokedLinks(t *testing.T) {
 	if revoked, _ := r.check("d", 0); revoked {
 		t.Fatal("an expired id was kept")
 	}
+	// Revocations applied while the epoch cannot be read (nothing calls
+	// prune) still forget expired ids.
+	r.apply(linkRevocation{IDs: map[string]int64{"gone": time.Now().Add(-time.Second).UnixMilli()}})
+	r.pruned = time.Now().Add(-pruneEvery)
+	r.apply(linkRevocation{IDs: map[string]int64{"f": exp.UnixMilli()}})
+	if revoked, _ := r.check("gone", 0); revoked {
+		t.Fatal("an id expired before the next revocation was kept")
+	}
+	if revoked, _ := r.check("f", 0); !revoked {
+		t.Fatal("the new revocation was pruned")
+	}
 }
