@@ -182,8 +182,11 @@ func TestCanvasStalledSubscriberDropped(t *testing.T) {
 		}
 		c := canvasClients(p)[0]
 		fast := newCanvasFollower(t, c, false)
-		cleared, start, began := make(chan error, 1), fast.seq, time.Now()
+		cleared, start, began := make(chan struct{}), fast.seq, time.Now()
+		var clearErr error // set before cleared closes
+		var clearTook time.Duration
 		go func() {
+			defer close(cleared)
 			res, err := c.clear(t, admin, 0, 0, 256, 256, 5)
 			if err == nil && res.GetLastSeq() != start+256*256 {
 				err = fmt.Errorf("clear emitted %d..%d after seq %d", res.GetFirstSeq(), res.GetLastSeq(), start)
@@ -191,24 +194,23 @@ func TestCanvasStalledSubscriberDropped(t *testing.T) {
 			if err != nil {
 				fast.s.close() // the deltas it waits for will not come
 			}
-			cleared <- err
+			clearErr, clearTook = err, time.Since(began)
 		}()
 		defer func() { // a failure says how the clear went
 			if !t.Failed() {
 				return
 			}
 			select {
-			case err := <-cleared:
-				t.Logf("the clear answered %v after %v", err, time.Since(began))
+			case <-cleared:
+				t.Logf("the clear answered %v after %v", clearErr, clearTook)
 			default:
 				t.Logf("the clear had not answered after %v", time.Since(began))
 			}
 		}()
 		fast.until(start+256*256, time.Minute)
-		if err := <-cleared; err != nil {
-			t.Fatal(err)
+		if <-cleared; clearErr != nil {
+			t.Fatal(clearErr)
 		}
-		cleared <- nil // for a later failure's report
 		_, tok := c.guest(t)
 		placed, err := c.place(t, tok, 1, 1, 1)
 		if err != nil {
