@@ -37,8 +37,8 @@ func FreshDatabaseURL(t testing.TB) string {
 	return freshDatabase(t, "")
 }
 
-// templates are the migrated databases MigratedDatabaseURL copies, one per
-// process (dropped by DropTemplates).
+// templates holds the migrated database MigratedDatabaseURL copies, made
+// once per process and dropped by DropTemplates.
 var templates struct {
 	sync.Mutex
 	name string
@@ -111,8 +111,8 @@ func migratedTemplate(base string, migrate func(ctx context.Context, url string)
 	}
 }
 
-// DropTemplates drops the template databases this process made; call it
-// from TestMain after the tests ran.
+// DropTemplates drops the template database this process made, if any;
+// call it from TestMain after the tests ran.
 func DropTemplates() {
 	templates.Lock()
 	defer templates.Unlock()
