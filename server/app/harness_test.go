@@ -42,8 +42,8 @@ func TestMain(m *testing.M) {
 }
 
 // migratedDatabaseURL is a fresh database with the schema in place, copied
-// from a template migrated once per test process: the servers under test
-// start in a third of the time (their own migrations find nothing to do).
+// from a template migrated once per test process: a PostgreSQL-backed case
+// takes about half as long (the server's own migrations find nothing to do).
 // The sqlstore tests cover migrating an empty database.
 func migratedDatabaseURL(t testing.TB) string {
 	return sqltest.MigratedDatabaseURL(t, func(ctx context.Context, url string) error {
