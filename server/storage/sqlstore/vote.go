@@ -137,6 +137,27 @@ const insertVotes = `
 	ON CONFLICT (home_region, election_id, user_id) DO NOTHING
 	RETURNING id::TEXT, cast_at`
 
+// insertVotesPostgres is insertVotes with the checks as per-row lookups by
+// key. PostgreSQL's generic plan guesses 10 rows for the unnest and, with
+// a few hundred to a couple of thousand elections, hash-joins the batch
+// against a sequential scan of every election: under SERIALIZABLE that
+// takes a predicate lock on the whole elections table, so any write to
+// elections conflicts with every vote batch in flight. Group commit went
+// from about 8,000 to 9,500 votes/s through gRPC with this form
+// (BenchmarkVoteThroughput). OFFSET 0 keeps each subquery from being
+// flattened back into that join. CockroachDB keeps the plain form: its
+// optimizer is another one, and this rewrite is measured on PostgreSQL.
+const insertVotesPostgres = `
+	INSERT INTO votes (home_region, election_id, user_id, candidate_id, id, idem_key)
+	SELECT v.home_region, v.election_id, v.user_id, v.candidate_id, v.id, v.idem_key
+	FROM unnest($1::TEXT[], $2::UUID[], $3::UUID[], $4::TEXT[], $5::UUID[], $6::TEXT[])
+		AS v(home_region, election_id, user_id, candidate_id, id, idem_key)
+	WHERE EXISTS (SELECT 1 FROM elections e WHERE e.id = v.election_id AND e.home_region = v.home_region
+			AND e.state = 2 AND e.opens_at <= now() AND (e.closes_at IS NULL OR e.closes_at > now()) OFFSET 0)
+		AND EXISTS (SELECT 1 FROM candidates c WHERE c.election_id = v.election_id AND c.id = v.candidate_id OFFSET 0)
+	ON CONFLICT (home_region, election_id, user_id) DO NOTHING
+	RETURNING id::TEXT, cast_at`
+
 // classifyVotes explains attempts that were not inserted: the vote already
 // there, whether the election takes votes, whether the candidate exists.
 const classifyVotes = `
@@ -201,7 +222,11 @@ func (s *Store) CommitVotes(ctx context.Context, b vote.Batch) (results []vote.R
 		results = make([]vote.Result, n) // this closure may run again
 		inserted := map[string]time.Time{}
 		if n > 0 {
-			rows, err := tx.Query(ctx, insertVotes, regions, elections, users, candidates, ids, keys)
+			insert := insertVotes
+			if s.engine == EnginePostgreSQL {
+				insert = insertVotesPostgres
+			}
+			rows, err := tx.Query(ctx, insert, regions, elections, users, candidates, ids, keys)
 			if err != nil {
 				return err
 			}

@@ -2,12 +2,14 @@ package sqlstore
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/apiplatform/platform/server/storage/storetest"
 	"github.com/apiplatform/platform/server/vote"
@@ -80,4 +82,47 @@ func BenchmarkVoteCommit(b *testing.B) {
 	b.ReportMetric(group, "group-votes/s")
 	b.ReportMetric(naive, "naive-votes/s")
 	b.ReportMetric(group/naive, "group/naive")
+}
+
+// TestVoteInsertLooksUpElections: the batch insert checks each vote's
+// election and candidate through their keys. With a few hundred elections,
+// PostgreSQL's generic plan for the plain join (insertVotes) hash-joins the
+// batch against a sequential scan of every election, which this test
+// refuses.
+func TestVoteInsertLooksUpElections(t *testing.T) {
+	s := openFresh(t, Config{})
+	if s.engine != EnginePostgreSQL {
+		t.Skip("the plan is PostgreSQL's")
+	}
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `
+		INSERT INTO elections (title, home_region, state, opens_at, created_by)
+		SELECT 'e' || g, 'r', 2, now() - interval '1 hour', gen_random_uuid() FROM generate_series(1, 300) g;
+		INSERT INTO candidates (election_id, id, name) SELECT e.id, c, c FROM elections e, unnest(ARRAY['a', 'b', 'c']) c;
+		ANALYZE elections; ANALYZE candidates`, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	// The plan every execution after the first few uses: the generic one.
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan; PREPARE ins AS "+insertVotesPostgres, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE ins('{r}', ARRAY[gen_random_uuid()], ARRAY[gen_random_uuid()], '{a}', ARRAY[gen_random_uuid()], '{""}')`,
+		pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if strings.Contains(text, "Seq Scan on elections") || strings.Contains(text, "Seq Scan on candidates") ||
+		!strings.Contains(text, "Index Scan using elections_") {
+		t.Errorf("the vote insert does not look elections up by key:\n%s", text)
+	}
 }
