@@ -334,6 +334,18 @@ func TestCanvasBenchSubscribers(t *testing.T) {
 				t.Error(err)
 				return
 			}
+			// Each subscriber keeps its own receipts until the end: one
+			// lock shared by 10,000 receivers of the same batch would
+			// delay the later ones and be measured as the server's lag.
+			type receipt struct{ first, at int64 }
+			var mine []receipt
+			defer func() {
+				mu.Lock()
+				for _, r := range mine {
+					receipts[r.first] = append(receipts[r.first], r.at)
+				}
+				mu.Unlock()
+			}()
 			for {
 				m, err := s.Recv()
 				if err != nil {
@@ -345,9 +357,7 @@ func TestCanvasBenchSubscribers(t *testing.T) {
 					return
 				}
 				if bt := m.GetBatch(); len(bt.GetDeltas()) > 0 {
-					mu.Lock()
-					receipts[bt.GetFirstSeq()] = append(receipts[bt.GetFirstSeq()], now)
-					mu.Unlock()
+					mine = append(mine, receipt{bt.GetFirstSeq(), now})
 				}
 			}
 		}()
