@@ -675,6 +675,7 @@ func browserVote(t *testing.T, ws *webStack) {
 	// the message goes by itself once the server answers again.
 	const netErr = `[...document.querySelectorAll('.status')].some((e) => e.textContent.startsWith('Network error'))`
 	ws.streams.sever(true)
+	defer ws.streams.sever(false) // a failure below must not leave the later subtests cut off
 	second.click(`button.vote[data-candidate="red"]`)
 	second.waitJS(netErr, "network error on the ballot")
 	ws.streams.sever(false)
