@@ -353,7 +353,21 @@ func (tb *webTab) route(route, readySel string) {
 
 func (tb *webTab) click(sel string) {
 	tb.t.Helper()
-	tb.do(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	defer cancel()
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		// The view may redraw between finding the node and clicking it
+		// (a live update replaces the ballot): find it again, as a user
+		// clicks the button that is there now.
+		if err != nil && strings.Contains(err.Error(), "Could not find node with given id") && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			tb.t.Fatalf("%s: %v", tb.name, err)
+		}
+		return
+	}
 }
 
 func (tb *webTab) waitVisible(sel string) {
