@@ -168,14 +168,30 @@ func (f *feed) start(ctx context.Context) error {
 
 // follow reads the log and cuts batches until ctx ends or the log cannot be
 // followed any more (reason says why).
+//
+// The cut runs on this goroutine's own timer while another goroutine does
+// the blocking reads: a read that waits for the log to say something can
+// return late (Redis times out a blocked XREAD only on its server cron, up
+// to 1/hz = 100 ms after the BLOCK asked for), and a batch cut only when
+// that read came back would be late by as much whenever the log is quiet
+// at the end of an interval.
 func (f *feed) follow(ctx context.Context) (reason string) {
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	reads := make(chan tailRead)
+	go f.read(readCtx, f.seen, reads)
+
 	next := f.now().Add(f.interval)
 	lastCheck := f.now()
+	cutAt := time.NewTimer(f.interval)
+	defer cutAt.Stop()
 	failing := false
-	for ctx.Err() == nil {
-		now := f.now()
-		wait := next.Sub(now)
-		if wait <= 0 {
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-cutAt.C:
+			now := f.now()
 			if f.cut() {
 				f.mu.Lock()
 				f.broadcastLocked()
@@ -184,6 +200,7 @@ func (f *feed) follow(ctx context.Context) (reason string) {
 			if next = next.Add(f.interval); !next.After(now) {
 				next = now.Add(f.interval)
 			}
+			cutAt.Reset(next.Sub(now))
 			// A board rebuilt in a new epoch may restart its numbering
 			// below what this replica has read, where Tail would not see
 			// it: ask now and then rather than wait for a log entry.
@@ -193,42 +210,80 @@ func (f *feed) follow(ctx context.Context) (reason string) {
 					return "the board was rebuilt from history (new epoch)"
 				}
 			}
-			continue
-		}
-		runs, err := f.board.Tail(ctx, f.seen, 8192, wait)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ""
-			}
-			if !failing {
-				f.log.Warn("canvas: delta log unreachable; streams pause until it is back", "err", err)
-				failing = true
-			}
-			sleep(ctx, wait)
-			continue
-		}
-		if failing {
-			f.log.Info("canvas: delta log reachable again")
-			failing = false
-		}
-		for _, r := range runs {
-			last := r.Last()
-			switch {
-			case r.Epoch != f.epoch:
-				return "the board was rebuilt from history (new epoch)"
-			case last <= f.seen:
+		case r := <-reads:
+			if r.err != nil {
+				if !failing {
+					f.log.Warn("canvas: delta log unreachable; streams pause until it is back", "err", r.err)
+					failing = true
+				}
 				continue
-			case r.First > f.seen+1:
-				return "deltas were trimmed from the log before this replica read them"
 			}
-			if len(f.pending) == 0 {
-				f.pendingFirst = f.seen + 1
+			if failing {
+				f.log.Info("canvas: delta log reachable again")
+				failing = false
 			}
-			f.pending = append(f.pending, r.Deltas[(f.seen+1-r.First)*DeltaSize:]...)
-			f.mu.Lock()
-			f.seen = last
-			f.mu.Unlock()
+			if reason := f.take(r.runs); reason != "" {
+				return reason
+			}
 		}
+	}
+}
+
+// tailRead is one answer of the log to feed.read.
+type tailRead struct {
+	runs []Run
+	err  error
+}
+
+// readWait is how long one read waits for the log; its end means nothing
+// (the cut does not wait on it), so it only bounds how long a quiet log
+// keeps a read open.
+const readWait = 5 * time.Second
+
+// read follows the log from after, handing every non-empty answer (and
+// every error, after which it pauses an interval) to follow until ctx ends.
+func (f *feed) read(ctx context.Context, after int64, to chan<- tailRead) {
+	for ctx.Err() == nil {
+		runs, err := f.board.Tail(ctx, after, 8192, readWait)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && len(runs) == 0 {
+			continue
+		}
+		select {
+		case to <- tailRead{runs, err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			sleep(ctx, f.interval)
+			continue
+		}
+		after = max(after, runs[len(runs)-1].Last())
+	}
+}
+
+// take adds runs read from the log to the pending deltas, or says why the
+// log cannot be followed from here.
+func (f *feed) take(runs []Run) (reason string) {
+	for _, r := range runs {
+		last := r.Last()
+		switch {
+		case r.Epoch != f.epoch:
+			return "the board was rebuilt from history (new epoch)"
+		case last <= f.seen:
+			continue
+		case r.First > f.seen+1:
+			return "deltas were trimmed from the log before this replica read them"
+		}
+		if len(f.pending) == 0 {
+			f.pendingFirst = f.seen + 1
+		}
+		f.pending = append(f.pending, r.Deltas[(f.seen+1-r.First)*DeltaSize:]...)
+		f.mu.Lock()
+		f.seen = last
+		f.mu.Unlock()
 	}
 	return ""
 }

@@ -267,6 +267,33 @@ func TestFeedRestartsOnNewEpoch(t *testing.T) {
 	n.follow(t, 7)
 }
 
+// lateBoard's waiting reads end only when there is something to read,
+// never when the wait is over: Redis times a blocked XREAD out on its
+// server cron, up to 100 ms late, and a quiet log is the common case.
+type lateBoard struct{ Board }
+
+func (b lateBoard) Tail(ctx context.Context, after int64, n int, wait time.Duration) ([]Run, error) {
+	if wait > 0 {
+		wait = time.Hour
+	}
+	return b.Board.Tail(ctx, after, n, wait)
+}
+
+// The feed cuts batches on its own clock: a placement on a quiet log is
+// sent on the next cut while the read that found it waits for the next
+// placement, and so is the one after it.
+func TestFeedCutsWhileTheLogIsQuiet(t *testing.T) {
+	mem := NewMemoryBoard(10, 10, 0, nil, 10_000)
+	f := testFeed(t, lateBoard{mem}, feedConfig{})
+	s := subscribe(f, 0, nil)
+	defer s.stop()
+	s.follow(t, 0) // the stream's start
+	placeN(t, mem, 1)
+	s.follow(t, 1)
+	placeN(t, mem, 1)
+	s.follow(t, 2)
+}
+
 func waitHead(t *testing.T, f *feed, seq int64) {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		f.mu.RLock()
