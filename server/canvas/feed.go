@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/peer"
+
 	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
 	"github.com/apiplatform/platform/server/platform/apierr"
 )
@@ -45,8 +47,10 @@ type feed struct {
 	kept    int      // deltas in batches
 	base    int64
 	head    int64
-	seen    int64         // last seq read from the board; (head, seen] is pending
-	wake    chan struct{} // closed when batches or gen change
+	seen    int64 // last seq read from the board; (head, seen] is pending
+	// groups hold the subscribers' wake channels, one per connection,
+	// each closed when batches or gen change.
+	groups map[string]*wakeGroup
 
 	stop      chan struct{} // closed by drain
 	drainOnce sync.Once
@@ -79,7 +83,7 @@ func newFeed(board Board, cfg feedConfig, log *slog.Logger) *feed {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &feed{
 		board: board, interval: cfg.interval, retain: cfg.retain, maxLag: cfg.maxLag, maxMsg: cfg.maxMsg,
-		heartbeat: cfg.heartbeat, log: log, now: time.Now, wake: make(chan struct{}), stop: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
+		heartbeat: cfg.heartbeat, log: log, now: time.Now, groups: map[string]*wakeGroup{}, stop: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
 	}
 	go f.run(ctx)
 	return f
@@ -157,12 +161,13 @@ func (f *feed) start(ctx context.Context) error {
 	}
 	f.pending, f.pendingFirst = nil, 0
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.gen++
 	f.epoch, f.batches, f.kept = epoch, nil, 0
 	f.base, f.head, f.seen = base, base, seen
 	f.appendLocked(log, base+1)
-	f.broadcastLocked()
+	woken := f.rewakeLocked()
+	f.mu.Unlock()
+	wake(woken)
 	return nil
 }
 
@@ -192,11 +197,7 @@ func (f *feed) follow(ctx context.Context) (reason string) {
 			return ""
 		case <-cutAt.C:
 			now := f.now()
-			if f.cut() {
-				f.mu.Lock()
-				f.broadcastLocked()
-				f.mu.Unlock()
-			}
+			f.cut()
 			if next = next.Add(f.interval); !next.After(now) {
 				next = now.Add(f.interval)
 			}
@@ -288,18 +289,19 @@ func (f *feed) take(runs []Run) (reason string) {
 	return ""
 }
 
-// cut adds the pending deltas to the ring as batches; the caller wakes
-// the subscribers.
-func (f *feed) cut() bool {
+// cut adds the pending deltas to the ring as batches and wakes the
+// subscribers.
+func (f *feed) cut() {
 	if len(f.pending) == 0 {
-		return false
+		return
 	}
 	buf, first := f.pending, f.pendingFirst
 	f.pending = nil
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.appendLocked(buf, first)
-	return true
+	woken := f.rewakeLocked()
+	f.mu.Unlock()
+	wake(woken)
 }
 
 // appendLocked adds deltas from seq first to the ring as batches of at
@@ -329,9 +331,56 @@ func (f *feed) appendLocked(buf []byte, first int64) {
 	}
 }
 
-func (f *feed) broadcastLocked() {
-	close(f.wake)
-	f.wake = make(chan struct{})
+// wakeGroup is the wake channel of the subscribers on one connection.
+// Woken group by group, their sends reach each connection's writer back
+// to back, and it finds more frames queued per write; woken all at once,
+// in the order they happened to wait, they interleave across connections
+// and most frames go out in a write of their own. With 10,000
+// subscribers over 100 connections, grouping took the server's write
+// calls during the fan-out down by a fifth and the subscribers' reads by
+// 2.5 times (BenchmarkCanvasSubscribers, /proc/PID/io).
+type wakeGroup struct {
+	ch   chan struct{}
+	subs int
+}
+
+// join adds a subscriber to its connection's group.
+func (f *feed) join(conn string) *wakeGroup {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := f.groups[conn]
+	if g == nil {
+		g = &wakeGroup{ch: make(chan struct{})}
+		f.groups[conn] = g
+	}
+	g.subs++
+	return g
+}
+
+func (f *feed) leave(conn string, g *wakeGroup) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if g.subs--; g.subs == 0 {
+		delete(f.groups, conn)
+	}
+}
+
+// rewakeLocked gives every group a new wake channel and returns the old
+// ones, for wake to close once f.mu is released: a subscriber woken while
+// the lock is still held would only block on it and be woken again.
+func (f *feed) rewakeLocked() []chan struct{} {
+	old := make([]chan struct{}, 0, len(f.groups))
+	for _, g := range f.groups {
+		old = append(old, g.ch)
+		g.ch = make(chan struct{})
+	}
+	return old
+}
+
+func wake(chans []chan struct{}) {
+	for _, ch := range chans {
+		close(ch)
+	}
 }
 
 // Resync reasons.
@@ -357,6 +406,9 @@ const FromNow = -1
 func (f *feed) serve(ctx context.Context, after int64, send func(*canvasv1.StreamPixelsResponse) error) error {
 	streamSubscribers.Inc()
 	defer streamSubscribers.Dec()
+	conn := connectionOf(ctx)
+	group := f.join(conn)
+	defer f.leave(conn, group)
 	joined := f.now()
 	var (
 		gen      uint64
@@ -381,7 +433,7 @@ func (f *feed) serve(ctx context.Context, after int64, send func(*canvasv1.Strea
 		}
 		f.mu.RLock()
 		if f.gen == 0 { // not following the log yet (Redis down at start)
-			wake := f.wake
+			wake := group.ch
 			f.mu.RUnlock()
 			if err := f.wait(ctx, wake, nil); err != nil {
 				return err
@@ -428,7 +480,7 @@ func (f *feed) serve(ctx context.Context, after int64, send func(*canvasv1.Strea
 		}
 		i := sort.Search(len(f.batches), func(i int) bool { return f.batches[i].last > pos })
 		n := copy(buf[:], f.batches[i:])
-		wake := f.wake
+		wake := group.ch
 		f.mu.RUnlock()
 
 		if n == 0 {
@@ -472,6 +524,16 @@ func (f *feed) resync(send func(*canvasv1.StreamPixelsResponse) error, reason st
 	return send(&canvasv1.StreamPixelsResponse{Event: &canvasv1.StreamPixelsResponse_Resync{
 		Resync: &canvasv1.Resync{Reason: reason, CurrentSeq: current},
 	}})
+}
+
+// connectionOf names the connection a stream arrived on: the peer's
+// address and port (empty when there is none, as on the in-process
+// channel).
+func connectionOf(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
 }
 
 // errHeartbeatDue is wait's answer when the heartbeat timer fired first.

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	canvasv1 "github.com/apiplatform/platform/gen/go/canvas/v1"
@@ -62,7 +64,13 @@ type sub struct {
 
 // subscribe follows the feed after since (0: from now).
 func subscribe(f *feed, since int64, send func(*canvasv1.StreamPixelsResponse) error) *sub {
-	ctx, cancel := context.WithCancel(bg)
+	return subscribeIn(bg, f, since, send)
+}
+
+// subscribeIn is subscribe for a stream whose context is parent (a peer's
+// connection, say).
+func subscribeIn(parent context.Context, f *feed, since int64, send func(*canvasv1.StreamPixelsResponse) error) *sub {
+	ctx, cancel := context.WithCancel(parent)
 	s := &sub{msgs: make(chan *canvasv1.StreamPixelsResponse, 10_000), done: make(chan error, 1), stop: cancel, at: since}
 	if since == 0 {
 		s.at, since = -1, FromNow
@@ -292,6 +300,53 @@ func TestFeedCutsWhileTheLogIsQuiet(t *testing.T) {
 	s.follow(t, 1)
 	placeN(t, mem, 1)
 	s.follow(t, 2)
+}
+
+// Subscribers are woken connection by connection: every connection's
+// subscribers get every batch, and a connection whose last subscriber left
+// is woken again when a new one arrives on it.
+func TestFeedWakesEveryConnection(t *testing.T) {
+	b := NewMemoryBoard(10, 10, 0, nil, 10_000)
+	f := testFeed(t, b, feedConfig{})
+	on := func(conn int) *sub {
+		addr := &net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(conn)), Port: 4000}
+		s := subscribeIn(peer.NewContext(bg, &peer.Peer{Addr: addr}), f, 0, nil)
+		s.follow(t, s.at+1) // the stream's start
+		return s
+	}
+	var subs []*sub
+	for i := range 6 {
+		subs = append(subs, on(i%3))
+	}
+	subs = append(subs, subscribe(f, 0, nil)) // no peer: the in-process channel
+	subs[len(subs)-1].follow(t, 0)
+	placeN(t, b, 5)
+	for _, s := range subs {
+		s.follow(t, 5)
+	}
+	subs[2].stop()
+	subs[5].stop() // connection 2 has no subscriber left
+	<-subs[2].done
+	<-subs[5].done
+	back := on(2)
+	defer back.stop()
+	placeN(t, b, 5)
+	for _, s := range append(subs, back) {
+		if s != subs[2] && s != subs[5] {
+			s.follow(t, 10)
+		}
+	}
+	for i, s := range subs {
+		if i != 2 && i != 5 {
+			s.stop()
+			<-s.done
+		}
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if len(f.groups) != 1 {
+		t.Fatalf("groups left: %v (want only connection 2's)", f.groups)
+	}
 }
 
 func waitHead(t *testing.T, f *feed, seq int64) {
