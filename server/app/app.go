@@ -262,7 +262,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	telemetry.RPCMetrics.InitializeMetrics(s.grpc)
 
 	if s.httpLn != nil {
-		gw, err := gateway.New(ctx, inProcConn{inproc}, cfg.GatewaySettings())
+		gw, err := gateway.New(ctx, inproc, cfg.GatewaySettings())
 		if err != nil {
 			return nil, err
 		}

@@ -122,8 +122,10 @@ func sanitizeStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h g
 const RegionMetadata = "x-region"
 
 func regionUnary(region string) grpc.UnaryServerInterceptor {
+	// One metadata for every call: grpc.SetHeader only reads it.
+	md := metadata.Pairs(RegionMetadata, region)
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		_ = grpc.SetHeader(ctx, metadata.Pairs(RegionMetadata, region))
+		_ = grpc.SetHeader(ctx, md)
 		return h(ctx, req)
 	}
 }

@@ -5,10 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"sync"
 
 	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -24,33 +30,188 @@ import (
 // handler's incoming metadata, and headers a handler sets with
 // grpc.SetHeader come back through the grpc.Header call option that
 // grpc-gateway passes, as they do over a connection.
-func newInProcChannel(d serverDeps) *inprocgrpc.Channel {
+func newInProcChannel(d serverDeps) *inProcConn {
 	unary, stream := interceptors(d)
-	ch := new(inprocgrpc.Channel).
-		WithServerUnaryInterceptor(chainUnary(unary)).
+	intercept := chainUnary(unary)
+	c := &inProcConn{Channel: new(inprocgrpc.Channel).
+		WithServerUnaryInterceptor(intercept).
 		WithServerStreamInterceptor(chainStream(stream)).
-		WithCloner(protoCloner{})
-	if d.tracing {
-		ch = ch.WithClientStatsHandler(clientStatsHandler()).WithServerStatsHandler(serverStatsHandler())
+		WithCloner(protoCloner{}),
+		intercept: intercept,
 	}
-	return ch
+	if d.tracing {
+		c.Channel = c.Channel.WithClientStatsHandler(clientStatsHandler()).WithServerStatsHandler(serverStatsHandler())
+	} else {
+		c.unary = map[string]inProcMethod{}
+	}
+	return c
 }
 
-// inProcConn is the gateway's side of the channel. For a call that sends
-// one request and streams answers, grpc-go's SendMsg never reports that
-// the server already ended the call (the generated client would return
-// that error instead of the call's status): RecvMsg gives the status. The
-// channel's SendMsg returns io.EOF then, so a stream refused at once (a
-// permission check, a stream cap) would reach the gateway as an UNKNOWN
-// "EOF", a 500, instead of its own status.
-type inProcConn struct{ *inprocgrpc.Channel }
+// inProcConn is the gateway's side of the channel.
+//
+// A unary call runs its handler on the caller's goroutine (Invoke): the
+// channel's own Invoke starts a goroutine per call and hands the answer
+// back over a channel, which on a redirect cost more than the service's
+// own work (a fresh stack grown on every call, a select, the channel's
+// frames). The handler sees what it sees through the channel: none of
+// the caller's context values, the caller's outgoing metadata as its
+// incoming metadata, an in-process peer, and a transport stream whose
+// headers and trailers come back through the grpc.Header and
+// grpc.Trailer call options grpc-gateway passes. While tracing is on,
+// unary calls go through the channel, whose stats handlers trace them.
+//
+// For a call that sends one request and streams answers, grpc-go's
+// SendMsg never reports that the server already ended the call (the
+// generated client would return that error instead of the call's
+// status): RecvMsg gives the status. The channel's SendMsg returns io.EOF
+// then, so a stream refused at once (a permission check, a stream cap)
+// would reach the gateway as an UNKNOWN "EOF", a 500, instead of its own
+// status.
+type inProcConn struct {
+	*inprocgrpc.Channel
+	// unary is every unary method by full name; nil while tracing.
+	unary     map[string]inProcMethod
+	intercept grpc.UnaryServerInterceptor
+}
 
-func (c inProcConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+type inProcMethod struct {
+	impl    any
+	handler grpc.MethodHandler
+}
+
+// RegisterService registers on the channel (streams, and unary calls
+// while tracing) and keeps the unary methods for Invoke.
+func (c *inProcConn) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	c.Channel.RegisterService(desc, impl)
+	if c.unary == nil {
+		return
+	}
+	for _, m := range desc.Methods {
+		c.unary["/"+desc.ServiceName+"/"+m.MethodName] = inProcMethod{impl, m.Handler}
+	}
+}
+
+func (c *inProcConn) Invoke(ctx context.Context, method string, req, resp any, opts ...grpc.CallOption) error {
+	m, ok := c.unary[method]
+	if !ok {
+		return c.Channel.Invoke(ctx, method, req, resp, opts...)
+	}
+	// The call's context ends when it returns, as a gRPC server's does.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ts := &unaryTransportStream{method: method}
+	v, err := m.handler(m.impl, serverContext(ctx, ts), func(in any) error {
+		return protoCloner{}.Copy(in, req)
+	}, c.intercept)
+	header, trailer := ts.finish()
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = header
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = trailer
+		case grpc.PeerCallOption:
+			*o.PeerAddr = inProcPeer
+		}
+	}
+	if err != nil {
+		// A gRPC server answers an error that is not a status (a context's,
+		// say) with the status it stands for; so does this.
+		if _, ok := status.FromError(err); !ok {
+			err = status.FromContextError(err).Err()
+		}
+		return err
+	}
+	if v == nil || reflect.ValueOf(v).IsNil() {
+		return status.Error(codes.Internal, "handler returned neither error nor response message")
+	}
+	return protoCloner{}.Copy(resp, v)
+}
+
+func (c *inProcConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	cs, err := c.Channel.NewStream(ctx, desc, method, opts...)
 	if err != nil || desc.ClientStreams {
 		return cs, err
 	}
 	return serverStreamCall{cs}, nil
+}
+
+var inProcPeer = peer.Peer{Addr: inProcAddr{}}
+
+type inProcAddr struct{}
+
+func (inProcAddr) Network() string { return "inproc" }
+func (inProcAddr) String() string  { return "0" }
+
+// serverContext is the handler's context for a call from ctx: its
+// deadline and cancellation, none of its values (the gateway's must not
+// leak into the service), and its outgoing metadata as incoming.
+func serverContext(ctx context.Context, ts grpc.ServerTransportStream) context.Context {
+	out := context.Context(noValues{ctx})
+	if md, ok := metadata.FromOutgoingContext(ctx); ok {
+		out = metadata.NewIncomingContext(out, md)
+	}
+	out = peer.NewContext(out, &inProcPeer)
+	return grpc.NewContextWithServerTransportStream(out, ts)
+}
+
+// noValues passes on a context's deadline and cancellation, not its values.
+type noValues struct{ context.Context }
+
+func (noValues) Value(any) any { return nil }
+
+// unaryTransportStream collects what a unary handler sets with
+// grpc.SetHeader, grpc.SendHeader and grpc.SetTrailer.
+type unaryTransportStream struct {
+	method string
+
+	mu              sync.Mutex
+	header, trailer metadata.MD
+	done            bool
+}
+
+func (s *unaryTransportStream) Method() string { return s.method }
+
+func (s *unaryTransportStream) SetHeader(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return errors.New("the call has ended")
+	}
+	s.header = appendMD(s.header, md)
+	return nil
+}
+
+// SendHeader adds md; the headers go out when the handler returns.
+func (s *unaryTransportStream) SendHeader(md metadata.MD) error { return s.SetHeader(md) }
+
+func (s *unaryTransportStream) SetTrailer(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return errors.New("the call has ended")
+	}
+	s.trailer = appendMD(s.trailer, md)
+	return nil
+}
+
+// appendMD adds md's values to to's, as a gRPC server's transport does:
+// the handler's md may be shared and is only read.
+func appendMD(to, md metadata.MD) metadata.MD {
+	if to == nil {
+		to = make(metadata.MD, len(md))
+	}
+	for k, v := range md {
+		to[k] = append(to[k], v...)
+	}
+	return to
+}
+
+func (s *unaryTransportStream) finish() (header, trailer metadata.MD) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	return s.header, s.trailer
 }
 
 type serverStreamCall struct{ grpc.ClientStream }
@@ -72,8 +233,9 @@ func (rs registrars) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	}
 }
 
-// protoCloner copies messages between the gateway and the handler (they
-// run on different goroutines, so they must not share one) with the
+// protoCloner copies messages between the gateway and the handler (on a
+// stream they run on different goroutines, and a handler may keep what it
+// returns, so the two never share one) with the
 // protobuf runtime's own merge: the channel's default cloner goes through
 // the legacy APIv1 and a dynamic-message check on every copy.
 //

@@ -12,12 +12,17 @@ import (
 // rotation servers accept the old and the new one while gateways move over
 // (gateways send the first of theirs, see SendSecret).
 func FromGateway(md metadata.MD, secrets string) bool {
-	got := md.Get(SecretKey)
+	return fromGateway(md.Get(SecretKey), secrets)
+}
+
+func fromGateway(got []string, secrets string) bool {
 	if len(got) != 1 {
 		return false
 	}
 	ok := false
-	for _, s := range strings.Split(secrets, ",") {
+	for rest := secrets; rest != ""; {
+		var s string
+		s, rest, _ = strings.Cut(rest, ",")
 		if s = strings.TrimSpace(s); s != "" && subtle.ConstantTimeCompare([]byte(got[0]), []byte(s)) == 1 {
 			ok = true
 		}

@@ -81,30 +81,32 @@ func WithEdge(ctx context.Context, e Edge) context.Context {
 }
 
 // Resolve reads an incoming call's Edge. Metadata set by the gateway was
-// encoded by Encode and is decoded here.
+// encoded by Encode and is decoded here. It reads the keys it needs one by
+// one: metadata.FromIncomingContext would copy every key and value of the
+// call's metadata, on every call.
 func Resolve(ctx context.Context, gatewaySecret string) Edge {
-	md, _ := metadata.FromIncomingContext(ctx)
-	e := Edge{ViaGateway: FromGateway(md, gatewaySecret)}
+	get := func(k string) []string { return metadata.ValueFromIncomingContext(ctx, k) }
+	e := Edge{ViaGateway: fromGateway(get(SecretKey), gatewaySecret)}
 	val := func(k string) string {
-		v := first(md, k)
+		v := first(get(k))
 		if e.ViaGateway {
 			v = Decode(v)
 		}
 		return v
 	}
 	if e.ViaGateway {
-		if a, err := netip.ParseAddr(first(md, AddrKey)); err == nil {
+		if a, err := netip.ParseAddr(first(get(AddrKey))); err == nil {
 			e.Addr = a.Unmap()
 		}
 		e.UserAgent, e.Country = val(UserAgentKey), val(CountryKey)
 	} else {
-		e.UserAgent = first(md, "user-agent") // a direct gRPC client's own
+		e.UserAgent = first(get("user-agent")) // a direct gRPC client's own
 	}
 	if !e.Addr.IsValid() {
 		e.Addr = peerAddr(ctx)
 	}
 	e.UserAgent, e.Referer = printable(e.UserAgent), printable(val(RefererKey))
-	for _, k := range md.Get(RequestHeaders["Idempotency-Key"]) {
+	for _, k := range get(RequestHeaders["Idempotency-Key"]) {
 		if e.ViaGateway {
 			k = Decode(k)
 		}
@@ -116,8 +118,8 @@ func Resolve(ctx context.Context, gatewaySecret string) Edge {
 	return e
 }
 
-func first(md metadata.MD, k string) string {
-	if v := md.Get(k); len(v) > 0 {
+func first(v []string) string {
+	if len(v) > 0 {
 		return v[0]
 	}
 	return ""
