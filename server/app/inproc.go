@@ -202,7 +202,13 @@ func appendMD(to, md metadata.MD) metadata.MD {
 		to = make(metadata.MD, len(md))
 	}
 	for k, v := range md {
-		to[k] = append(to[k], v...)
+		if to[k] == nil {
+			// Shared, clipped: a later append copies instead of writing
+			// into the handler's array.
+			to[k] = v[:len(v):len(v)]
+		} else {
+			to[k] = append(to[k], v...)
+		}
 	}
 	return to
 }

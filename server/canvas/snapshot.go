@@ -105,9 +105,7 @@ func etagOf(snap *Snapshot, kind string) string {
 // boardHeaders sets the cache headers of a board representation and tells
 // whether the client's copy is current (answer 304 then).
 func boardHeaders(ctx context.Context, snap *Snapshot, etag string) (notModified bool) {
-	wire.SetHeader(ctx, "cache-control", boardCacheControl)
-	wire.SetHeader(ctx, "x-canvas-seq", strconv.FormatInt(snap.Seq, 10))
-	return wire.NotModified(ctx, etag)
+	return wire.NotModified(ctx, etag, "cache-control", boardCacheControl, "x-canvas-seq", strconv.FormatInt(snap.Seq, 10))
 }
 
 // GetBoard implements CanvasService.

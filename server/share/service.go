@@ -414,8 +414,7 @@ func (s *Service) GetSharePage(ctx context.Context, req *sharev1.GetSharePageReq
 	if err != nil {
 		return nil, apierr.Internal(ctx, err)
 	}
-	wire.SetHeader(ctx, "cache-control", s.pageCacheControl)
-	if wire.NotModified(ctx, page.etag) {
+	if wire.NotModified(ctx, page.etag, "cache-control", s.pageCacheControl) {
 		return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8"}, nil
 	}
 	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: page.body}, nil

@@ -69,11 +69,10 @@ func (s *Service) FollowShortUrl(ctx context.Context, req *shortenerv1.FollowSho
 		// A shared cache would serve a limited link past its limit.
 		cc = "public, max-age=" + strconv.Itoa(int(s.cfg.PermanentMaxAge.Seconds()))
 	}
-	wire.SetStatus(ctx, e.Kind)
-	wire.SetHeader(ctx, "location", target)
-	wire.SetHeader(ctx, "cache-control", cc)
 	if e.Devices != nil {
-		wire.SetHeader(ctx, "vary", "User-Agent")
+		wire.SetResponse(ctx, e.Kind, "location", target, "cache-control", cc, "vary", "User-Agent")
+	} else {
+		wire.SetResponse(ctx, e.Kind, "location", target, "cache-control", cc)
 	}
 	redirectCounter(e.Kind).Inc()
 	body := `<!doctype html><meta charset="utf-8"><title>Redirecting</title><a href="` +
@@ -138,8 +137,7 @@ func (s *Service) passwordForm(ctx context.Context, code string, status int, msg
 	if err := formTemplate.Execute(&buf, struct{ Code, Error string }{code, msg}); err != nil {
 		return nil, apierr.Internal(ctx, err)
 	}
-	wire.SetStatus(ctx, status)
-	wire.SetHeader(ctx, "cache-control", "private, no-store")
+	wire.SetResponse(ctx, status, "cache-control", "private, no-store")
 	redirectCounter(status).Inc()
 	return &httpbody.HttpBody{ContentType: "text/html; charset=utf-8", Data: buf.Bytes()}, nil
 }

@@ -28,13 +28,35 @@ var Headers = map[string]string{
 // SetStatus asks the gateway to answer with code (set before returning an
 // error too: the gateway applies it to the error's answer).
 func SetStatus(ctx context.Context, code int) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(StatusKey, strconv.Itoa(code)))
+	_ = grpc.SetHeader(ctx, metadata.MD{StatusKey: {strconv.Itoa(code)}})
 }
 
 // SetHeader asks the gateway to send an HTTP header (key must be in
 // Headers).
 func SetHeader(ctx context.Context, key, value string) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(key, value))
+	_ = grpc.SetHeader(ctx, metadata.MD{key: {value}})
+}
+
+// SetResponse asks for an HTTP status (when code is not 0) and headers
+// (lower-case key, value pairs; keys in Headers) in one metadata: an
+// answer on the hot path (a redirect) sets all of them at once.
+func SetResponse(ctx context.Context, code int, kv ...string) {
+	n := len(kv) / 2
+	if code != 0 {
+		n++
+	}
+	md := make(metadata.MD, n)
+	vals := make([]string, 0, n) // one backing array for every value
+	if code != 0 {
+		vals = append(vals, strconv.Itoa(code))
+		md[StatusKey] = vals[0:1:1]
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		j := len(vals)
+		vals = append(vals, kv[i+1])
+		md[kv[i]] = vals[j : j+1 : j+1]
+	}
+	_ = grpc.SetHeader(ctx, md)
 }
 
 // Status is the HTTP status a service asked for in md, if any.
@@ -50,7 +72,9 @@ func Status(md metadata.MD) (int, bool) {
 // ETagMatches reports whether an If-None-Match header names etag (weak
 // comparison, as RFC 9110 asks for If-None-Match).
 func ETagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
+	for rest, more := header, true; more; {
+		var t string
+		t, rest, more = strings.Cut(rest, ",")
 		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
 		if t == "*" || t == etag {
 			return true
@@ -59,13 +83,16 @@ func ETagMatches(header, etag string) bool {
 	return false
 }
 
-// NotModified answers a conditional read: it sets the ETag and reports
-// whether the caller's If-None-Match already holds it, asking for 304 then.
-func NotModified(ctx context.Context, etag string) bool {
-	SetHeader(ctx, "etag", etag)
+// NotModified answers a conditional read: it sets the ETag, and the
+// representation's other headers kv (as SetResponse takes them), and
+// reports whether the caller's If-None-Match already holds it, asking for
+// 304 then.
+func NotModified(ctx context.Context, etag string, kv ...string) bool {
+	kv = append(kv, "etag", etag)
 	if ETagMatches(FromContext(ctx).IfNoneMatch, etag) {
-		SetStatus(ctx, 304)
+		SetResponse(ctx, 304, kv...)
 		return true
 	}
+	SetResponse(ctx, 0, kv...)
 	return false
 }
