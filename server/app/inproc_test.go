@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/fullstorydev/grpchan/inprocgrpc"
@@ -57,6 +58,9 @@ func TestInProcUnaryOnCallersGoroutine(t *testing.T) {
 	var (
 		seen    context.Context
 		refusal error
+		// The handler's own metadata: with spare capacity, so an append
+		// into it would show.
+		first = metadata.MD{"x-header": append(make([]string, 0, 4), "h")}
 	)
 	conn := &inProcConn{
 		Channel: new(inprocgrpc.Channel),
@@ -66,7 +70,8 @@ func TestInProcUnaryOnCallersGoroutine(t *testing.T) {
 			if refusal != nil {
 				return nil, refusal
 			}
-			_ = grpc.SetHeader(ctx, metadata.Pairs("x-header", "h"))
+			_ = grpc.SetHeader(ctx, first)
+			_ = grpc.SetHeader(ctx, metadata.Pairs("x-header", "h2"))
 			_ = grpc.SetTrailer(ctx, metadata.Pairs("x-trailer", "t"))
 			return h(ctx, req)
 		},
@@ -94,8 +99,11 @@ func TestInProcUnaryOnCallersGoroutine(t *testing.T) {
 	if sp, ok := peer.FromContext(seen); !ok || sp.Addr == nil || p.Addr == nil {
 		t.Errorf("peer: handler %v, caller %v", sp, p.Addr)
 	}
-	if got := header.Get("x-header"); len(got) != 1 || got[0] != "h" {
-		t.Errorf("header x-header = %q, want [h]", got)
+	if got := header.Get("x-header"); !slices.Equal(got, []string{"h", "h2"}) {
+		t.Errorf("header x-header = %q, want [h h2]", got)
+	}
+	if got := first["x-header"]; !slices.Equal(got, []string{"h"}) || cap(got) != 4 || got[:2][1] != "" {
+		t.Errorf("the handler's metadata became %q (%q in its array)", got, got[:2])
 	}
 	if got := trailer.Get("x-trailer"); len(got) != 1 || got[0] != "t" {
 		t.Errorf("trailer x-trailer = %q, want [t]", got)
