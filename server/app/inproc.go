@@ -172,26 +172,20 @@ type unaryTransportStream struct {
 
 func (s *unaryTransportStream) Method() string { return s.method }
 
-func (s *unaryTransportStream) SetHeader(md metadata.MD) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return errors.New("the call has ended")
-	}
-	s.header = appendMD(s.header, md)
-	return nil
-}
+func (s *unaryTransportStream) SetHeader(md metadata.MD) error { return s.add(&s.header, md) }
 
 // SendHeader adds md; the headers go out when the handler returns.
-func (s *unaryTransportStream) SendHeader(md metadata.MD) error { return s.SetHeader(md) }
+func (s *unaryTransportStream) SendHeader(md metadata.MD) error { return s.add(&s.header, md) }
 
-func (s *unaryTransportStream) SetTrailer(md metadata.MD) error {
+func (s *unaryTransportStream) SetTrailer(md metadata.MD) error { return s.add(&s.trailer, md) }
+
+func (s *unaryTransportStream) add(to *metadata.MD, md metadata.MD) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
 		return errors.New("the call has ended")
 	}
-	s.trailer = appendMD(s.trailer, md)
+	*to = appendMD(*to, md)
 	return nil
 }
 
