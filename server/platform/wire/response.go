@@ -45,18 +45,14 @@ func SetResponse(ctx context.Context, code int, kv ...string) {
 	if code != 0 {
 		n++
 	}
-	md := make(metadata.MD, n)
-	vals := make([]string, 0, n) // one backing array for every value
+	md := NewMD(n)
 	if code != 0 {
-		vals = append(vals, strconv.Itoa(code))
-		md[StatusKey] = vals[0:1:1]
+		md.Set(StatusKey, strconv.Itoa(code))
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
-		j := len(vals)
-		vals = append(vals, kv[i+1])
-		md[kv[i]] = vals[j : j+1 : j+1]
+		md.Set(kv[i], kv[i+1])
 	}
-	_ = grpc.SetHeader(ctx, md)
+	_ = grpc.SetHeader(ctx, md.MD())
 }
 
 // Status is the HTTP status a service asked for in md, if any.
