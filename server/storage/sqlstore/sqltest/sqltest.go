@@ -84,12 +84,9 @@ func migratedTemplate(base string, migrate func(ctx context.Context, url string)
 		return "", err
 	}
 	defer conn.Close(ctx)
-	var version string
-	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+	crdb, err := isCockroach(ctx, conn)
+	if err != nil || crdb {
 		return "", err
-	}
-	if strings.Contains(version, "CockroachDB") {
-		return "", nil
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -129,6 +126,16 @@ func DropTemplates() {
 	templates.name, templates.done = "", false
 }
 
+// isCockroach reports whether conn's server is CockroachDB rather than
+// PostgreSQL (its version() says so).
+func isCockroach(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var version string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		return false, err
+	}
+	return strings.Contains(version, "CockroachDB"), nil
+}
+
 func withPath(base, name string) string {
 	u, err := url.Parse(base)
 	if err != nil {
@@ -150,8 +157,8 @@ func freshDatabase(t testing.TB, template string) string {
 		t.Fatalf("connect to TEST_DATABASE_URL: %v", err)
 	}
 	defer conn.Close(ctx)
-	var version string
-	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+	crdb, err := isCockroach(ctx, conn)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var b [6]byte
@@ -175,7 +182,7 @@ func freshDatabase(t testing.TB, template string) string {
 		}
 		defer conn.Close(ctx)
 		drop := "DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " WITH (FORCE)"
-		if strings.Contains(version, "CockroachDB") {
+		if crdb {
 			drop = "DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " CASCADE"
 		}
 		if _, err := conn.Exec(ctx, drop); err != nil {
