@@ -317,10 +317,13 @@ func (tb *webTab) init(cancel context.CancelFunc) {
 	})
 }
 
+// actionTimeout bounds one browser action (a click retried included).
+const actionTimeout = 20 * time.Second
+
 // do runs actions with a deadline, failing the test with the tab's name.
 func (tb *webTab) do(actions ...chromedp.Action[chromedp.Void]) {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		tb.t.Fatalf("%s: %v", tb.name, err)
@@ -353,7 +356,7 @@ func (tb *webTab) route(route, readySel string) {
 
 func (tb *webTab) click(sel string) {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
 	defer cancel()
 	for {
 		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
