@@ -81,8 +81,11 @@ func isStream(h http.Header) bool {
 	if h.Get("Transfer-Encoding") == "chunked" {
 		return true
 	}
-	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	return mt == "text/event-stream" || mt == "application/x-ndjson"
+	// The media type alone, without mime.ParseMediaType's parameter map:
+	// every answer asks.
+	mt, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	mt = strings.TrimSpace(mt)
+	return strings.EqualFold(mt, "text/event-stream") || strings.EqualFold(mt, "application/x-ndjson")
 }
 
 func (e *etagWriter) Write(b []byte) (int, error) {

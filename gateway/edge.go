@@ -22,7 +22,7 @@ const (
 // and the body size bound.
 func (cfg Config) edge(routes http.Handler) (http.Handler, error) {
 	bounded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !utf8.ValidString(r.URL.Path) || !utf8.ValidString(r.URL.RawQuery) || !validQuery(r.URL.Query()) {
+		if !utf8.ValidString(r.URL.Path) || !utf8.ValidString(r.URL.RawQuery) || (r.URL.RawQuery != "" && !validQuery(r.URL.Query())) {
 			// grpc-gateway would copy the bytes into a proto string, which
 			// the gRPC client then refuses to marshal (a 500).
 			writeStatus(w, r, http.StatusBadRequest, status.New(codes.InvalidArgument, "the URL path and query must be valid UTF-8 once percent-decoded"))

@@ -108,6 +108,8 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, cfg Config) (http.H
 	if cfg.CountryHeader == "" {
 		cfg.CountryHeader = "CF-IPCountry"
 	}
+	// Canonical once: Header.Get canonicalizes (and allocates) otherwise.
+	cfg.CountryHeader = http.CanonicalHeaderKey(cfg.CountryHeader)
 	if cfg.BodyTimeout == 0 {
 		cfg.BodyTimeout = DefaultBodyTimeout
 	}
@@ -185,7 +187,7 @@ func incomingHeader(h string) (string, bool) {
 // the ones grpc-gateway forwards itself (Authorization, X-Forwarded-*).
 func (cfg Config) forwardedHeaders() []string {
 	names := []string{"User-Agent", "Referer", "Authorization", "X-Forwarded-Host", "X-Forwarded-For",
-		http.CanonicalHeaderKey(cfg.CountryHeader)}
+		cfg.CountryHeader}
 	for h := range wire.RequestHeaders {
 		names = append(names, h)
 	}

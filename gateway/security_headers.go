@@ -28,20 +28,32 @@ const sharePageCSP = pageCSP + "; script-src 'self'; connect-src 'self'"
 // They are set on JSON too: a JSON answer opened as a page is a page.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Assigned, not Set: every answer shares these one-value slices
+		// (net/http only reads them, and a handler's Set or Add replaces
+		// or copies), which spares four allocations a request.
 		h := w.Header()
 		if strings.HasPrefix(r.URL.Path, "/s/") {
-			h.Set("Content-Security-Policy", sharePageCSP)
+			h["Content-Security-Policy"] = sharePageCSPValue
 		} else {
-			h.Set("Content-Security-Policy", pageCSP)
+			h["Content-Security-Policy"] = pageCSPValue
 		}
-		h.Set("X-Frame-Options", "DENY") // for browsers that predate frame-ancestors
-		h.Set("X-Content-Type-Options", "nosniff")
+		h["X-Frame-Options"] = denyFraming // for browsers that predate frame-ancestors
+		h["X-Content-Type-Options"] = noSniff
 		// Short codes and share slugs are capabilities: never hand them to
 		// the next site in a Referer.
-		h.Set("Referrer-Policy", "no-referrer")
+		h["Referrer-Policy"] = noReferrer
 		next.ServeHTTP(w, r)
 	})
 }
+
+// The security headers' values: full one-value slices, so an Add copies.
+var (
+	pageCSPValue      = []string{pageCSP}
+	sharePageCSPValue = []string{sharePageCSP}
+	denyFraming       = []string{"DENY"}
+	noSniff           = []string{"nosniff"}
+	noReferrer        = []string{"no-referrer"}
+)
 
 // browserRoutes are the paths people open in a browser; their errors are
 // pages for people when the client accepts HTML.
